@@ -1,0 +1,163 @@
+"""`afpbisect run`: range -> calibrated, adaptive bisection -> confirmed culprit -> report.
+
+The policy (policy.py) decides; this module only wires the real environment to it and
+turns its result into the report, plus a `git bisect replay` file so anyone can check
+the answer with git's own notion of "first bad commit"."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import PATCHES_DIR, __version__, policy
+from .context import Context
+from .errors import InfraError, UsageError
+from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
+from .refs import Range, commit_range, split_range
+from .report import write_atomic, write_reports
+from .state import State
+from .verdict import Verdict
+from .worktree import BuildTree, check_patches_apply, load_patch
+
+
+def widener():
+    # Applied at every widen setting: with SURICATA_RING_SETUP_DELAY_US=0 it does nothing,
+    # and one product then serves every --widen-us (cache reuse).
+    return load_patch(PATCHES_DIR / "widener.patch")
+
+
+def _subject(repo, sha: str) -> str:
+    return repo.commit(sha).summary
+
+
+def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
+                  confirm_revert: bool = False, confidence: float = 0.999,
+                  fixed_cycles: int | None = None) -> dict:
+    t0 = time.time()
+    say = ctx.say
+    good_name, bad_name = split_range(range_text)
+    rng = commit_range(ctx.repo, good_name, bad_name, old_is_bad=find_fix)
+    for r in (rng.good, rng.bad):
+        if r.note:
+            say(f"note: {r.note}")
+    variant = Variant("widener", [widener()])
+    s = ctx.opts.settings
+    identity = {"command": "run", "repo": ctx.opts.repo, "good": rng.good.sha, "bad": rng.bad.sha,
+                "find_fix": find_fix, "pairs": s.pairs, "threads": s.threads, "widen_us": s.widen_us,
+                "confidence": confidence, "cycles": fixed_cycles}
+    state = State.load_or_new(ctx.workdir / "state" / f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}.json",
+                              "run", identity, restart=ctx.opts.restart, say=say)
+    say(f"range {rng.good.name}..{rng.bad.name}: {len(rng.commits) - 1} commits "
+        f"(at least {max(1, (len(rng.commits) - 1).bit_length())} steps)")
+    env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say)
+    store = evidence_store(state)
+    config = policy.PolicyConfig(confidence=confidence, find_fix=find_fix, fixed_cycles=fixed_cycles)
+
+    def on_step(*_a, **_k):
+        save_evidence(state, store)
+
+    status, message, res = "found", "", None
+    try:
+        res = policy.bisect(list(rng.commits), env, config, store=store, on_step=on_step)
+    except policy.NotReproducible as exc:
+        status, message = "not-reproducible", str(exc)
+    finally:
+        save_evidence(state, store)
+        env.close()
+    revert = None
+    if res is not None and confirm_revert and res.culprit:
+        revert = _confirm_revert(ctx, rng, res.culprit, state, config)
+    result = _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0)
+    if revert is not None:
+        result["revert_check"] = revert
+    state.data["result"] = result
+    state.save()
+    out = ctx.workdir / "reports"
+    stem = f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}"
+    result = write_reports(out, stem, result, "run.md.j2")
+    if res is not None:
+        write_atomic(out / f"{stem}.bisect-replay", _replay(rng, res, find_fix))
+    say(_headline(result))
+    say(f"report: {result['reports']['markdown']}")
+    return result
+
+
+def _headline(result: dict) -> str:
+    r = result["result"]
+    if r["status"] != "found":
+        return f"no answer: {r['status']}: {r['message']}"
+    what = "first fixed" if result["mode"] == "find-fix" else "first bad"
+    if len(r["candidates"]) == 1:
+        return f"{what} commit: {r['candidates'][0]} {r['subject']} (confidence {100 * r['confidence']:.2f}%)"
+    return f"the {what} commit could be any of: {' '.join(c[:10] for c in r['candidates'])}"
+
+
+def _replay(rng: Range, res, find_fix: bool) -> str:
+    """A `git bisect replay` file reproducing our decisions (skips included)."""
+    old, new = ("bad", "good") if find_fix else ("good", "bad")
+    lines = [f"git bisect start '--term-old={old}' '--term-new={new}' '{rng.bad.sha}' '{rng.good.sha}'"
+             if find_fix else f"git bisect start '{rng.bad.sha}' '{rng.good.sha}'"]
+    word = {Verdict.GOOD: old, Verdict.BAD: new, Verdict.SKIP: "skip"}
+    seen = set()
+    for st in res.steps:
+        if st.verdict in word and st.commit not in seen and st.commit not in (rng.good.sha, rng.bad.sha):
+            seen.add(st.commit)
+            lines.append(f"git bisect {word[st.verdict]} {st.commit}")
+    return "\n".join(lines) + "\n"
+
+
+def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0) -> dict:
+    repo = ctx.repo
+    s = ctx.opts.settings
+    steps, skips = [], []
+    if res is not None:
+        for st in res.steps:
+            facts = env.step_facts(st.commit)
+            ev = state.data["evidence"].get(st.commit, {})
+            steps.append({"commit": st.commit, "position": rng.position(st.commit), "role": st.role,
+                          "verdict": st.verdict.value, "cycles": st.cycles, "hits": st.hits,
+                          "subject": _subject(repo, st.commit), **facts})
+            if st.verdict == Verdict.SKIP:
+                skips.append({"commit": st.commit, "reason": ev.get("build_error") or "skipped"})
+    found = res is not None and status == "found"
+    return {
+        "afpbisect": __version__, "command": "run", "mode": "find-fix" if find_fix else "first-bad",
+        "repo": ctx.opts.repo, "workdir": str(ctx.workdir),
+        "range": {"good": vars_of(rng.good), "bad": vars_of(rng.bad), "size": len(rng.commits) - 1,
+                  "notes": [r.note for r in (rng.good, rng.bad) if r.note]},
+        "patches": [p.name for p in (widener(),)],
+        "settings": {"pairs": s.pairs, "threads": s.threads, "widen_us": s.widen_us, "confidence": confidence},
+        "result": {
+            "status": status, "message": message,
+            "candidates": list(res.candidates) if found else [],
+            "first_bad": res.culprit if found else None,
+            "subject": _subject(repo, res.culprit) if found and res.culprit else "",
+            "confidence": res.confidence if found else None,
+            "p_estimate": res.p_estimate if found else None,
+            "p_lower": res.p_lower if found else None,
+            "total_cycles": res.total_cycles if res is not None else 0,
+        },
+        "steps": steps, "skips": skips, "trace": list(res.trace) if res is not None else [message],
+        "wall_seconds": round(time.time() - t0, 1),
+    }
+
+
+def vars_of(r) -> dict:
+    return {"typed": r.typed, "name": r.name, "sha": r.sha, "note": r.note}
+
+
+def _confirm_revert(ctx, rng, culprit: str, state: State, config) -> dict:
+    """Revert the culprit on the BAD endpoint: the race must be gone."""
+    from .verify import check_variants
+    patch_path = ctx.workdir / "run" / f"revert-{culprit[:12]}.patch"
+    patch_path.parent.mkdir(parents=True, exist_ok=True)
+    patch_path.write_text(ctx.repo.git.diff(culprit, f"{culprit}^") + "\n")
+    try:
+        revert = load_patch(patch_path)
+    except UsageError:
+        return {"status": "error", "message": "culprit's revert is an empty diff"}
+    tree = BuildTree(ctx.repo, ctx.workdir / "trees" / "check")
+    try:
+        check_patches_apply(tree, rng.bad.sha, [widener(), revert])
+    except UsageError as exc:
+        return {"status": "not-applicable", "message": str(exc)}
+    return check_variants(ctx, rng.bad.sha, [revert], state, config, label="revert")

@@ -1,0 +1,261 @@
+"""Build environment: a candidate commit + patches -> an installed product, in Docker.
+
+Two containers per build, both from the recipe's image:
+  fetch    network host: configure when needed, fetch crates into the cargo cache, fixups
+  compile  network none: make + make install DESTDIR=/out  (hermetic: nothing downloaded)
+The product is stored under products/<commit>-<key>, key = hash(commit, patches, recipe,
+templates): a second request for the same key is a cache hit that builds nothing.
+ccache, the cargo home and the build tree persist between builds; that is where a
+bisection's time is won.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import docker.errors
+import git
+import jinja2
+import requests.exceptions
+
+from . import DOCKERFILES_DIR, TEMPLATES_DIR, eras
+from .engine import Engine, retrying
+from .errors import BuildFailure, InfraError
+from .worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
+
+log = logging.getLogger(__name__)
+
+DOCKERFILE = DOCKERFILES_DIR / "build.Dockerfile.j2"
+BUILD_SCRIPT = TEMPLATES_DIR / "build.sh.j2"
+STEP_MARK = re.compile(r"^AFPBISECT-STEP: (\S+)", re.M)
+# A change to any of these means autogen + configure must run again.
+_BUILD_SYSTEM = re.compile(r"(^|/)(configure\.ac|Makefile\.am|autogen\.sh|configure|Cargo\.toml\.in|[^/]*\.m4)$")
+BUILD_TIMEOUT = 3 * 3600
+
+
+@dataclass
+class BuildResult:
+    commit: str
+    key: str
+    ok: bool
+    cached: bool
+    seconds: float
+    product_dir: str | None
+    image: str
+    log_path: str
+    rules: list = field(default_factory=list)
+    step: str | None = None       # failing step when not ok
+    tail: str | None = None       # last lines of the failing step's log
+    reconfigured: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def skip_reason(self) -> str:
+        return f"build failed in step {self.step}: {(self.tail or '').strip().splitlines()[-1:] or ''}"
+
+
+def _render(path: Path, **kw) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path.parent)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template(path.name).render(**kw)
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+class DockerBuilder:
+    def __init__(self, engine: Engine, workdir: Path, base_image: str, jobs: int = 2, say=print):
+        self.engine = engine
+        self.workdir = Path(workdir)
+        self.base_image = base_image
+        self.jobs = jobs
+        self.say = say
+        self.products = self.workdir / "products"
+        self.cache = self.workdir / "cache"
+        self.logs = self.workdir / "logs" / "build"
+
+    # ------------------------------------------------------------ keys and recipe
+    def recipe_for(self, repo: git.Repo, sha: str) -> eras.Recipe:
+        return eras.resolve(GitCommitView(repo, sha))
+
+    def key(self, sha: str, patches: list[Patch], recipe: eras.Recipe) -> str:
+        return _digest(sha, *(p.digest() for p in patches), recipe.key(),
+                       DOCKERFILE.read_bytes(), BUILD_SCRIPT.read_bytes())
+
+    def product_dir(self, sha: str, key: str) -> Path:
+        return self.products / f"{sha[:12]}-{key}"
+
+    # ------------------------------------------------------------ image
+    def image_for(self, recipe: eras.Recipe) -> str:
+        dockerfile = _render(DOCKERFILE, base_image=self.base_image, recipe=recipe)
+        tag = f"afpbisect/build:{_digest(dockerfile, recipe.image_key())}"
+        try:
+            self.engine.client.images.get(tag)
+            return tag
+        except docker.errors.ImageNotFound:
+            pass
+        log_path = self.workdir / "logs" / "images" / f"{tag.split(':')[1]}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.say(f"building image {tag} (packages from the Debian archive; log {log_path})")
+        with tempfile.TemporaryDirectory(prefix="afpbisect-ctx-") as ctx:
+            (Path(ctx) / "Dockerfile").write_text(dockerfile)
+            t0 = time.time()
+            try:
+                with open(log_path, "w") as logf:
+                    for chunk in self.engine.client.api.build(
+                            path=ctx, tag=tag, network_mode="host", rm=True, forcerm=True,
+                            labels={"afpbisect": "1"}, decode=True):
+                        if "stream" in chunk:
+                            logf.write(chunk["stream"])
+                        if "error" in chunk:
+                            logf.write(chunk["error"] + "\n")
+                            raise InfraError(f"building image {tag} failed: {chunk['error'].strip()[:300]} "
+                                             f"(log {log_path})")
+            except docker.errors.APIError as exc:
+                raise InfraError(f"building image {tag} failed: {exc} (log {log_path})") from exc
+        self.say(f"image {tag} built in {time.time() - t0:.0f}s")
+        return tag
+
+    # ------------------------------------------------------------ build
+    def build(self, repo: git.Repo, sha: str, patches: list[Patch], label: str = "") -> BuildResult:
+        recipe = self.recipe_for(repo, sha)
+        key = self.key(sha, patches, recipe)
+        out = self.product_dir(sha, key)
+        log_path = self.logs / f"{sha[:12]}-{key}.log"
+        rules = [list(r) for r in recipe.fired]
+        meta = out / "afpbisect-build.json"
+        if meta.exists():
+            cached = json.loads(meta.read_text())
+            cached.update(cached=True, seconds=0.0)
+            return BuildResult(**cached)
+        image = self.image_for(recipe)
+        t0 = time.time()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        tree = BuildTree(repo, self.workdir / "trees" / recipe.image_key())
+        with open(log_path, "w") as logf:
+            logf.write(f"# afpbisect build of {sha} {label}\n# key {key}\n# image {image}\n")
+            for rid, reason in recipe.fired:
+                logf.write(f"# rule fired: {rid}: {reason}\n")
+            logf.write(f"# patches: {', '.join(p.name for p in patches) or 'none'}\n")
+        try:
+            reconfigure = self._prepare_tree(tree, sha, patches, recipe, log_path)
+        except PatchDoesNotApply as exc:
+            return self._failed(sha, key, image, log_path, rules, t0, "patch", str(exc))
+        try:
+            try:
+                self._run_phases(image, tree, recipe, out, log_path, reconfigure)
+            except BuildFailure as first:
+                if reconfigure:
+                    raise
+                # An incremental build can trip over stale generated files after a big
+                # jump in history; one full reconfigure before calling it unbuildable.
+                with open(log_path, "a") as logf:
+                    logf.write(f"\n# incremental build failed in {first.step}; retrying with reconfigure\n")
+                self._run_phases(image, tree, recipe, out, log_path, True)
+                reconfigure = True
+        except BuildFailure as exc:
+            return self._failed(sha, key, image, log_path, rules, t0, exc.step, exc.tail)
+        self._remember_tree(tree, sha, recipe)
+        res = BuildResult(commit=sha, key=key, ok=True, cached=False, seconds=round(time.time() - t0, 1),
+                          product_dir=str(out), image=image, log_path=str(log_path), rules=rules,
+                          reconfigured=reconfigure)
+        meta.write_text(json.dumps(res.to_dict(), indent=1))
+        return res
+
+    def _failed(self, sha, key, image, log_path, rules, t0, step, tail) -> BuildResult:
+        with open(log_path, "a") as logf:
+            logf.write(f"\n# BUILD FAILED in step {step}\n")
+        return BuildResult(commit=sha, key=key, ok=False, cached=False, seconds=round(time.time() - t0, 1),
+                           product_dir=None, image=image, log_path=str(log_path), rules=rules,
+                           step=step, tail=tail)
+
+    def _tree_meta(self, tree: BuildTree) -> Path:
+        return tree.path.parent / f"{tree.path.name}.json"
+
+    def _prepare_tree(self, tree: BuildTree, sha: str, patches: list[Patch], recipe, log_path) -> bool:
+        meta_path = self._tree_meta(tree)
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        tree.checkout(sha, patches)
+        last = meta.get("configured_at")
+        if not last or meta.get("recipe") != recipe.key():
+            return True
+        changed = [f for f in tree.changed_since(last, sha) if _BUILD_SYSTEM.search(f)]
+        if changed:
+            with open(log_path, "a") as logf:
+                logf.write(f"# reconfigure: build system changed since {last[:10]}: {', '.join(changed[:8])}\n")
+        return bool(changed)
+
+    def _remember_tree(self, tree: BuildTree, sha: str, recipe) -> None:
+        self._tree_meta(tree).write_text(json.dumps({"configured_at": sha, "recipe": recipe.key()}))
+
+    def _run_phases(self, image, tree, recipe, out: Path, log_path: Path, reconfigure: bool) -> None:
+        script = _render(BUILD_SCRIPT, recipe=recipe, jobs=self.jobs)
+        afp = self.workdir / "run" / "build"
+        afp.mkdir(parents=True, exist_ok=True)
+        (afp / "build.sh").write_text(script)
+        for d in ("ccache", "cargo"):
+            (self.cache / d).mkdir(parents=True, exist_ok=True)
+        tmp_out = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp_out, ignore_errors=True)
+        tmp_out.mkdir(parents=True)
+        env = dict(recipe.env)
+        env.update(RECONFIGURE="1" if reconfigure else "0", CCACHE_DIR="/cache/ccache",
+                   CARGO_HOME="/cache/cargo")
+        vols = {str(tree.path): {"bind": "/src", "mode": "rw"},
+                str(afp): {"bind": "/afp", "mode": "ro"},
+                str(self.cache / "ccache"): {"bind": "/cache/ccache", "mode": "rw"},
+                str(self.cache / "cargo"): {"bind": "/cache/cargo", "mode": "rw"}}
+        # The worktree's .git file points into our clone: mount it at the same path so
+        # git inside the container (version scripts) sees a valid repository.
+        vols[str(tree.repo.git_dir)] = {"bind": str(tree.repo.git_dir), "mode": "ro"}
+        self._container(image, "fetch", env, vols, "host", log_path)
+        vols[str(tmp_out)] = {"bind": "/out", "mode": "rw"}
+        self._container(image, "compile", env, vols, "none", log_path)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp_out.rename(out)
+
+    def _container(self, image, phase, env, vols, network, log_path: Path) -> None:
+        client = self.engine.client
+        create = retrying(client.containers.create)
+        c = create(image, ["bash", "/afp/build.sh", phase], environment=env, volumes=vols,
+                   network_mode=network, working_dir="/src", labels=self.engine.labels,
+                   name=f"afpbisect-build-{self.engine.run_id}-{phase}-{int(time.time()*1000) % 10**8}")
+        try:
+            c.start()
+            with open(log_path, "a") as logf:
+                logf.write(f"\n# ---- phase {phase} (network {network})\n")
+                logf.flush()
+                for chunk in c.logs(stream=True, follow=True):
+                    logf.write(chunk.decode(errors="replace"))
+            status = c.wait(timeout=BUILD_TIMEOUT)
+        except (requests.exceptions.ConnectionError, docker.errors.APIError) as exc:
+            raise InfraError(f"docker failed during the {phase} phase: {exc}") from exc
+        finally:
+            try:
+                c.remove(force=True)
+            except (docker.errors.APIError, requests.exceptions.ConnectionError):
+                pass
+        code = status.get("StatusCode", -1)
+        if code == 137:
+            raise InfraError(f"{phase} container was killed (exit 137; out of memory or stopped)")
+        if code != 0:
+            text = log_path.read_text(errors="replace")
+            phase_text = text[text.rfind(f"# ---- phase {phase}"):]
+            steps = STEP_MARK.findall(phase_text)
+            step = steps[-1] if steps else phase
+            tail = "\n".join(phase_text.rstrip().splitlines()[-25:])
+            raise BuildFailure(step, tail, log_path)

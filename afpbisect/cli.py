@@ -1,0 +1,190 @@
+"""Command line: parse, check, wire.  No policy here (cargo-bisect-rustc's lesson)."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .context import Options, default_workdir, open_context
+from .errors import AfpError, Interrupted
+from .repro import ReproSettings
+
+UPSTREAM = "https://github.com/OISF/suricata.git"
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=1, sort_keys=True, default=str))
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def common(fn):
+    """Options every command that builds and runs takes."""
+    opts = [
+        click.option("--repo", default=UPSTREAM, show_default=True,
+                     help="Target repository: local path (bare or not) or URL."),
+        click.option("--workdir", type=click.Path(path_type=Path), default=default_workdir,
+                     show_default="~/.cache/afpbisect", help="State, caches, products and logs."),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout."),
+        click.option("--pairs", type=click.IntRange(1, 32), default=6, show_default=True,
+                     help="Interface pairs SFE_i_TX <-> SFE_i_RX."),
+        click.option("--threads", type=click.IntRange(1, 16), default=2, show_default=True,
+                     help="Threads per interface."),
+        click.option("--widen-us", type=click.IntRange(0, 10_000_000), default=500_000, show_default=True,
+                     help="SURICATA_RING_SETUP_DELAY_US for the widener; 0 runs without delay."),
+        click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.999,
+                     show_default=True, help="Target confidence for the whole answer."),
+        click.option("--cycles", type=click.IntRange(1, 10_000), default=None,
+                     help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
+        click.option("--base-image", default="debian:bookworm", show_default=True,
+                     help="Base image; built locally with debootstrap when it cannot be pulled."),
+        click.option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
+                     help="make -j for builds."),
+        click.option("--restart", is_flag=True, help="Discard the saved state of this command and start over."),
+        click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+
+    @functools.wraps(fn)
+    def wrapper(**kw):
+        logging.basicConfig(level=logging.DEBUG if kw.get("verbose") else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        return fn(**kw)
+    return wrapper
+
+
+def _options(kw: dict, update: bool = False) -> Options:
+    settings = ReproSettings(pairs=kw["pairs"], threads=kw["threads"], widen_us=kw["widen_us"])
+    return Options(repo=kw["repo"], workdir=kw["workdir"], base_image=kw["base_image"],
+                   jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update)
+
+
+def _guard(fn):
+    """Map our errors to one clear line and their exit code; never a traceback for them."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except Interrupted as exc:
+            _say(f"afpbisect: {exc}; state kept — run the same command again to resume")
+            sys.exit(exc.exit_code)
+        except AfpError as exc:
+            _say(f"afpbisect: error: {exc}")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _say("afpbisect: interrupted; state kept — run the same command again to resume")
+            sys.exit(130)
+    return wrapper
+
+
+def main() -> None:
+    """Console entry point: bad input is one line and exit 2, never a usage dump."""
+    try:
+        rv = cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _say("afpbisect: interrupted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        _say(f"afpbisect: error: {exc.format_message()} (see afpbisect --help)")
+        sys.exit(2)
+    sys.exit(rv or 0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__)
+def cli():
+    """Find which Suricata commit introduced the AF-PACKET IPS startup race (ticket 8667),
+    and prove which patch removes it, by building and running the real thing in Docker."""
+
+
+@cli.command()
+@click.argument("range_", metavar="GOOD..BAD")
+@click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD races: find the first commit where the race is gone.")
+@click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the race is gone.")
+@common
+@_guard
+def run(range_, find_fix, confirm_revert, **kw):
+    """Bisect GOOD..BAD (e.g. v7.0.0..v8.0.3) and name the first bad commit."""
+    from .bisection import run_bisection
+    with open_context(_options(kw), say=_say) as ctx:
+        result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
+                               confidence=kw["confidence"])
+    _emit(result, kw["as_json"])
+    sys.exit(0 if result["result"]["status"] == "found" else 3)
+
+
+@cli.command("verify-patch")
+@click.argument("patches", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--target", default="suricata-8.0.3", show_default=True,
+              help="Commit to verify on (default: the known-bad tip).")
+@common
+@_guard
+def verify_patch(patches, target, **kw):
+    """Build TARGET + widener (+ PATCHES) and show, with a stated confidence, that the race
+    is gone with the patches and present without them."""
+    from .verify import run_verify
+    from .worktree import load_patch
+    loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
+    with open_context(_options(kw), say=_say) as ctx:
+        result = run_verify(ctx, target, loaded, confidence=kw["confidence"])
+    _emit(result, kw["as_json"])
+    sys.exit({"cleared": 0, "present": 1}.get(result["verdict"], 3))
+
+
+@cli.command()
+@click.option("--ref", default="main", show_default=True, help="Ref to test (users may write master).")
+@click.option("--last-good", default=None, help="Known good commit (overrides the job's own record).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Where to write JSON, Markdown, JUnit and HTML reports (default WORKDIR/nightly).")
+@click.option("--no-fetch", is_flag=True, help="Do not update the repository from its remote.")
+@common
+@_guard
+def nightly(ref, last_good, out_dir, no_fetch, **kw):
+    """Nightly regression job: test REF; on a regression bisect last_good..REF.
+    Exit 0 clean, 1 regression found, 2 usage error, 3 infrastructure error."""
+    from .nightly import run_nightly
+    with open_context(_options(kw, update=not no_fetch), say=_say) as ctx:
+        result = run_nightly(ctx, ref, last_good=last_good, out_dir=out_dir, confidence=kw["confidence"])
+    _emit(result, kw["as_json"])
+    sys.exit(result["exit_code"])
+
+
+@cli.command()
+@click.option("--commits", type=click.IntRange(50, 200), default=80, show_default=True)
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Default: a fresh temporary directory, removed afterwards.")
+@click.option("--keep", is_flag=True, help="Keep the synthetic repo and workdir.")
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def selftest(commits, workdir, keep, as_json):
+    """Run the whole pipeline on a generated synthetic target with a planted bad commit."""
+    from .selftest import run_selftest
+    result = run_selftest(commits=commits, workdir=workdir, keep=keep, say=_say)
+    _emit(result, as_json)
+    sys.exit(0 if result["ok"] else 1)
+
+
+@cli.command()
+@click.option("--volumes", is_flag=True, help="Also remove afpbisect's built images.")
+@_guard
+def clean(volumes):
+    """Remove every container and network any afpbisect run left behind (by label)."""
+    from .engine import connect
+    eng = connect("clean")
+    n = eng.cleanup_run("*")
+    _say(f"removed {n} container(s)")
+    if volumes:
+        for img in eng.client.images.list(filters={"label": "afpbisect"}):
+            eng.client.images.remove(img.id, force=True)
+            _say(f"removed image {img.tags or img.id}")

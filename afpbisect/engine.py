@@ -1,0 +1,141 @@
+"""The Docker engine, reached through the SDK, with bounded retries and run labels.
+
+Every container, network and image the tool makes carries the label `afpbisect=1` and
+`afpbisect.run=<run id>`, so that an interrupted run (or `afpbisect clean`) can find and
+remove exactly what it left, and nothing of the user's.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+import requests.exceptions
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from .errors import InfraError, UsageError
+
+log = logging.getLogger(__name__)
+
+LABEL = "afpbisect"
+RUN_LABEL = "afpbisect.run"
+
+# How long a daemon may stay away before a call gives up (seconds).  Bounded so that a
+# daemon that is gone for good becomes a clear error, not a hang.
+RETRY_SECONDS = float(os.environ.get("AFPBISECT_DOCKER_RETRY_SECONDS", "120"))
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth retrying: the daemon did not answer, or answered 5xx."""
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return True
+    if isinstance(exc, docker.errors.APIError) and not isinstance(
+        exc, (docker.errors.NotFound, docker.errors.ImageNotFound)
+    ):
+        status = getattr(exc, "status_code", None)
+        return status is not None and status >= 500 and "No such" not in str(exc)
+    return False
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.warning(
+        "docker: %s failed (%s); retry %d in %.1fs",
+        getattr(state.fn, "__name__", "call"),
+        type(exc).__name__ if exc else "?",
+        state.attempt_number,
+        state.next_action.sleep if state.next_action else 0.0,
+    )
+
+
+def retrying(fn):
+    """Decorator: retry transient Docker errors with backoff, a log line per retry."""
+    return retry(
+        retry=retry_if_exception(_transient),
+        stop=stop_after_delay(RETRY_SECONDS),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        before_sleep=_log_retry,
+        reraise=True,
+    )(fn)
+
+
+@dataclass
+class Engine:
+    """A connected Docker client and the run id whose label this run's objects carry."""
+
+    client: docker.DockerClient
+    run_id: str
+    base_url: str = ""
+    capabilities_checked: set = field(default_factory=set)
+
+    @property
+    def labels(self) -> dict:
+        return {LABEL: "1", RUN_LABEL: self.run_id}
+
+    @retrying
+    def ping(self) -> None:
+        self.client.ping()
+
+    def cleanup_run(self, run_id: str | None = None) -> int:
+        """Remove this run's containers (or every afpbisect container with run_id='*')."""
+        rid = run_id or self.run_id
+        flt = {"label": [LABEL] if rid == "*" else [f"{RUN_LABEL}={rid}"]}
+        n = 0
+        for c in self.client.containers.list(all=True, filters=flt):
+            try:
+                c.remove(force=True)
+                n += 1
+            except docker.errors.NotFound:
+                pass
+        for net in self.client.networks.list(filters=flt):
+            try:
+                net.remove()
+            except docker.errors.APIError:
+                pass
+        return n
+
+
+def connect(run_id: str, base_url: str | None = None) -> Engine:
+    """Connect to the engine (DOCKER_HOST or the default socket); clear error if away.
+
+    The first ping is retried like any call, so a daemon that is restarting is waited
+    for; one that stays away is an InfraError naming the socket tried.
+    """
+    url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        client = docker.DockerClient(base_url=url, timeout=600)
+        eng = Engine(client=client, run_id=run_id, base_url=url)
+        eng.ping()
+        return eng
+    except docker.errors.DockerException as exc:
+        raise InfraError(
+            f"Docker engine unreachable at {url}: {_short(exc)}. Start the daemon or set DOCKER_HOST."
+        ) from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise InfraError(
+            f"Docker engine unreachable at {url}: {_short(exc)}. Start the daemon or set DOCKER_HOST."
+        ) from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def check_capability_error(exc: Exception, caps: list[str]) -> None:
+    """Turn an engine refusal of our capabilities into a usage error with the fix."""
+    msg = str(exc)
+    if "apply caps" in msg or "capabilit" in msg.lower() or "operation not permitted" in msg.lower():
+        raise UsageError(
+            f"the Docker engine refused capabilities {','.join(caps)} for the repro container "
+            f"({_short(exc)}); run on an engine that allows them (rootful Docker, not a "
+            "restricted runtime)"
+        ) from exc

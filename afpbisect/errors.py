@@ -1,0 +1,43 @@
+"""Error types and the exit codes they map to.
+
+Infrastructure errors are their own type and never become a verdict (syzkaller's rule):
+a build that fails is a SKIP, a Docker daemon that goes away is an InfraError.
+"""
+
+
+class AfpError(Exception):
+    """Base class; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class UsageError(AfpError):
+    """Bad input from the user: unknown ref, patch that does not apply, bad number..."""
+
+    exit_code = 2
+
+
+class InfraError(AfpError):
+    """Docker unreachable, container killed, no start marker: not a verdict."""
+
+    exit_code = 3
+
+
+class StateError(UsageError):
+    """Corrupt, foreign or newer-version state file."""
+
+
+class BuildFailure(AfpError):
+    """A candidate did not build: the caller turns it into SKIP with `step` and `tail`."""
+
+    def __init__(self, step: str, tail: str, log_path=None):
+        super().__init__(f"build failed in step {step!r}")
+        self.step = step
+        self.tail = tail
+        self.log_path = log_path
+
+
+class Interrupted(AfpError):
+    """SIGINT/SIGTERM: containers stopped, state kept, resumable."""
+
+    exit_code = 130

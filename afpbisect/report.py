@@ -1,0 +1,53 @@
+"""Reports: the JSON result (machine-readable, the contract for scripts) and the human
+ones rendered from jinja2 templates in afpbisect/templates/."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jinja2
+
+from . import TEMPLATES_DIR
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True,
+                             autoescape=jinja2.select_autoescape(["html", "xml"]))
+    env.filters["short"] = lambda s: (s or "")[:10]
+    env.filters["pct"] = lambda x: "-" if x is None else f"{100 * x:.1f}%"
+    env.filters["secs"] = _secs
+    env.filters["basename"] = lambda p: Path(str(p)).name
+    return env
+
+
+def _secs(x) -> str:
+    if x is None:
+        return "-"
+    x = float(x)
+    return f"{x:.0f}s" if x < 120 else f"{x // 60:.0f}m{x % 60:02.0f}s"
+
+
+def render(template: str, **ctx) -> str:
+    return _env().get_template(template).render(**ctx)
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_reports(out_dir: Path, stem: str, result: dict, template: str) -> dict:
+    """Write <stem>.json and <stem>.md; return their paths (also recorded in the result)."""
+    out_dir = Path(out_dir)
+    paths = {"json": str(out_dir / f"{stem}.json"), "markdown": str(out_dir / f"{stem}.md")}
+    result = dict(result, reports=paths)
+    write_atomic(Path(paths["json"]), json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
+    write_atomic(Path(paths["markdown"]), render(template, r=result))
+    return result

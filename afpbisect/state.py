@@ -1,0 +1,119 @@
+"""Run state as versioned JSON, written atomically after every step, and the workdir lock.
+
+A run is resumed by running the same command again: the state holds every finished build
+and every cycle's evidence, so nothing finished is redone.  A corrupt file, a file from a
+newer afpbisect, or one made for a different command is a clear error, not a crash.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from .errors import StateError, UsageError
+
+VERSION = 1
+_REQUIRED = {"version": int, "kind": str, "identity": dict, "created": float, "data": dict}
+
+
+class State:
+    def __init__(self, path: Path, kind: str, identity: dict, data: dict | None = None,
+                 created: float | None = None):
+        self.path = Path(path)
+        self.kind = kind
+        self.identity = identity
+        self.data = data if data is not None else {}
+        self.created = created or time.time()
+
+    # ------------------------------------------------------------ load/save
+    @classmethod
+    def load_or_new(cls, path: Path, kind: str, identity: dict, restart: bool = False,
+                    say=print) -> "State":
+        path = Path(path)
+        if restart and path.exists():
+            path.unlink()
+            say(f"--restart: discarded {path}")
+        if not path.exists():
+            return cls(path, kind, identity)
+        st = cls.load(path)
+        if st.kind != kind or st.identity != identity:
+            raise StateError(
+                f"state file {path} belongs to a different run ({st.kind} {st.identity}); "
+                "use --restart to discard it or another --workdir")
+        say(f"resuming from {path}")
+        return st
+
+    @classmethod
+    def load(cls, path: Path) -> "State":
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StateError(f"state file {path} is corrupt ({exc}); use --restart to discard it") from None
+        if not isinstance(raw, dict):
+            raise StateError(f"state file {path} is corrupt (not an object); use --restart to discard it")
+        for k, t in _REQUIRED.items():
+            if not isinstance(raw.get(k), t) and not (t is float and isinstance(raw.get(k), int)):
+                raise StateError(f"state file {path} is corrupt (field {k!r}); use --restart to discard it")
+        if raw["version"] > VERSION:
+            raise StateError(f"state file {path} has version {raw['version']}, newer than this "
+                             f"afpbisect understands ({VERSION}); upgrade afpbisect or use --restart")
+        if raw["version"] < VERSION:
+            raise StateError(f"state file {path} has old version {raw['version']}; use --restart")
+        return cls(path, raw["kind"], raw["identity"], raw["data"], raw["created"])
+
+    def save(self) -> None:
+        """Temp file + fsync + rename: a kill -9 leaves the old or the new file, never half."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        body = {"version": VERSION, "kind": self.kind, "identity": self.identity,
+                "created": self.created, "updated": time.time(), "data": self.data}
+        with open(tmp, "w") as f:
+            json.dump(body, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+class WorkdirLock:
+    """One run per workdir.  flock is released by the kernel when the holder dies, so a
+    kill -9 never leaves a stale lock; the file says who holds it."""
+
+    def __init__(self, workdir: Path):
+        self.path = Path(workdir) / "lock"
+        self.fd = None
+
+    def __enter__(self) -> "WorkdirLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UsageError(f"workdir {self.path.parent} is in use by {holder}; wait for it or use another --workdir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def check_writable(workdir: Path) -> Path:
+    workdir = Path(workdir).expanduser()
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / f".probe{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"workdir {workdir} is not writable ({exc.strerror}); pick another with --workdir") from None
+    return workdir.resolve()

@@ -1,0 +1,219 @@
+"""Verdicts, per-commit evidence and THE good/bad rule (ticket 8667).
+
+The facts the rule rests on (NOTES.md, "The repro"):
+
+* the race signature (`sending packet failed on socket 0: Socket operation on non-socket`)
+  never appears on a commit without the race: ONE hit is definitive proof of BAD;
+* on a commit with the race a cold start shows it only with probability p per cycle
+  (about 0.25 without the window widener, about 1 with it), so "no hit" is only evidence,
+  never proof: GOOD needs enough clean cycles that a bad commit would have shown a hit by
+  then, except with a small probability `miss` = (1 - p) ** clean;
+* an infrastructure error (no start marker, container killed...) is no evidence at all;
+  it is retried, and too many in a row abort the run (syzkaller's rule: an infrastructure
+  error never becomes a verdict);
+* a commit that does not build is SKIP, as in `git bisect skip`.
+
+Everything here is pure: no I/O, no Docker, no git.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+
+class Verdict(enum.Enum):
+    """The verdict on one commit, in race terms: BAD = the race is there."""
+
+    GOOD = "good"
+    BAD = "bad"
+    SKIP = "skip"
+    ERROR = "error"
+
+
+class CycleOutcome(enum.Enum):
+    """What one cold start of the target showed."""
+
+    HIT = "hit"  # the exact race signature appeared
+    CLEAN = "clean"  # started, ran, stopped, no signature
+    INFRA = "infra"  # the cycle itself failed: not evidence
+
+
+_FIELDS = ("cycles", "hits", "infra", "consecutive_infra", "build_error", "verdict", "clean_needed")
+
+
+@dataclass
+class Evidence:
+    """Everything learnt about one commit; the unit of the resumable state.
+
+    `cycles` counts every cycle run, infrastructure failures included (they cost time);
+    `clean` (derived) is the cycles that started and showed no signature.
+    `verdict` / `clean_needed` record the last decision and the level (clean cycles
+    required) it was taken at, so that a resumed run can reuse it.
+    """
+
+    cycles: int = 0
+    hits: int = 0
+    infra: int = 0
+    consecutive_infra: int = 0
+    build_error: str | None = None
+    verdict: Verdict | None = None
+    clean_needed: int = 0
+
+    @property
+    def clean(self) -> int:
+        return self.cycles - self.hits - self.infra
+
+    @property
+    def valid_cycles(self) -> int:
+        """Cycles that count as evidence (hits + clean)."""
+        return self.cycles - self.infra
+
+    def add(self, outcome: CycleOutcome) -> None:
+        self.cycles += 1
+        if outcome is CycleOutcome.HIT:
+            self.hits += 1
+            self.consecutive_infra = 0
+        elif outcome is CycleOutcome.CLEAN:
+            self.consecutive_infra = 0
+        elif outcome is CycleOutcome.INFRA:
+            self.infra += 1
+            self.consecutive_infra += 1
+        else:
+            raise TypeError(f"not a CycleOutcome: {outcome!r}")
+
+    def to_dict(self) -> dict:
+        return {
+            "cycles": self.cycles,
+            "hits": self.hits,
+            "infra": self.infra,
+            "consecutive_infra": self.consecutive_infra,
+            "build_error": self.build_error,
+            "verdict": None if self.verdict is None else self.verdict.value,
+            "clean_needed": self.clean_needed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Evidence":
+        """Strict: unknown or missing keys, wrong types, impossible counts -> ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"evidence must be an object, got {type(data).__name__}")
+        keys = set(data)
+        if keys != set(_FIELDS):
+            extra, missing = sorted(keys - set(_FIELDS)), sorted(set(_FIELDS) - keys)
+            raise ValueError(f"evidence keys: unexpected {extra}, missing {missing}")
+        counts = {}
+        for name in ("cycles", "hits", "infra", "consecutive_infra", "clean_needed"):
+            value = data[name]
+            if type(value) is not int or value < 0:
+                raise ValueError(f"evidence {name!r} must be a non-negative integer, got {value!r}")
+            counts[name] = value
+        if counts["hits"] + counts["infra"] > counts["cycles"]:
+            raise ValueError(f"evidence counts are inconsistent: {data!r}")
+        if counts["consecutive_infra"] > counts["infra"]:
+            raise ValueError(f"evidence consecutive_infra > infra: {data!r}")
+        build_error = data["build_error"]
+        if build_error is not None and not isinstance(build_error, str):
+            raise ValueError(f"evidence 'build_error' must be a string or null, got {build_error!r}")
+        verdict = data["verdict"]
+        if verdict is not None:
+            try:
+                verdict = Verdict(verdict)
+            except ValueError:
+                raise ValueError(f"evidence 'verdict' is not a verdict: {verdict!r}") from None
+        return cls(build_error=build_error, verdict=verdict, **counts)
+
+
+def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3) -> Verdict | None:
+    """THE rule. None means: run another cycle.
+
+    In this order:
+      1. the commit did not build             -> SKIP
+      2. at least one hit                      -> BAD   (the signature is specific: proof)
+      3. `max_consecutive_infra` infra in a row -> ERROR (the caller aborts; not a verdict)
+      4. at least `clean_needed` clean cycles  -> GOOD
+      5. otherwise                             -> None
+
+    A hit wins over an infrastructure streak: evidence already gathered stays valid.
+    `clean_needed` comes from `clean_cycles_needed(p, miss)` for the miss probability the
+    caller can afford at this step.
+    """
+    if ev.build_error is not None:
+        return Verdict.SKIP
+    if ev.hits > 0:
+        return Verdict.BAD
+    if ev.consecutive_infra >= max_consecutive_infra:
+        return Verdict.ERROR
+    if ev.clean >= clean_needed:
+        return Verdict.GOOD
+    return None
+
+
+def clean_cycles_needed(p: float, miss: float) -> int:
+    """Smallest n with (1 - p) ** n <= miss.
+
+    A bad commit (hit rate p per cycle) survives n clean cycles with probability
+    (1 - p) ** n; this is how many clean cycles make a false GOOD at most `miss` likely.
+    """
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"hit rate must be in (0, 1], got {p!r}")
+    if not miss > 0.0:
+        raise ValueError(f"miss probability must be > 0, got {miss!r}")
+    if miss >= 1.0:
+        return 0
+    if p >= 1.0:
+        return 1
+    n = max(1, math.ceil(math.log(miss) / math.log1p(-p)))
+    # Guard the float rounding of the logarithms on both sides.
+    while (1.0 - p) ** n > miss:
+        n += 1
+    while n > 1 and (1.0 - p) ** (n - 1) <= miss:
+        n -= 1
+    return n
+
+
+def _binom_upper_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed in log space (no scipy)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    lgn = math.lgamma(n + 1)
+    terms = [
+        lgn - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq
+        for j in range(k, n + 1)
+    ]
+    top = max(terms)
+    return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in terms))
+
+
+def hit_rate_lower_bound(hits: int, cycles: int, level: float = 0.9) -> float:
+    """One-sided Clopper-Pearson lower bound on the per-cycle hit rate.
+
+    The p at which seeing `hits` or more in `cycles` has probability 1 - level: the true
+    rate is at least this with confidence `level`. It is exact too for runs that stop at
+    the k-th hit (inverse sampling: P(N_k <= n) = P(Bin(n, p) >= k)), which is how
+    calibration runs. Solved by bisection; pure Python.
+    """
+    if hits < 0 or cycles < 0 or hits > cycles:
+        raise ValueError(f"need 0 <= hits <= cycles, got {hits} / {cycles}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if hits == 0:
+        return 0.0
+    alpha = 1.0 - level
+    if hits == cycles:
+        return alpha ** (1.0 / cycles)  # closed form: p ** n = alpha
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        mid = (lo + hi) / 2.0
+        if _binom_upper_tail(hits, cycles, mid) < alpha:
+            lo = mid
+        else:
+            hi = mid
+    return lo

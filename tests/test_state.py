@@ -1,0 +1,65 @@
+import json
+import multiprocessing
+import time
+
+import pytest
+
+from afpbisect.errors import StateError, UsageError
+from afpbisect.state import VERSION, State, WorkdirLock, check_writable
+
+
+def test_roundtrip_and_resume(tmp_path):
+    p = tmp_path / "s.json"
+    st = State.load_or_new(p, "run", {"good": "a"}, say=lambda m: None)
+    st.data["evidence"] = {"x": {"cycles": 3}}
+    st.save()
+    again = State.load_or_new(p, "run", {"good": "a"}, say=lambda m: None)
+    assert again.data == {"evidence": {"x": {"cycles": 3}}}
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_other_identity_refused_and_restart(tmp_path):
+    p = tmp_path / "s.json"
+    State(p, "run", {"good": "a"}).save()
+    with pytest.raises(StateError, match="different run"):
+        State.load_or_new(p, "run", {"good": "b"}, say=lambda m: None)
+    fresh = State.load_or_new(p, "run", {"good": "b"}, restart=True, say=lambda m: None)
+    assert fresh.data == {}
+
+
+@pytest.mark.parametrize("body", ["{not json", "[]", json.dumps({"version": 1}),
+                                  json.dumps({"version": VERSION + 1, "kind": "run", "identity": {},
+                                              "created": 1.0, "data": {}})])
+def test_corrupt_or_newer_is_clear_error(tmp_path, body):
+    p = tmp_path / "s.json"
+    p.write_text(body)
+    with pytest.raises(StateError, match="corrupt|newer"):
+        State.load(p)
+
+
+def _hold(path, ready):
+    with WorkdirLock(path):
+        ready.set()
+        time.sleep(3)
+
+
+def test_lock_names_holder(tmp_path):
+    ready = multiprocessing.Event()
+    proc = multiprocessing.Process(target=_hold, args=(tmp_path, ready))
+    proc.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(UsageError, match=f"in use by pid {proc.pid}"):
+            with WorkdirLock(tmp_path):
+                pass
+    finally:
+        proc.join()
+    with WorkdirLock(tmp_path):   # released when the holder ends
+        pass
+
+
+def test_unwritable_workdir(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    with pytest.raises(UsageError, match="not writable"):
+        check_writable(f / "sub")

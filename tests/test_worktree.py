@@ -1,0 +1,53 @@
+import git as gitpy
+import pytest
+
+from afpbisect import PATCHES_DIR
+from afpbisect.errors import UsageError
+from afpbisect.worktree import BuildTree, PatchDoesNotApply, load_patch, open_clone
+from conftest import git
+
+
+def _patch(tmp_path, old_line, new_line, start=3):
+    p = tmp_path / "p.patch"
+    p.write_text(f"header text\n\n--- a/src/a.c\n+++ b/src/a.c\n@@ -{start},3 +{start},3 @@\n"
+                 f" int v{start - 1} = {start - 1};\n-{old_line}\n+{new_line}\n int v{start + 1} = {start + 1};\n")
+    return p
+
+
+def test_load_patch_rejects_missing_and_non_patch(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_patch(tmp_path / "nope.patch")
+    (tmp_path / "x.patch").write_text("just words\n")
+    with pytest.raises(UsageError, match="not a patch"):
+        load_patch(tmp_path / "x.patch")
+
+
+def test_real_patches_parse():
+    p = load_patch(PATCHES_DIR / "widener.patch")
+    assert p.files == ("src/source-af-packet.c",) and len(p.hunks) == 1
+
+
+def test_clone_is_separate_and_tree_applies_patch(small_repo, tmp_path):
+    repo = open_clone(tmp_path / "work", str(small_repo))
+    assert repo.bare and repo.git_dir != str(small_repo / ".git")
+    tree = BuildTree(repo, tmp_path / "work" / "trees" / "t")
+    sha = git(small_repo, "rev-parse", "main")
+    tree.checkout(sha, [load_patch(_patch(tmp_path, "int v3 = 3;", "int v3 = 33;", start=3))])
+    assert "int v3 = 33;" in (tree.path / "src" / "a.c").read_text()
+    # the user's checkout is untouched
+    assert git(small_repo, "status", "--porcelain") == ""
+
+
+def test_patch_that_does_not_apply_names_file_and_hunk(small_repo, tmp_path):
+    repo = open_clone(tmp_path / "work", str(small_repo))
+    tree = BuildTree(repo, tmp_path / "work" / "trees" / "t")
+    bad = load_patch(_patch(tmp_path, "int v3 = 999;", "int v3 = 4;", start=3))
+    with pytest.raises(PatchDoesNotApply, match=r"src/a.c, hunk #1 \(at line 3\)"):
+        tree.checkout(git(small_repo, "rev-parse", "main"), [bad])
+    # tree left pristine
+    assert "int v3 = 3;" in (tree.path / "src" / "a.c").read_text()
+
+
+def test_repo_not_git(tmp_path):
+    with pytest.raises(UsageError, match="not a git repository"):
+        open_clone(tmp_path / "work", str(tmp_path))
