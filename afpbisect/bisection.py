@@ -30,15 +30,16 @@ def _subject(repo, sha: str) -> str:
 
 
 def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
-                  confirm_revert: bool = False, confidence: float = 0.999,
-                  fixed_cycles: int | None = None) -> dict:
+                  confirm_revert: bool = False, confidence: float = 0.999) -> dict:
     t0 = time.time()
+    fixed_cycles = ctx.opts.fixed_cycles
     say = ctx.say
     good_name, bad_name = split_range(range_text)
     rng = commit_range(ctx.repo, good_name, bad_name, old_is_bad=find_fix)
     for r in (rng.good, rng.bad):
         if r.note:
             say(f"note: {r.note}")
+    ctx.docker()   # input is valid: now the engine (a clear error if it is away)
     variant = Variant("widener", [widener()])
     s = ctx.opts.settings
     identity = {"command": "run", "repo": ctx.opts.repo, "good": rng.good.sha, "bad": rng.bad.sha,

@@ -25,7 +25,7 @@ import git
 import jinja2
 import requests.exceptions
 
-from . import DOCKERFILES_DIR, TEMPLATES_DIR, eras
+from . import DOCKERFILES_DIR, TEMPLATES_DIR, baseimage, eras
 from .engine import Engine, retrying
 from .errors import BuildFailure, InfraError
 from .worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
@@ -81,7 +81,8 @@ class DockerBuilder:
     def __init__(self, engine: Engine, workdir: Path, base_image: str, jobs: int = 2, say=print):
         self.engine = engine
         self.workdir = Path(workdir)
-        self.base_image = base_image
+        self.base_image_name = base_image
+        self._base_image: str | None = None
         self.jobs = jobs
         self.say = say
         self.products = self.workdir / "products"
@@ -100,6 +101,13 @@ class DockerBuilder:
         return self.products / f"{sha[:12]}-{key}"
 
     # ------------------------------------------------------------ image
+    @property
+    def base_image(self) -> str:
+        """The configured base image, pulled or debootstrapped on first use."""
+        if self._base_image is None:
+            self._base_image = baseimage.ensure_base_image(self.engine, self.base_image_name, say=self.say)
+        return self._base_image
+
     def image_for(self, recipe: eras.Recipe) -> str:
         dockerfile = _render(DOCKERFILE, base_image=self.base_image, recipe=recipe)
         tag = f"afpbisect/build:{_digest(dockerfile, recipe.image_key())}"

@@ -65,7 +65,8 @@ def common(fn):
 def _options(kw: dict, update: bool = False) -> Options:
     settings = ReproSettings(pairs=kw["pairs"], threads=kw["threads"], widen_us=kw["widen_us"])
     return Options(repo=kw["repo"], workdir=kw["workdir"], base_image=kw["base_image"],
-                   jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update)
+                   jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
+                   fixed_cycles=kw["cycles"])
 
 
 def _guard(fn):

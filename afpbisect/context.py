@@ -1,6 +1,6 @@
-"""What every command needs, set up once: workdir, lock, Docker engine, base image,
-our clone of the target, the builder and the repro environment.  Tear-down removes this
-run's containers whatever happened (signal, error, success)."""
+"""What every command needs, set up once: workdir, lock, our clone of the target, then
+(only once the input has been checked) the Docker engine, builder and repro environment.
+Tear-down removes this run's containers whatever happened (signal, error, success)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,12 +8,12 @@ import logging
 import os
 import signal
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
-from . import baseimage, engine as engine_mod
+from . import engine as engine_mod
 from .build import DockerBuilder
 from .errors import Interrupted
 from .repro import ReproEnv, ReproSettings
@@ -37,6 +37,7 @@ class Options:
     settings: ReproSettings
     restart: bool = False
     update: bool = False
+    fixed_cycles: int | None = None
 
 
 @dataclass
@@ -44,10 +45,23 @@ class Context:
     opts: Options
     workdir: Path
     repo: git.Repo
-    engine: engine_mod.Engine
-    builder: DockerBuilder
-    repro: ReproEnv
-    say: object
+    run_id: str
+    say: object = print
+    engine: engine_mod.Engine | None = None
+    builder: DockerBuilder | None = None
+    repro: ReproEnv | None = None
+    _docker_ready: bool = field(default=False, repr=False)
+
+    def docker(self) -> "Context":
+        """Connect to the engine (clear error if away) and make builder + repro env.
+        Called by commands after their input is validated, so bad input costs nothing."""
+        if not self._docker_ready:
+            self.engine = engine_mod.connect(self.run_id)
+            self.builder = DockerBuilder(self.engine, self.workdir, self.opts.base_image,
+                                         jobs=self.opts.jobs, say=self.say)
+            self.repro = ReproEnv(self.engine, self.opts.settings)
+            self._docker_ready = True
+        return self
 
 
 def _raise_interrupt(signum, frame):
@@ -57,28 +71,25 @@ def _raise_interrupt(signum, frame):
 @contextlib.contextmanager
 def open_context(opts: Options, say=print):
     workdir = check_writable(opts.workdir)
-    run_id = uuid.uuid4().hex[:10]
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with WorkdirLock(workdir):
         repo = open_clone(workdir, opts.repo, update=opts.update)
-        eng = engine_mod.connect(run_id)
+        ctx = Context(opts, workdir, repo, uuid.uuid4().hex[:10], say)
         for s in old:
             signal.signal(s, _raise_interrupt)
         try:
-            base = baseimage.ensure_base_image(eng, opts.base_image, say=say)
-            builder = DockerBuilder(eng, workdir, base, jobs=opts.jobs, say=say)
-            repro = ReproEnv(eng, opts.settings)
-            yield Context(opts, workdir, repo, eng, builder, repro, say)
+            yield ctx
         finally:
             # Whatever ended the run, nothing of it stays running.  Signals are held
             # off meanwhile so a second Ctrl-C cannot cut the cleanup short.
             for s in old:
                 signal.signal(s, signal.SIG_IGN)
-            try:
-                n = eng.cleanup_run()
-                if n:
-                    say(f"removed {n} container(s) of this run")
-            except Exception as exc:  # daemon gone: say so, the labels let `clean` finish later
-                say(f"could not remove this run's containers ({exc}); run `afpbisect clean`")
+            if ctx.engine is not None:
+                try:
+                    n = ctx.engine.cleanup_run()
+                    if n:
+                        say(f"removed {n} container(s) of this run")
+                except Exception as exc:  # daemon gone: the labels let `clean` finish later
+                    say(f"could not remove this run's containers ({exc}); run `afpbisect clean`")
             for s, h in old.items():
                 signal.signal(s, h)

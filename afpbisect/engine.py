@@ -103,26 +103,23 @@ class Engine:
         return n
 
 
-def connect(run_id: str, base_url: str | None = None) -> Engine:
-    """Connect to the engine (DOCKER_HOST or the default socket); clear error if away.
+class DockerUnreachable(UsageError):
+    """No engine at the start of a run: a setup problem the user fixes (exit 2).  An
+    engine that goes away in the middle of a run is retried, then an InfraError."""
 
-    The first ping is retried like any call, so a daemon that is restarting is waited
-    for; one that stays away is an InfraError naming the socket tried.
-    """
+
+def connect(run_id: str, base_url: str | None = None) -> Engine:
+    """Connect to the engine (DOCKER_HOST or the default socket); clear error if away."""
     url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
         client = docker.DockerClient(base_url=url, timeout=600)
-        eng = Engine(client=client, run_id=run_id, base_url=url)
-        eng.ping()
-        return eng
-    except docker.errors.DockerException as exc:
-        raise InfraError(
-            f"Docker engine unreachable at {url}: {_short(exc)}. Start the daemon or set DOCKER_HOST."
-        ) from exc
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise InfraError(
-            f"Docker engine unreachable at {url}: {_short(exc)}. Start the daemon or set DOCKER_HOST."
-        ) from exc
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout) as exc:
+        raise DockerUnreachable(
+            f"Docker engine unreachable at {url} ({_short(exc)}); start the daemon or set DOCKER_HOST"
+        ) from None
+    return Engine(client=client, run_id=run_id, base_url=url)
 
 
 def _short(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import git
 
 from .build import BuildResult, DockerBuilder
-from .errors import InfraError
+from .errors import InfraError, StateError
 from .repro import CycleRecord, ReproEnv, ReproSession
 from .state import State
 from .verdict import CycleOutcome, Evidence
@@ -123,7 +123,10 @@ class PipelineEnv:
 def evidence_store(state: State) -> dict:
     """The policy's store (commit -> Evidence), backed by the state file."""
     raw = state.data.setdefault("evidence", {})
-    return {k: Evidence.from_dict(v) for k, v in raw.items()}
+    try:
+        return {k: Evidence.from_dict(v) for k, v in raw.items()}
+    except ValueError as exc:
+        raise StateError(f"state file {state.path} is corrupt ({exc}); use --restart to discard it") from None
 
 
 def save_evidence(state: State, store: dict) -> None:

@@ -19,6 +19,7 @@ Prefixes differ by build and configuration, and all are accepted: a RELEASE buil
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -117,6 +118,8 @@ def parse_console(text: str) -> ConsoleSignals:
                 pct = float(m.group("pct"))
             except ValueError:
                 pct = None
+            if pct is not None and math.isnan(pct):
+                pct = None  # "-nan%": glibc's 0/0
             sig.shutdown_counters[m.group("iface")] = {
                 "packets": int(m.group("packets")),
                 "drops": int(m.group("drops")),

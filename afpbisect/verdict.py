@@ -217,3 +217,43 @@ def hit_rate_lower_bound(hits: int, cycles: int, level: float = 0.9) -> float:
         else:
             hi = mid
     return lo
+
+
+def miss_bound_vs_reference(ref_hits: int, ref_cycles: int, clean: int) -> float:
+    """Bound on P(a racy commit shows `clean` clean cycles), with no estimate of p.
+
+    The reference is a commit known to be racy (the calibrated endpoint) that showed
+    `ref_hits` = h hits in `ref_cycles` = V valid cycles, run until its h-th hit. If the
+    tested commit is racy with the same unknown rate p, then over both runs
+
+        P(C clean cycles in a row) = E[(1 - p) ** C] <= ((V - h/2) / (V - h/2 + C)) ** h
+
+    for every p. Why: with C = m V the probability generating function of the reference's
+    negative-binomial count gives [q**m (1-q) / (1 - q**(m+1))] ** h, q = 1 - p, and
+    q**m / (1 + q + ... + q**m) <= 1 / (m + 1). Taking C = m (V - h/2) instead (half a
+    cycle per reference hit less, like the Bayesian half-count) keeps the supremum over p
+    at (1 / (m + 1)) ** h, reached as p -> 0: checked numerically over p and h in
+    tests/test_verdict.py. So a lucky calibration cannot make the test too short: the
+    reference's own count sets the length, whatever p is.
+    """
+    if ref_hits < 1 or ref_cycles < ref_hits:
+        raise ValueError(f"need a reference with hits: got {ref_hits} hits in {ref_cycles} cycles")
+    if clean < 0:
+        raise ValueError(f"clean must be >= 0, got {clean}")
+    base = ref_cycles - ref_hits / 2.0
+    return (base / (base + clean)) ** ref_hits
+
+
+def clean_cycles_needed_vs_reference(ref_hits: int, ref_cycles: int, miss: float) -> int:
+    """Smallest C with miss_bound_vs_reference(ref_hits, ref_cycles, C) <= miss."""
+    if not miss > 0.0:
+        raise ValueError(f"miss probability must be > 0, got {miss!r}")
+    if miss >= 1.0:
+        return 0
+    base = ref_cycles - ref_hits / 2.0
+    c = max(0, math.ceil(base * (miss ** (-1.0 / ref_hits) - 1.0)))
+    while miss_bound_vs_reference(ref_hits, ref_cycles, c) > miss:
+        c += 1
+    while c > 0 and miss_bound_vs_reference(ref_hits, ref_cycles, c - 1) <= miss:
+        c -= 1
+    return c

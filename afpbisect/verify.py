@@ -19,9 +19,9 @@ from .worktree import BuildTree, Patch, check_patches_apply
 from .bisection import widener
 
 
-def run_verify(ctx: Context, target: str, patches: list[Patch], confidence: float = 0.999,
-               fixed_cycles: int | None = None) -> dict:
+def run_verify(ctx: Context, target: str, patches: list[Patch], confidence: float = 0.999) -> dict:
     t0 = time.time()
+    fixed_cycles = ctx.opts.fixed_cycles
     ref = resolve(ctx.repo, target)
     if ref.note:
         ctx.say(f"note: {ref.note}")
@@ -35,6 +35,7 @@ def run_verify(ctx: Context, target: str, patches: list[Patch], confidence: floa
     state = State.load_or_new(ctx.workdir / "state" / f"{stem}.json", "verify", identity,
                               restart=ctx.opts.restart, say=ctx.say)
     config = policy.PolicyConfig(confidence=confidence, fixed_cycles=fixed_cycles)
+    ctx.docker()
     res = check_variants(ctx, ref.sha, patches, state, config, label="+".join(p.path.stem for p in patches))
     result = {"afpbisect": __version__, "command": "verify-patch", "repo": ctx.opts.repo,
               "target": {"typed": ref.typed, "name": ref.name, "sha": ref.sha, "note": ref.note},

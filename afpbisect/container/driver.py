@@ -221,6 +221,7 @@ def cmd_serve(cfg: dict) -> int:
     traffic = Traffic(pairs, float(cfg["traffic_pps"]), bool(cfg["send_rx"]))
     traffic.send(len(traffic.targets))  # one frame each, so "ready" means frames flow
     info = {
+        "session": cfg.get("session"),
         "pid": os.getpid(),
         "pairs": pairs,
         "traffic_pps": traffic.pps,
@@ -296,6 +297,19 @@ def snapshot(pairs: int, send_rx: bool) -> dict:
     return snap
 
 
+def offered(pairs: int, send_rx: bool) -> dict:
+    """Frames the generator put on the wire toward each read interface (far end tx_packets)."""
+    snap = {tx_if(i): read_counter(far_tx(i), "tx_packets") for i in range(pairs)}
+    if send_rx:
+        snap.update({rx_if(i): read_counter(far_rx(i), "tx_packets") for i in range(pairs)})
+    return snap
+
+
+def _delta(before: dict, after: dict) -> dict:
+    return {k: (after[k] - before[k]) if after.get(k) is not None and before[k] is not None else None
+            for k in before}
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -321,6 +335,7 @@ def run_cycle(cfg: dict, index: int) -> dict:
         "early_exit": False,
         "died": False,
         "forwarded_after_start": {},
+        "offered": {},
         "log": console,
         "duration": 0.0,
         "error": None,
@@ -347,15 +362,17 @@ def run_cycle(cfg: dict, index: int) -> dict:
         if marker_at is not None:
             rec["started"] = True
             rec["start_seconds"] = round(marker_at - t_spawn, 3)
-            before = snapshot(pairs, bool(cfg["send_rx"]))
+            send_rx = bool(cfg["send_rx"])
+            before, offered0 = snapshot(pairs, send_rx), offered(pairs, send_rx)
             end = time.monotonic() + float(cfg["traffic_seconds"])
             while time.monotonic() < end and proc.poll() is None:
                 time.sleep(0.02)
-            after = snapshot(pairs, bool(cfg["send_rx"]))
-            rec["forwarded_after_start"] = {
-                k: (after[k] - before[k]) if after[k] is not None and before[k] is not None else None
-                for k in before
-            }
+            after, offered1 = snapshot(pairs, send_rx), offered(pairs, send_rx)
+            rec["forwarded_after_start"] = _delta(before, after)
+            rec["offered"] = _delta(offered0, offered1)
+            if not any(rec["offered"].values()):
+                # The rig, not the target: without frames offered the race cannot fire.
+                rec["error"] = "no frames offered during the traffic window (traffic generator not running?)"
             if proc.poll() is not None:
                 rec["died"] = True  # exited on its own after starting: not a clean cycle
         elif proc.poll() is not None:

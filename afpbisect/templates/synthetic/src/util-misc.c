@@ -21,6 +21,19 @@ char *UtilStrip(char *s)
     return s;
 }
 
+/** \brief copy src into dst of size bytes, always NUL terminated (BSD strlcpy)
+ *  \retval strlen(src) */
+size_t SCStrlcpy(char *dst, const char *src, size_t size)
+{
+    size_t len = strlen(src);
+    if (size > 0) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+    }
+    return len;
+}
+
 /** \brief parse a YAML boolean (yes/no, true/false, on/off, 1/0) */
 int UtilParseBool(const char *s, int def)
 {

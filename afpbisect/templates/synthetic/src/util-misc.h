@@ -11,5 +11,6 @@
 char *UtilStrip(char *s);
 int UtilParseBool(const char *s, int def);
 int UtilParseInt(const char *s, int def);
+size_t SCStrlcpy(char *dst, const char *src, size_t size);
 
 #endif /* SURICATA_UTIL_MISC_H */

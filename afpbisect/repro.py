@@ -1,0 +1,481 @@
+"""The repro environment: one elevated container per build, many cold-start cycles in it.
+
+A session starts ONE container from the build's image (NET_ADMIN + NET_RAW, `--network
+none`, the product read-only at /opt/product, the logs at /logs, the driver and its inputs
+at /afp) whose main process is `driver.py serve`: the veth pairs and a traffic generator
+that keeps frames flowing between cycles.  `cycle()` is one `docker exec driver.py cycle`:
+a cold start of the target per the run contract (docs/ARCHITECTURE.md), 2 s of traffic,
+SIGTERM.  The console log is read here, on the host, through the /logs mount, and turned
+into signals by afpbisect/signals.py.
+
+Keeping the container (and its traffic) across the cycles of one build is what makes "one
+more cycle" cheap for the policy: the veths and the generator are set up once, not per cycle.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import docker.errors
+import jinja2
+import requests.exceptions
+
+from . import PACKAGE_DIR, TEMPLATES_DIR
+from .engine import Engine, _short, check_capability_error, retrying
+from .errors import InfraError
+from .signals import parse_console_file
+from .verdict import CycleOutcome
+
+log = logging.getLogger(__name__)
+
+DRIVER = PACKAGE_DIR / "container" / "driver.py"
+YAML_TEMPLATE = "suricata.yaml.j2"
+
+# Paths inside the repro container (the driver's defaults say the same).
+C_PRODUCT = "/opt/product"
+C_LOGS = "/logs"
+C_AFP = "/afp"
+C_BINARY = f"{C_PRODUCT}/usr/local/bin/suricata"
+
+# Keeps the veths quiet: with IPv6 on, the kernel sends router solicitations and MLD reports
+# out of SFE_i_RX, which far_i_rx would count as forwarded.  /proc/sys is read-only in the
+# container; new interfaces inherit `default`.
+IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+
+
+@dataclass
+class ReproSettings:
+    """How a cycle is run.  The defaults are the measured repro (shared NOTES)."""
+
+    pairs: int = 6                 # SFE_i_TX <-> SFE_i_RX pairs (ticket: >= 5-6 raises the hit rate)
+    threads: int = 2               # workers per interface (ticket: >= 2)
+    widen_us: int = 500_000        # SURICATA_RING_SETUP_DELAY_US for the test-only widener
+    traffic_pps: int = 3000        # frames per second over all pairs, into far_i_tx
+    traffic_seconds: float = 2.0   # traffic counted after "Engine started."
+    start_timeout: float = 120.0   # no marker by then: INFRA
+    stop_timeout: float = 30.0     # not exited by then after SIGTERM: SIGKILL, INFRA
+    caps: tuple = ("NET_ADMIN", "NET_RAW")
+    send_rx: bool = False          # also send into far_i_rx (both directions forwarded)
+    max_seconds: float = 3600.0    # the container's lifetime; the session renews it before it runs out
+    ready_timeout: float = 60.0    # container start to "veths up, traffic flowing"
+    ring_size: int | None = None   # af-packet ring-size; None keeps Suricata's default
+    cluster_id_base: int = 1       # cluster-ids are base, base+1, ... one per interface
+
+    def cycle_budget(self) -> float:
+        """Upper bound of one cycle's seconds (for the container lifetime check)."""
+        return self.start_timeout + self.traffic_seconds + self.stop_timeout + 60.0
+
+
+def render_suricata_yaml(settings: ReproSettings, log_dir: str = C_LOGS, rule_dir: str = C_AFP) -> str:
+    """The repro's suricata.yaml (afpbisect/templates/suricata.yaml.j2)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template(YAML_TEMPLATE).render(
+        pairs=settings.pairs, threads=settings.threads, ring_size=settings.ring_size,
+        cluster_id_base=settings.cluster_id_base, log_dir=log_dir, rule_dir=rule_dir,
+    )
+
+
+def driver_config(settings: ReproSettings, session: str = "") -> dict:
+    """config.json for driver.py (inside the container)."""
+    return {
+        "session": session,
+        "pairs": settings.pairs,
+        "binary": C_BINARY,
+        "product": C_PRODUCT,
+        "yaml": f"{C_AFP}/suricata.yaml",
+        "logs": C_LOGS,
+        "widen_us": int(settings.widen_us),
+        "traffic_pps": settings.traffic_pps,
+        "send_rx": bool(settings.send_rx),
+        "traffic_seconds": float(settings.traffic_seconds),
+        "start_timeout": float(settings.start_timeout),
+        "stop_timeout": float(settings.stop_timeout),
+        "max_seconds": float(settings.max_seconds),
+    }
+
+
+@dataclass
+class CycleRecord:
+    """One cold start, as the driver measured it and the console log says."""
+
+    index: int
+    started: bool = False
+    start_seconds: float | None = None
+    exit_code: int | None = None       # negative: ended by that signal (Python's convention)
+    killed: bool = False               # needed SIGKILL (stop_timeout passed, or cleanup)
+    early_exit: bool = False           # exited before "Engine started."
+    signature_lines: list = field(default_factory=list)
+    signature_before_start: bool = False
+    other_send_errors: int = 0
+    forwarded_after_start: dict = field(default_factory=dict)   # SFE_i_RX -> frames that left it
+    shutdown_counters: dict = field(default_factory=dict)       # iface -> {packets, drops, ...}
+    log_path: str = ""                 # console.log on the host
+    duration: float = 0.0              # seconds inside the container, spawn to exit
+    error: str | None = None
+    died: bool = False                 # exited on its own after the marker, before SIGTERM
+    offered: dict = field(default_factory=dict)    # SFE_i_TX -> frames sent toward it meanwhile
+    error_lines: list = field(default_factory=list)  # the console's Error lines (first few)
+
+    def outcome(self):
+        """HIT iff the exact signature line is in the log (it can only come from sendto() on
+        the unpublished fd 0, so it is evidence whatever else went wrong); else INFRA when the
+        cycle did not run as it should (no start, early exit, died, SIGKILL, error); else CLEAN."""
+        if self.signature_lines:
+            return CycleOutcome.HIT
+        if self.error or not self.started or self.early_exit or self.killed or self.died:
+            return CycleOutcome.INFRA
+        return CycleOutcome.CLEAN
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CycleRecord":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class ReproEnv:
+    def __init__(self, engine: Engine, settings: ReproSettings):
+        self.engine = engine
+        self.settings = settings
+
+    def session(self, image: str, product_dir: Path, logs_dir: Path) -> "ReproSession":
+        """Start one container for this build and wait until its traffic flows.
+
+        Usable as a context manager; `close()` removes the container in any case."""
+        s = ReproSession(self.engine, self.settings, image, Path(product_dir), Path(logs_dir))
+        try:
+            s.start()
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+
+class ReproSession:
+    def __init__(self, engine: Engine, settings: ReproSettings, image: str, product_dir: Path,
+                 logs_dir: Path):
+        self.engine = engine
+        self.settings = settings
+        self.image = image
+        self.product_dir = product_dir.resolve()
+        self.logs_dir = logs_dir.resolve()
+        self.afp_dir = self.logs_dir / "afp"
+        self.container = None
+        self.ready: dict = {}
+        self.ready_seconds: float | None = None   # container create to ready.json
+        self._started_at = 0.0
+        self._sysctls = dict(IPV6_OFF)
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "ReproSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        binary = self.product_dir / "usr/local/bin/suricata"
+        if not binary.is_file():
+            raise InfraError(f"no target binary at {binary}: the product directory is incomplete")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex[:12]
+        self._stage(token)
+        t0 = time.monotonic()
+        self.container = self._create_and_start(token)
+        self._wait_ready(token, t0)
+        self.ready_seconds = round(time.monotonic() - t0, 3)
+        self._started_at = t0
+        log.info("repro container %s ready in %.2fs (%s)", self.container.name, self.ready_seconds,
+                 self.ready)
+
+    def close(self) -> None:
+        """Remove the container (idempotent; also after KeyboardInterrupt)."""
+        c, self.container = self.container, None
+        if c is None:
+            return
+        try:
+            _remove(c)
+        except docker.errors.NotFound:
+            pass
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            # The run's label cleanup (Engine.cleanup_run) is the second net.
+            log.warning("could not remove repro container %s: %s", c.name, exc)
+
+    # ------------------------------------------------------------ one cycle
+    def cycle(self, index: int) -> CycleRecord:
+        if self.container is None:
+            raise InfraError("repro session is closed")
+        self._renew_if_old()
+        self._check_alive("before cycle %d" % index)
+        cycle_dir = self.logs_dir / f"cycle-{index:03d}"
+        cmd = ["python3", f"{C_AFP}/driver.py", "cycle", "--config", f"{C_AFP}/config.json",
+               "--index", str(index)]
+        api = self.engine.client.api
+        try:
+            exec_id = _exec_create(api, self.container.id, cmd)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            self._check_alive("creating the exec of cycle %d" % index)
+            raise InfraError(f"docker exec of cycle {index} could not be created: {exc}") from exc
+        stdout = stderr = b""
+        try:
+            stdout, stderr = api.exec_start(exec_id, demux=True)
+            stdout, stderr = stdout or b"", stderr or b""
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            # Not retried: the cycle may be running.  Wait for it, then take its record.json.
+            log.warning("docker exec of cycle %d: %s; waiting for it to end", index, exc)
+            self._wait_exec(api, exec_id)
+        self._check_alive("during cycle %d" % index)
+        exit_code = _exec_inspect(api, exec_id).get("ExitCode")
+        raw = _last_json_line(stdout)
+        if raw is None and (cycle_dir / "record.json").is_file():
+            raw = _last_json_line((cycle_dir / "record.json").read_bytes())
+        if raw is None:
+            tail = (stderr or stdout).decode("utf-8", "replace").strip().splitlines()[-5:]
+            if exit_code is None:
+                raise InfraError(f"docker exec of cycle {index} did not run")
+            return self._fill(CycleRecord(
+                index=index, log_path=str(cycle_dir / "console.log"),
+                error=f"driver exited {exit_code} without a record: {' | '.join(tail) or 'no output'}"))
+        return self._fill(self._from_driver(raw, cycle_dir))
+
+    # ------------------------------------------------------------ helpers
+    def _stage(self, token: str) -> None:
+        self.afp_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DRIVER, self.afp_dir / "driver.py")
+        (self.afp_dir / "suricata.yaml").write_text(render_suricata_yaml(self.settings))
+        (self.afp_dir / "config.json").write_text(
+            json.dumps(driver_config(self.settings, token), indent=2) + "\n")
+        stale = self.logs_dir / "serve" / "ready.json"
+        if stale.exists():
+            stale.unlink()
+
+    def _create_and_start(self, token: str):
+        caps = list(self.settings.caps)
+        name = f"afpbisect-repro-{self.engine.run_id}-{token[:6]}"
+        labels = {**self.engine.labels, "afpbisect.role": "repro"}
+        vols = {
+            str(self.product_dir): {"bind": C_PRODUCT, "mode": "ro"},
+            str(self.logs_dir): {"bind": C_LOGS, "mode": "rw"},
+            str(self.afp_dir): {"bind": C_AFP, "mode": "ro"},
+        }
+        cmd = ["python3", f"{C_AFP}/driver.py", "serve", "--config", f"{C_AFP}/config.json"]
+        container = None
+        try:
+            try:
+                container = _create(self.engine.client, image=self.image, command=cmd, name=name,
+                                    labels=labels, cap_add=caps, network_mode="none",
+                                    sysctls=self._sysctls or None, volumes=vols, init=True,
+                                    stdin_open=False, tty=False)
+            except docker.errors.APIError as exc:
+                if "sysctl" not in str(exc).lower() or not self._sysctls:
+                    raise
+                # An engine that refuses per-container sysctls: the driver's own writes are
+                # the second chance (ready.json says whether IPv6 is off).
+                log.warning("engine refused container sysctls (%s); going on without", exc)
+                self._sysctls = {}
+                container = _create(self.engine.client, image=self.image, command=cmd, name=name,
+                                    labels=labels, cap_add=caps, network_mode="none", volumes=vols,
+                                    init=True, stdin_open=False, tty=False)
+            self.container = container
+            _start(container)
+            return container
+        except docker.errors.ImageNotFound as exc:
+            raise InfraError(f"repro image {self.image} not found: {exc}") from exc
+        except docker.errors.APIError as exc:
+            check_capability_error(exc, caps)
+            hint = (" (the repro image needs python3 and iproute2)"
+                    if "executable file not found" in str(exc) else "")
+            raise InfraError(f"repro container did not start: {_short(exc)}{hint}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise InfraError(f"Docker engine failed while starting the repro container: {exc}") from exc
+
+    def _wait_ready(self, token: str, t0: float) -> None:
+        path = self.logs_dir / "serve" / "ready.json"
+        deadline = t0 + self.settings.ready_timeout
+        next_check = 0.0
+        while True:
+            if path.is_file():
+                try:
+                    info = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    info = {}
+                if info.get("session") == token:
+                    self.ready = info
+                    if not info.get("ipv6_disabled", True):
+                        log.warning("IPv6 is on on the repro veths: far_i_rx may count a few "
+                                    "kernel frames as forwarded")
+                    return
+            now = time.monotonic()
+            if now >= next_check:
+                self._check_alive("while setting up veths and traffic")
+                next_check = now + 0.5
+            if now >= deadline:
+                raise InfraError(f"repro container not ready after {self.settings.ready_timeout:.0f}s; "
+                                 f"its output: {self._logs_tail()}")
+            time.sleep(0.05)
+
+    def _renew_if_old(self) -> None:
+        """The container stops itself after max_seconds (the driver's bound on its traffic);
+        start a fresh one before a cycle could run into that."""
+        age = time.monotonic() - self._started_at
+        if age + self.settings.cycle_budget() < self.settings.max_seconds:
+            return
+        log.info("repro container %s is %.0fs old; starting a fresh one", self.container.name, age)
+        self.close()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_alive(self, when: str) -> None:
+        c = self.container
+        try:
+            _reload(c)
+        except docker.errors.NotFound as exc:
+            raise InfraError(f"repro container {c.name} vanished {when}") from exc
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise InfraError(f"Docker engine failed {when}: {exc}") from exc
+        if c.status != "running":
+            state = c.attrs.get("State", {})
+            hint = ""
+            out = self._logs_tail()
+            if "python3" in out and ("not found" in out or "no such file" in out.lower()):
+                hint = " (the repro image needs python3 and iproute2)"
+            elif "ip" in out and "not found" in out:
+                hint = " (the repro image needs iproute2)"
+            raise InfraError(
+                f"repro container {c.name} is {c.status} {when} (exit {state.get('ExitCode')}, "
+                f"OOM {state.get('OOMKilled')}){hint}; its output: {out}")
+
+    def _logs_tail(self) -> str:
+        try:
+            text = self.container.logs(tail=15).decode("utf-8", "replace").strip()
+        except Exception:  # noqa: BLE001 - diagnostics only
+            return "(no output)"
+        return " | ".join(text.splitlines()[-8:]) or "(no output)"
+
+    def _wait_exec(self, api, exec_id) -> None:
+        deadline = time.monotonic() + self.settings.cycle_budget()
+        while time.monotonic() < deadline:
+            if not _exec_inspect(api, exec_id).get("Running"):
+                return
+            time.sleep(0.5)
+        raise InfraError("docker exec of a cycle did not end in time")
+
+    def _from_driver(self, raw: dict, cycle_dir: Path) -> CycleRecord:
+        return CycleRecord(
+            index=int(raw.get("index", 0)),
+            started=bool(raw.get("started")),
+            start_seconds=raw.get("start_seconds"),
+            exit_code=raw.get("exit_code"),
+            killed=bool(raw.get("killed")),
+            early_exit=bool(raw.get("early_exit")),
+            died=bool(raw.get("died")),
+            forwarded_after_start=dict(raw.get("forwarded_after_start") or {}),
+            offered=dict(raw.get("offered") or {}),
+            log_path=str(cycle_dir / "console.log"),
+            duration=float(raw.get("duration") or 0.0),
+            error=raw.get("error"),
+        )
+
+    def _fill(self, rec: CycleRecord) -> CycleRecord:
+        """Signals from the console log, read on the host through the /logs mount."""
+        path = Path(rec.log_path)
+        if not path.is_file():
+            rec.error = rec.error or f"no console log at {path}"
+            return rec
+        sig = parse_console_file(path)
+        rec.signature_lines = sig.signature_lines
+        rec.signature_before_start = sig.signature_before_start
+        rec.other_send_errors = len(sig.other_send_errors)
+        rec.shutdown_counters = sig.shutdown_counters
+        rec.error_lines = sig.error_lines[:5]
+        if rec.started and not sig.started and not rec.error:
+            # The driver saw the marker, the parser did not: trust neither.
+            rec.error = "start marker seen by the driver but not found in the log"
+        if rec.early_exit and not rec.error and sig.error_lines:
+            rec.error = f"exited before start: {sig.error_lines[-1][:200]}"
+        return rec
+
+
+# ------------------------------------------------------------ Docker calls, retried
+
+@retrying
+def _create(client, **kw):
+    return client.containers.create(**kw)
+
+
+class _Permanent(Exception):
+    """A Docker error that no retry can fix; carries the original as `error`."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _permanent_start_error(exc: Exception) -> bool:
+    # The engine answers 500 when the OCI runtime cannot make the container (capabilities it
+    # may not grant, a command missing from the image): that is the request, not a hiccup,
+    # and engine.retrying would otherwise retry it for AFPBISECT_DOCKER_RETRY_SECONDS.
+    msg = str(exc)
+    return "OCI runtime create failed" in msg or "apply caps" in msg
+
+
+@retrying
+def _start_once(container):
+    try:
+        container.start()
+    except docker.errors.APIError as exc:
+        if _permanent_start_error(exc):
+            raise _Permanent(exc) from exc
+        raise
+
+
+def _start(container):
+    try:
+        _start_once(container)
+    except _Permanent as wrapped:
+        raise wrapped.error from None
+
+
+@retrying
+def _reload(container):
+    container.reload()
+
+
+@retrying
+def _remove(container):
+    container.remove(force=True)
+
+
+@retrying
+def _exec_create(api, container_id, cmd):
+    return api.exec_create(container_id, cmd, stdout=True, stderr=True, stdin=False, tty=False)["Id"]
+
+
+@retrying
+def _exec_inspect(api, exec_id) -> dict:
+    return api.exec_inspect(exec_id)
+
+
+def _last_json_line(data: bytes) -> dict | None:
+    for line in reversed((data or b"").decode("utf-8", "replace").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None

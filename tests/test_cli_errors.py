@@ -1,0 +1,90 @@
+"""Every bad input: exit 2, one line naming the problem, no traceback (issue 8)."""
+import subprocess
+
+import pytest
+
+from conftest import git
+from e2e_util import afp
+
+
+def _one_line_exit2(code, err, pattern):
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    assert pattern in lines[0], lines[0]
+
+
+@pytest.fixture
+def wd(tmp_path):
+    return ["--workdir", str(tmp_path / "work")]
+
+
+@pytest.mark.parametrize("rng,pattern", [
+    ("v1.0.0..v9.9.9", "unknown ref 'v9.9.9'"),
+    ("v2.0.0..v1.0.0", "not an ancestor"),
+    ("v2.0.0..main", "empty range"),
+    ("v1.0.0", "must be GOOD..BAD"),
+])
+def test_bad_ranges(small_repo, wd, rng, pattern):
+    code, _, err = afp("run", rng, "--repo", str(small_repo), *wd, check_json=False)
+    _one_line_exit2(code, err, pattern)
+
+
+def test_repo_not_git(tmp_path, wd):
+    code, _, err = afp("run", "a..b", "--repo", str(tmp_path), *wd, check_json=False)
+    _one_line_exit2(code, err, "not a git repository")
+
+
+@pytest.mark.parametrize("opt,val,pattern", [
+    ("--widen-us", "-5", "--widen-us"), ("--cycles", "0", "--cycles"),
+    ("--confidence", "2", "--confidence"), ("--pairs", "x", "--pairs"),
+])
+def test_invalid_numbers(small_repo, wd, opt, val, pattern):
+    code, _, err = afp("run", "v1.0.0..v2.0.0", "--repo", str(small_repo), opt, val, *wd, check_json=False)
+    _one_line_exit2(code, err, pattern)
+
+
+def test_patch_missing_and_not_a_patch(small_repo, tmp_path, wd):
+    code, _, err = afp("verify-patch", str(tmp_path / "none.patch"), "--repo", str(small_repo), *wd,
+                       check_json=False)
+    _one_line_exit2(code, err, "does not exist")
+    junk = tmp_path / "junk.patch"
+    junk.write_text("hello\n")
+    code, _, err = afp("verify-patch", str(junk), "--repo", str(small_repo), *wd, check_json=False)
+    _one_line_exit2(code, err, "not a patch")
+
+
+def test_patch_that_does_not_apply(small_repo, tmp_path, wd):
+    p = tmp_path / "x.patch"
+    p.write_text("--- a/src/a.c\n+++ b/src/a.c\n@@ -2,3 +2,3 @@\n int v1 = 1;\n-int v2 = 999;\n+int v2 = 3;\n int v3 = 3;\n")
+    code, _, err = afp("verify-patch", str(p), "--target", "suricata-2.0.0", "--repo", str(small_repo), *wd,
+                       check_json=False)
+    # the widener comes first and this repo has no AFPSetupRing: named, file and all
+    _one_line_exit2(code, err, "does not apply")
+    assert "src/source-af-packet.c" in err
+
+
+def test_workdir_not_writable(small_repo, tmp_path):
+    f = tmp_path / "f"
+    f.write_text("")
+    code, _, err = afp("run", "v1.0.0..v2.0.0", "--repo", str(small_repo), "--workdir", str(f / "w"),
+                       check_json=False)
+    _one_line_exit2(code, err, "not writable")
+
+
+def test_corrupt_state(small_repo, wd, tmp_path):
+    good, bad = git(small_repo, "rev-parse", "suricata-1.0.0"), git(small_repo, "rev-parse", "main")
+    st = tmp_path / "work" / "state" / f"run-{good[:10]}-{bad[:10]}.json"
+    st.parent.mkdir(parents=True)
+    st.write_text("{corrupt")
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), *wd, check_json=False)
+    _one_line_exit2(code, err, "corrupt")
+
+
+def test_docker_unreachable(small_repo, wd, tmp_path):
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), *wd, check_json=False,
+                       env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock",
+                            "AFPBISECT_DOCKER_RETRY_SECONDS": "2"})
+    _one_line_exit2(code, err, "Docker engine unreachable")
+    assert "no.sock" in err

@@ -1,0 +1,386 @@
+"""Era rules (afpbisect/eras.py + eras.toml): which rules fire for which commit, and what the
+rendered Dockerfile / build script contain.  Fast, no Docker.  The real-history tests read the
+Suricata mirror and are skipped when it is absent."""
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from afpbisect import eras
+from afpbisect.eras import DictView, ErasError, GitView, load_rules, resolve
+
+MIRROR = Path(os.environ.get("AFPBISECT_SURICATA_MIRROR", "/work/.mirror/OISF+suricata/repo"))
+needs_mirror = pytest.mark.skipif(not MIRROR.is_dir(), reason=f"no Suricata mirror at {MIRROR}")
+
+SURICATA_AC = "AC_INIT([suricata],[8.0.3])\n"
+BASE_PACKAGES = {"build-essential", "autoconf", "automake", "libtool", "pkg-config", "ccache",
+                 "git", "ca-certificates", "python3", "iproute2"}
+
+
+def fired(recipe) -> list[str]:
+    return [rid for rid, _ in recipe.fired]
+
+
+def write_rules(tmp_path, text) -> Path:
+    p = tmp_path / "eras.toml"
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def suricata_view(*, time="~0.3.36", htp_rs=True, extra_files=None) -> DictView:
+    files = {
+        "configure.ac": "    " + SURICATA_AC,
+        "rust/Cargo.toml.in": f'[package]\nname = "suricata"\n\n[dependencies]\ntime = "{time}"\n',
+        "src/source-af-packet.c": "/* ... */\n",
+    }
+    if htp_rs:
+        files["rust/htp/Cargo.toml.in"] = "[package]\n"
+    files.update(extra_files or {})
+    return DictView(files=files)
+
+
+# ------------------------------------------------------------------ the shipped table, synthetic views
+
+
+def test_shipped_rules_parse_and_each_has_a_reason():
+    rules = load_rules()
+    assert [r.id for r in rules][0] == "base"
+    assert rules[0].when is eras.ALWAYS
+    for r in rules:
+        assert len(r.reason) > 40, r.id
+
+
+def test_plain_c_target_gets_only_the_base_rule():
+    # The synthetic target: hand-written ./configure + Makefile, no configure.ac, no rust/.
+    view = DictView(files={"configure": "#!/bin/sh\n", "Makefile": "all:\n", "autogen.sh": "",
+                           "src/source-af-packet.c": ""})
+    r = resolve(view)
+    assert fired(r) == ["base"]
+    assert set(r.apt_packages) == BASE_PACKAGES
+    assert (r.rust, r.apt_sources, r.configure_flags, r.fetch_fixups, r.env) == ("none", (), (), (), ())
+
+
+def test_configure_ac_of_another_project_is_not_suricata():
+    r = resolve(DictView(files={"configure.ac": "AC_INIT([other],[1.0])\n"}))
+    assert fired(r) == ["base"]
+
+
+def test_modern_suricata():
+    r = resolve(suricata_view())
+    assert fired(r) == ["base", "suricata", "rust-rustc-web"]
+    assert r.rust == "rustc-web"
+    assert {"libpcap-dev", "libyaml-dev", "libjansson-dev", "libpcre2-dev", "zlib1g-dev",
+            "cbindgen"} <= set(r.apt_packages)
+    assert not any(p.startswith("libhtp") for p in r.apt_packages)
+    assert r.configure_flags == ("--disable-gccmarch-native",)
+    assert any("bookworm-security" in s for s in r.apt_sources)
+
+
+def test_c_libhtp_era_uses_backports_libhtp():
+    r = resolve(suricata_view(htp_rs=False))
+    assert fired(r)[-1] == "libhtp-c-backports"
+    assert "libhtp-dev/bookworm-backports" in r.apt_packages
+    assert "libhtp2/bookworm-backports" in r.apt_packages
+    assert "--enable-non-bundled-htp" in r.configure_flags
+    assert "deb http://deb.debian.org/debian bookworm-backports main" in r.apt_sources
+
+
+@pytest.mark.parametrize("spec,fires", [
+    ("=0.3.13", True), ("=0.3.20", True), ("0.3.34", True), ("^0.3.9", True),
+    ("~0.3.35", False), ("~0.3.36", False), ("=0.3.41", False), ("0.4.1", False),
+])
+def test_time_crate_fixup_only_below_0_3_35(spec, fires):
+    r = resolve(suricata_view(time=spec))
+    assert ("time-crate-rustc-1.80" in fired(r)) is fires
+    if fires:
+        (fix,) = r.fetch_fixups
+        assert "cargo update -p time --precise 0.3.36" in fix
+
+
+def test_time_fixup_sed_rewrites_the_generated_manifest(tmp_path):
+    # Run the shipped fixup's sed part on a generated rust/Cargo.toml (cargo stubbed out).
+    (fix,) = resolve(suricata_view(time="=0.3.13")).fetch_fixups
+    sed = fix.split(" && ")[0]
+    (tmp_path / "rust").mkdir()
+    manifest = tmp_path / "rust" / "Cargo.toml"
+    manifest.write_text('# last version to work with MSRV 1.63\ntime = "=0.3.13"\ntime-x = "1"\n')
+    subprocess.run(["sh", "-c", sed], cwd=tmp_path, check=True)
+    assert manifest.read_text() == '# last version to work with MSRV 1.63\ntime = "~0.3.36"\ntime-x = "1"\n'
+    subprocess.run(["sh", "-c", sed], cwd=tmp_path, check=True)  # idempotent
+    assert 'time = "~0.3.36"' in manifest.read_text()
+
+
+# ------------------------------------------------------------------ condition kinds and folding
+
+
+RULES_ALL_KINDS = """
+    [[rule]]
+    id = "base"
+    reason = "always"
+    apt = ["a"]
+
+    [[rule]]
+    id = "has-rust"
+    when = { path_exists = "rust" }
+    reason = "dir implied by a file"
+    apt = ["b", "a"]
+    rust = "debian"
+
+    [[rule]]
+    id = "no-htp"
+    when = { path_missing = "rust/htp" }
+    reason = "missing"
+    configure_flags = ["--x"]
+
+    [[rule]]
+    id = "after-fix"
+    when = { ancestor_of_commit = "fix1" }
+    reason = "ancestor"
+    rust = "rustc-web"
+    env = { K = "1", L = "2" }
+
+    [[rule]]
+    id = "before-fix"
+    when = { not_ancestor = "fix1" }
+    reason = "not ancestor"
+    fetch_fixups = ["echo old"]
+
+    [[rule]]
+    id = "msrv"
+    when = { file_matches = { path = "rust/Cargo.toml.in", regex = '^rust-version = "1\\.(6|7)\\d' } }
+    reason = "regex"
+    env = { K = "3" }
+
+    [[rule]]
+    id = "combo"
+    when = { all = [ { path_exists = "configure.ac" }, { any = [ { not = { path_exists = "x" } }, { path_exists = "y" } ] } ] }
+    reason = "combinators"
+    apt_sources = ["deb s"]
+"""
+
+
+def test_every_condition_kind(tmp_path):
+    rules = load_rules(write_rules(tmp_path, RULES_ALL_KINDS))
+    old = DictView(files={"rust/Cargo.toml.in": 'rust-version = "1.67.1"\n', "rust/htp/x": ""})
+    r = resolve(old, rules)
+    assert fired(r) == ["base", "has-rust", "before-fix", "msrv"]
+    assert r.apt_packages == ("a", "b")              # appended, first occurrence kept
+    assert r.rust == "debian"
+    assert r.env == (("K", "3"),)
+    assert r.fetch_fixups == ("echo old",)
+
+    new = DictView(files={"configure.ac": "", "rust/Cargo.toml.in": 'rust-version = "1.85.0"\n'},
+                   ancestors={"fix1"})
+    r = resolve(new, rules)
+    assert fired(r) == ["base", "has-rust", "no-htp", "after-fix", "combo"]
+    assert r.rust == "rustc-web"                     # last rule setting rust wins
+    assert r.env == (("K", "1"), ("L", "2"))
+    assert r.configure_flags == ("--x",)
+    assert r.apt_sources == ("deb s",)
+
+
+def test_file_matches_is_false_for_a_missing_file(tmp_path):
+    rules = load_rules(write_rules(tmp_path, RULES_ALL_KINDS))
+    assert "msrv" not in fired(resolve(DictView(), rules))
+
+
+def test_env_override_keeps_first_position(tmp_path):
+    rules = load_rules(write_rules(tmp_path, RULES_ALL_KINDS))
+    view = DictView(files={"rust/Cargo.toml.in": 'rust-version = "1.70"\n'}, ancestors={"fix1"})
+    assert resolve(view, rules).env == (("K", "3"), ("L", "2"))
+
+
+@pytest.mark.parametrize("body,msg", [
+    ('[[rule]]\nid = "a"\nreason = "r"\nwhen = { path_exist = "x" }\n', "unknown condition"),
+    ('[[rule]]\nid = "a"\nreason = "r"\nwhen = { path_exists = "x", path_missing = "y" }\n', "exactly one key"),
+    ('[[rule]]\nid = "a"\nreason = "r"\nwhen = { file_matches = { path = "x", regex = "(" } }\n', "bad regex"),
+    ('[[rule]]\nid = "a"\nreason = "r"\nwhen = { all = [] }\n', "non-empty list"),
+    ('[[rule]]\nid = "a"\nreason = "r"\napts = ["x"]\n', "unknown keys"),
+    ('[[rule]]\nid = "a"\n', "needs a reason"),
+    ('[[rule]]\nid = "A b"\nreason = "r"\n', "slug"),
+    ('[[rule]]\nid = "a"\nreason = "r"\nrust = "nightly"\n', "rust must be one of"),
+    ('[[rule]]\nid = "a"\nreason = "r"\napt = "x"\n', "list of non-empty strings"),
+    ('[[rule]]\nid = "a"\nreason = "r"\n[[rule]]\nid = "a"\nreason = "r"\n', "duplicate rule id"),
+    ('title = "no rules"\n', "no \\[\\[rule\\]\\]"),
+])
+def test_malformed_tables_are_rejected(tmp_path, body, msg):
+    with pytest.raises(ErasError, match=msg):
+        load_rules(write_rules(tmp_path, body))
+
+
+# ------------------------------------------------------------------ keys
+
+
+def test_keys_are_stable_and_separate_image_from_product():
+    a = resolve(suricata_view())
+    b = resolve(suricata_view())
+    assert (a.image_key(), a.key()) == (b.image_key(), b.key())
+    assert re.fullmatch(r"[0-9a-f]{16}", a.key())
+    old_time = resolve(suricata_view(time="=0.3.13"))
+    assert old_time.image_key() == a.image_key()      # a fixup needs no new image...
+    assert old_time.key() != a.key()                  # ...but changes the product
+    c_htp = resolve(suricata_view(htp_rs=False))
+    assert c_htp.image_key() != a.image_key()
+    plain = resolve(DictView(files={"configure": ""}))
+    assert plain.image_key() != a.image_key()
+
+
+def test_fired_reasons_do_not_enter_the_key():
+    a = resolve(suricata_view())
+    b = eras.Recipe(a.apt_packages, a.apt_sources, a.rust, a.configure_flags, a.fetch_fixups,
+                    a.env, fired=(("other", "reason"),))
+    assert a == b and a.key() == b.key()
+
+
+# ------------------------------------------------------------------ templates
+
+
+def render(template: Path, **kw) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(template.read_text()).render(**kw)
+
+
+def test_dockerfile_for_c_libhtp_era():
+    r = resolve(suricata_view(htp_rs=False, time="=0.3.13"))
+    df = render(eras.DOCKERFILE_TEMPLATE, base_image="afpbisect/debian-local:bookworm", recipe=r)
+    assert df.startswith("FROM afpbisect/debian-local:bookworm\n")
+    assert "'deb http://deb.debian.org/debian bookworm-backports main'" in df
+    assert "--no-install-recommends" in df
+    for pkg in (*r.apt_packages, "rustc-web", "cargo-web"):
+        assert re.search(rf"^\s+{re.escape(pkg)} \\$", df, re.M), pkg
+    assert f'afpbisect.image-key="{r.image_key()}"' in df
+    assert "COPY" not in df and "ADD " not in df     # nothing project-specific baked in
+
+
+def test_dockerfile_for_plain_c_target_has_no_rust_and_no_sources():
+    r = resolve(DictView(files={"configure": ""}))
+    df = render(eras.DOCKERFILE_TEMPLATE, base_image="b:1", recipe=r)
+    assert "sources.list.d" not in df and "rustc" not in df and "cargo" not in df
+
+
+@pytest.mark.parametrize("view", [suricata_view(htp_rs=False, time="=0.3.13"),
+                                  DictView(files={"configure": ""})], ids=["suricata-7", "plain-c"])
+def test_build_script_renders_to_valid_bash_with_step_markers(tmp_path, view):
+    r = resolve(view)
+    sh = render(eras.BUILD_SCRIPT_TEMPLATE, recipe=r, jobs=3)
+    p = tmp_path / "build.sh"
+    p.write_text(sh)
+    subprocess.run(["bash", "-n", str(p)], check=True)
+    assert sh.startswith("#!/bin/bash\n")
+    assert "make -j3\n" in sh
+    assert "export CARGO_NET_OFFLINE=true" in sh
+    assert "make install DESTDIR=/out" in sh
+    for step in ("autogen", "configure", "fetch", "make", "install"):
+        assert f"step {step}" in sh
+    assert ("step fixup" in sh) is bool(r.fetch_fixups)
+    for flag in r.configure_flags:
+        assert f"'{flag}'" in sh
+
+
+@pytest.mark.skipif(shutil.which("make") is None or shutil.which("cc") is None, reason="no make/cc")
+def test_build_script_builds_a_plain_c_target(tmp_path):
+    """The rendered script's fetch+compile phases on a tiny ./configure + Makefile project,
+    with /src and /out replaced by temporary directories (no Docker)."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "src").mkdir(parents=True)
+    out.mkdir()
+    (out / "stale").write_text("from an earlier build")
+    (src / "configure").write_text(textwrap.dedent("""\
+        #!/bin/sh
+        echo "ARGS=$*" > config.mk
+        echo "CC=${CC:-cc}" >> config.mk
+        """))
+    (src / "configure").chmod(0o755)
+    (src / "Makefile").write_text(textwrap.dedent("""\
+        include config.mk
+        src/suricata: src/main.c
+        \tcc -o $@ $<
+        install: src/suricata
+        \tinstall -D -m 0755 src/suricata $(DESTDIR)/usr/local/bin/suricata
+        """))
+    (src / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    sh = render(eras.BUILD_SCRIPT_TEMPLATE, recipe=resolve(DictView(files={"configure": ""})), jobs=2)
+    sh = sh.replace("cd /src", f"cd {src}").replace("/out", str(out))
+    (tmp_path / "build.sh").write_text(sh)
+    env = {**os.environ, "RECONFIGURE": "0", "CCACHE_DIR": str(tmp_path / "ccache"),
+           "CARGO_HOME": str(tmp_path / "cargo")}
+    fetch = subprocess.run(["bash", str(tmp_path / "build.sh"), "fetch"], env=env,
+                           capture_output=True, text=True)
+    assert fetch.returncode == 0, fetch.stderr
+    assert fetch.stdout.splitlines()[0] == "AFPBISECT-STEP: configure"
+    assert "ARGS=--prefix=/usr/local" in (src / "config.mk").read_text()
+    assert "CC=ccache gcc" in (src / "config.mk").read_text()
+    compile_ = subprocess.run(["bash", str(tmp_path / "build.sh"), "compile"], env=env,
+                              capture_output=True, text=True)
+    assert compile_.returncode == 0, compile_.stderr
+    steps = [l for l in compile_.stdout.splitlines() if l.startswith("AFPBISECT-")]
+    assert steps == ["AFPBISECT-STEP: make", "AFPBISECT-STEP: install", "AFPBISECT-DONE: compile"]
+    assert (out / "usr/local/bin/suricata").is_file()
+    assert not (out / "stale").exists()
+    # a broken tree: non-zero exit, and the last marker names the failing step
+    (src / "src" / "main.c").write_text("syntax error\n")
+    bad = subprocess.run(["bash", str(tmp_path / "build.sh"), "compile"], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert [l for l in bad.stdout.splitlines() if l.startswith("AFPBISECT-")][-1] == "AFPBISECT-STEP: make"
+
+
+# ------------------------------------------------------------------ the real history
+
+
+def idx_commit(i: int) -> str:
+    out = subprocess.run(["git", "--git-dir", str(MIRROR), "rev-list", "--reverse",
+                          "suricata-7.0.0..suricata-8.0.3"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return out[i - 1]
+
+
+BASE, SUR, RUST, TIME, HTP = ("base", "suricata", "rust-rustc-web", "time-crate-rustc-1.80",
+                              "libhtp-c-backports")
+REAL_CASES = [
+    # rev, expected rules; comments: the era facts each case pins (shared NOTES)
+    ("suricata-7.0.0", [BASE, SUR, RUST, TIME, HTP]),  # MSRV 1.63, time =0.3.13, C libhtp
+    (1295, [BASE, SUR, RUST, TIME, HTP]),              # 058ad87089: MSRV 1.67.1, time still =0.3.20
+    (1296, [BASE, SUR, RUST, HTP]),                    # da1645b3e1: time ~0.3.36
+    (1431, [BASE, SUR, RUST, HTP]),                    # bb714c9178: headers limit -> needs libhtp 0.5.50
+    ("923ad6af77", [BASE, SUR, RUST, HTP]),            # idx 1604, the culprit
+    (2194, [BASE, SUR, RUST, HTP]),                    # last C-libhtp commit
+    (2195, [BASE, SUR, RUST]),                         # 9c324b796e: libhtp-rs in-tree
+    (2607, [BASE, SUR, RUST]),                         # f0eaebe3a6: MSRV 1.75
+    ("suricata-8.0.3", [BASE, SUR, RUST]),
+    ("main", [BASE, SUR, RUST]),                       # MSRV 1.85, upstream revert of 923ad6af77
+]
+
+
+@needs_mirror
+@pytest.mark.parametrize("rev,expected", REAL_CASES, ids=[str(c[0]) for c in REAL_CASES])
+def test_real_history(rev, expected):
+    sha = idx_commit(rev) if isinstance(rev, int) else rev
+    r = resolve(GitView(MIRROR, sha))
+    assert fired(r) == expected
+    assert r.rust == "rustc-web"
+    assert ("--enable-non-bundled-htp" in r.configure_flags) is (HTP in expected)
+
+
+@needs_mirror
+def test_real_idx_boundaries_are_where_notes_say():
+    assert idx_commit(1296).startswith("da1645b3e1")
+    assert idx_commit(1604).startswith("923ad6af77")
+    assert idx_commit(2195).startswith("9c324b796e")
+
+
+@needs_mirror
+def test_git_view_on_the_mirror():
+    v = GitView(MIRROR, "suricata-8.0.3")          # annotated tag -> commit
+    assert v.has_path("rust/htp") and v.has_path("configure.ac")
+    assert not v.has_path("libhtp")
+    assert "AC_INIT" in v.read("configure.ac")
+    assert v.read("no/such/file") is None
+    assert v.is_ancestor("923ad6af77") and v.is_ancestor("suricata-8.0.3")
+    assert not v.is_ancestor("0123456789abcdef0123")   # unknown rev
+    assert not GitView(MIRROR, "suricata-7.0.0").is_ancestor("923ad6af77")
