@@ -41,7 +41,10 @@ def _transient(exc: BaseException) -> bool:
         exc, (docker.errors.NotFound, docker.errors.ImageNotFound)
     ):
         status = getattr(exc, "status_code", None)
-        return status is not None and status >= 500 and "No such" not in str(exc)
+        # A 500 that is the runtime refusing the container (capabilities, bad mount) will
+        # say the same on every try: not transient.
+        permanent = ("No such", "OCI runtime", "apply caps", "invalid mount")
+        return status is not None and status >= 500 and not any(m in str(exc) for m in permanent)
     return False
 
 

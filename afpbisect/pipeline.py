@@ -115,7 +115,7 @@ class PipelineEnv:
             "repro_seconds": round(sum(r.get("wall", r.get("duration", 0)) for r in recs), 1),
             "start_seconds": [r.get("start_seconds") for r in recs],
             "start_median": statistics.median(starts) if starts else None,
-            "forwarded_after_start": [sum((r.get("forwarded_after_start") or {}).values()) for r in recs],
+            "forwarded_after_start": [sum(v or 0 for v in (r.get("forwarded_after_start") or {}).values()) for r in recs],
             "repro_logs": sorted({str(Path(r["log_path"]).parent.parent) for r in recs if r.get("log_path")}),
         }
 

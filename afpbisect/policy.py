@@ -115,6 +115,7 @@ class PolicyConfig:
     max_consecutive_infra: int = 3
     confirm_extra: int = 1
     light_miss: float = 0.1
+    light_tighten: float = 0.5
     bound_level: float = 0.9
     max_verify_cycles: int | None = None
     verify_rule: str = "reference"
@@ -308,21 +309,30 @@ class _Run:
             return 0.0, 0.0
         return hits / valid, hit_rate_lower_bound(hits, valid, self.cfg.bound_level)
 
-    def light_level(self) -> int:
-        """Clean cycles for a light GOOD: `light_miss` under a point estimate of p.
+    def false_goods(self) -> int:
+        """Commits judged GOOD and later caught with the race (a hit and a GOOD level)."""
+        return sum(1 for c, ev in self.store.items()
+                   if ev.hits and ev.clean_needed and c != self.racy and c in self.in_range)
 
-        The estimate adds to the calibration every commit that was judged GOOD and later
-        showed the race (a corrected false GOOD: hits and a recorded GOOD level). Its light
-        cycles were selected for being clean, so this leans low, which is the safe side for
-        a cost-only knob: after a lucky calibration (say 5 hits in 5 cycles at p = 0.3) the
-        light level grows with each false GOOD found, instead of making one after another.
+    def light_level(self, tighten: bool = True) -> int:
+        """Clean cycles for a light GOOD: `light_miss` under the calibration's estimate of p,
+        times `light_tighten` for every false GOOD caught so far.
+
+        A caught false GOOD says the light level was short (often: a lucky calibration,
+        e.g. 8 hits in 10 cycles at p = 0.6). Without tightening, every other light GOOD
+        judged at that level stays in the store and may cost a whole verification round
+        each. With it, the next search re-tests the GOODs on its path at the new level,
+        at light cost. A count (not the cycles) drives it so that a resumed run computes
+        the same level as the round it resumes.
         """
+        import os
+        mode = os.environ.get("LIGHTP", "mle")
         hits, valid = self.pool()
-        for commit, ev in self.store.items():
-            if ev.hits and ev.clean_needed and commit != self.racy and commit in self.in_range:
-                hits += ev.hits
-                valid += ev.valid_cycles
-        return clean_cycles_needed(hits / valid, self.cfg.light_miss)
+        if mode == "mle": p_hat = hits / valid
+        elif mode == "umvu": p_hat = (hits - 1) / (valid - 1) if hits > 1 else hits / valid
+        else: p_hat = hit_rate_lower_bound(hits, valid, float(mode))
+        k = self.false_goods() if tighten else 0
+        return clean_cycles_needed(p_hat, self.cfg.light_miss * self.cfg.light_tighten ** k)
 
     def verify_level(self, budget: float) -> tuple[int, str]:
         """Clean cycles the boundary's clean side needs for a miss of at most `budget`."""
@@ -379,7 +389,8 @@ class _Run:
         try:
             while ev.build_error is None and not stop(ev):
                 if ev.consecutive_infra >= self.cfg.max_consecutive_infra:
-                    ev.verdict = Verdict.ERROR
+                    if ev.verdict is None:  # a decided verdict (a light GOOD) stays
+                        ev.verdict = Verdict.ERROR
                     self._persist(commit, ev)
                     self.log(f"{_short(commit)}: {ev.consecutive_infra} infrastructure errors in a row: abort")
                     raise InfraError(
@@ -396,12 +407,17 @@ class _Run:
             self._release(commit)
         return ev, self.new_cycles - before
 
-    def judge(self, commit, index, level: int, phase: str, why: str = "") -> Verdict:
-        """Apply THE rule (`decide`) at `level`, running cycles until it answers."""
+    def judge(self, commit, index, level: int, phase: str, why: str = "",
+              keep_level: bool = False) -> Verdict:
+        """Apply THE rule (`decide`) at `level`, running cycles until it answers.
+
+        A GOOD records `level` in `clean_needed`, unless `keep_level` (the verification,
+        which must leave the light level there: see verify()).
+        """
         maxi = self.cfg.max_consecutive_infra
         ev, new = self.cycle_until(commit, lambda e: decide(e, level, maxi) not in (None, Verdict.ERROR))
         verdict = decide(ev, level, maxi)
-        if verdict is Verdict.GOOD:
+        if verdict is Verdict.GOOD and not keep_level:
             ev.clean_needed = max(level, ev.clean_needed) if ev.verdict is Verdict.GOOD else level
         ev.verdict = verdict
         self._persist(commit, ev)
@@ -418,12 +434,29 @@ class _Run:
         self.record(phase, commit, index, verdict, ev, level, new, why.strip(" ;"))
         return verdict
 
+    @staticmethod
+    def selected(ev: Evidence) -> int:
+        """Clean cycles of a commit that its choice as the boundary depended on.
+
+        The search picks as boundary a commit whose light test came out clean; so those
+        clean cycles are not evidence for the verification (counting them, the simulation
+        was wrong 0.13% of the time, above the 0.1% budget). A light GOOD stops at exactly
+        `clean_needed` clean cycles, and the verification leaves `clean_needed` alone, so
+        `clean_needed` is that count, before and after (and in a resumed run).
+        """
+        return ev.clean_needed if ev.verdict is Verdict.GOOD else ev.clean
+
+    def verify(self, commit, index, fresh: int, why: str) -> Verdict:
+        """The heavy test: `fresh` clean cycles beyond the selected ones, or a hit."""
+        pre = self.selected(self.ev(commit))
+        return self.judge(commit, index, pre + fresh, "verify",
+                          f"; {fresh} clean beyond the {pre} the search saw{why}", keep_level=True)
+
     def calibrate(self, commit, index, role: str) -> Evidence:
+        """Run the racy endpoint to `calibration_hits` hits (or the cycle cap)."""
         cfg = self.cfg
-        ev, new = self.cycle_until(
-            commit,
-            lambda e: e.hits >= cfg.calibration_hits or e.valid_cycles >= cfg.max_calibration_cycles,
-        )
+        target, cap = cfg.calibration_hits, cfg.max_calibration_cycles
+        ev, new = self.cycle_until(commit, lambda e: e.hits >= target or e.valid_cycles >= cap)
         if ev.build_error is not None:
             ev.verdict = Verdict.SKIP
             self._persist(commit, ev)
@@ -442,8 +475,8 @@ class _Run:
         ev.verdict = Verdict.BAD
         self._persist(commit, ev)
         p_hat, p_low = self.estimate()
-        short = "" if ev.hits >= cfg.calibration_hits else (
-            f"; only {ev.hits} of {cfg.calibration_hits} hits wanted within the cap, proceeding")
+        short = "" if ev.hits >= target else (
+            f"; only {ev.hits} of {target} hits wanted within the cap, proceeding")
         self.log(
             f"calibrate {_short(commit)} [{index}] ({role} endpoint): {ev.hits} hits in "
             f"{ev.valid_cycles} valid cycles ({ev.infra} infra; {new} new): "
@@ -516,9 +549,9 @@ def bisect(
     run.calibrate(commits[racy_i], racy_i, racy_role)
 
     # 2. the clean endpoint: a light check up front (heavy only if it ends on the boundary).
-    level = run.light_level()
-    v = run.judge(commits[clean_i], clean_i, _reuse_level(store.get(commits[clean_i]), level),
-                  "endpoint", f"; {clean_role} endpoint, light level {level}")
+    level = run.light_level(tighten=False)  # before any search: the same on a resume
+    v = run.judge(commits[clean_i], clean_i, level, "endpoint",
+                  f"; {clean_role} endpoint, light level {level}")
     if v is Verdict.SKIP:
         raise EndpointUnbuildable(f"the {clean_role} endpoint {commits[clean_i]} does not build")
     if v is Verdict.BAD:
@@ -528,8 +561,7 @@ def bisect(
     def oracle(i: int) -> Verdict:
         commit = commits[i]
         light = run.light_level()
-        race = run.judge(commit, i, _reuse_level(store.get(commit), light), "search",
-                         f"; light level {light}")
+        race = run.judge(commit, i, light, "search", f"; light level {light}")
         if race is Verdict.SKIP:
             return Verdict.SKIP
         if fix:  # old = racy = search-GOOD, new = fixed = search-BAD
@@ -552,9 +584,6 @@ def bisect(
             run.log(f"search round {rounds}: the {what} commit could be any of {len(cands)} "
                     f"(unbuildable commits in the way): " + ", ".join(_short(c) for c in cands))
 
-        if certain_i != racy_i:  # the endpoint's calibration is its confirmation
-            run.confirm(commits[certain_i], certain_i)
-
         # Every verification that runs on a racy commit could miss, so the r-th one gets
         # 6 / (pi r)^2 of the budget (union bound: the misses add up to at most
         # 1 - confidence; the need grows like r ** (2 / hits), not 2 ** r). A replay starts
@@ -566,7 +595,7 @@ def bisect(
                     f"max_verify_cycles={cfg.max_verify_cycles}")
             need = cfg.max_verify_cycles
         side = "first clean commit" if fix else "parent of the first bad commit"
-        v = run.judge(commits[uncertain_i], uncertain_i, need, "verify", f"; {side}: {how}")
+        v = run.verify(commits[uncertain_i], uncertain_i, need, f"; {side}: {how}")
         if v is Verdict.GOOD:
             break
         if v is not Verdict.BAD:  # it built before, so SKIP here means the env changed its mind
@@ -576,8 +605,15 @@ def bisect(
         run.log(f"verify found the race on {_short(commits[uncertain_i])}: its light verdict was "
                 f"a miss; searching again (stored evidence reused)")
 
+    # Culprit confirmation: its parent just had the heavy verification; the culprit itself
+    # (proven racy by a hit) is re-tested for `confirm_extra` more hits. Done once, at the
+    # end: the reference does not include it, so it cannot change the verification.
+    if certain_i != racy_i:  # the endpoint's calibration is its confirmation
+        run.confirm(commits[certain_i], certain_i)
+
     p_hat, p_low = run.estimate()
-    confidence = 1.0 - run.miss_bound(store[commits[uncertain_i]].clean)
+    ev_u = store[commits[uncertain_i]]
+    confidence = 1.0 - run.miss_bound(ev_u.clean - run.selected(ev_u))
     culprit = cands[0] if len(cands) == 1 else None
     total = sum(ev.cycles for c, ev in store.items() if c in run.in_range)
     if culprit is not None:
@@ -603,13 +639,6 @@ def bisect(
         new_cycles=run.new_cycles,
         rounds=rounds,
     )
-
-
-def _reuse_level(ev: Evidence | None, light: int) -> int:
-    """Light verdicts are provisional: a stored light GOOD counts at the level it was judged."""
-    if ev is not None and ev.verdict is Verdict.GOOD:
-        return min(light, ev.clean_needed)
-    return light
 
 
 def _not_clean_message(commit, role: str, fix: bool) -> str:

@@ -219,6 +219,8 @@ class ReproSession:
         self._renew_if_old()
         self._check_alive("before cycle %d" % index)
         cycle_dir = self.logs_dir / f"cycle-{index:03d}"
+        # The fallback below must never read the record of an earlier run of this index.
+        (cycle_dir / "record.json").unlink(missing_ok=True)
         cmd = ["python3", f"{C_AFP}/driver.py", "cycle", "--config", f"{C_AFP}/config.json",
                "--index", str(index)]
         api = self.engine.client.api

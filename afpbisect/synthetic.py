@@ -41,7 +41,8 @@ import os
 import random
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -219,20 +220,16 @@ def _load_templates() -> dict[str, tuple[str, int]]:
 
 @dataclass
 class _Tree:
+    """Everything that varies between commits; `_render` turns it into files."""
+
     version: str = "1.0.0"
     dev_section: bool = False
     released_on: str | None = None
-    changelog: list[str] | None = None
-    doc_paras: list[str] | None = None
-    notes: dict[str, list[str]] | None = None
+    changelog: list[str] = field(default_factory=list)
+    doc_paras: list[str] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=dict)
     bad_order: bool = False
-    helpers: list[list] | None = None  # [id, broken]
-
-    def __post_init__(self):
-        self.changelog = self.changelog or []
-        self.doc_paras = self.doc_paras or []
-        self.notes = self.notes or {}
-        self.helpers = self.helpers or []
+    helpers: list[list] = field(default_factory=list)  # [id, broken]
 
 
 def _insert_header_notes(text: str, notes: list[str]) -> str:
@@ -387,7 +384,6 @@ def _apply_step(tree: _Tree, i: int, step: _Step, rng: random.Random, when: int)
 
 
 def _iso_date(epoch: int) -> str:
-    import time
     return time.strftime("%Y-%m-%d", time.gmtime(epoch))
 
 

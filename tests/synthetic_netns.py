@@ -56,7 +56,7 @@ ITEM = """  - interface: {iface}
     copy-iface: {peer}
     use-mmap: yes
     tpacket-v3: no
-"""
+{extra}"""
 
 
 def sh(*args: str) -> None:
@@ -213,6 +213,7 @@ def main(argv=None) -> int:
     ap.add_argument("--traffic-s", type=float, default=1.0)
     ap.add_argument("--pps", type=int, default=5000, help="frames per second per pair")
     ap.add_argument("--start-timeout", type=float, default=30.0)
+    ap.add_argument("--ring-size", type=int, default=0, help="ring-size: line in the yaml (0: none)")
     ap.add_argument("--keep-logs", action="store_true")
     a = ap.parse_args(argv)
 
@@ -221,7 +222,8 @@ def main(argv=None) -> int:
     for i in range(a.pairs):
         for j, (side, peer) in enumerate((("TX", "RX"), ("RX", "TX"))):
             items.append(ITEM.format(iface=f"SFE_{i}_{side}", peer=f"SFE_{i}_{peer}",
-                                     threads=a.threads, cid=90 + 2 * i + j))
+                                     threads=a.threads, cid=90 + 2 * i + j,
+                                     extra=f"    ring-size: {a.ring_size}\n" if a.ring_size else ""))
     traffic = Traffic(a.pairs, a.pps)
     traffic.start()
     time.sleep(0.2)  # traffic is flowing before the first start, as in the ticket's steps

@@ -46,8 +46,11 @@
 #define AFP_FATAL_ERROR 1
 #define AFP_RECOVERABLE_ERROR 2
 
-/** frames in the ring when the config has no ring-size */
-#define AFP_DEFAULT_RING_FRAMES 2048
+/** frames in the ring when the config has no ring-size (8 MiB: the natural
+ *  ring setup takes a few ms, the window of the bad order without a widener) */
+#ifndef AFP_DEFAULT_RING_FRAMES
+#define AFP_DEFAULT_RING_FRAMES 4096
+#endif
 /** a frame holds one 1514 byte packet plus its tpacket2_hdr */
 #define AFP_FRAME_SIZE 2048
 /** ring blocks are (page size << AFP_BLOCK_ORDER) bytes */
