@@ -51,16 +51,19 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
         f"(at least {max(1, (len(rng.commits) - 1).bit_length())} steps)")
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say)
     store = evidence_store(state)
-    config = policy.PolicyConfig(confidence=confidence, find_fix=find_fix, fixed_cycles=fixed_cycles)
+    config = policy.PolicyConfig(confidence=confidence, find_fix=find_fix)
 
-    def on_step(*_a, **_k):
+    def persist(*_a):
         save_evidence(state, store)
 
     status, message, res = "found", "", None
     try:
-        res = policy.bisect(list(rng.commits), env, config, store=store, on_step=on_step)
-    except policy.NotReproducible as exc:
-        status, message = "not-reproducible", str(exc)
+        res = policy.bisect(list(rng.commits), env, config, store=store, on_step=persist,
+                           on_cycle=persist)
+    except policy.RangeError as exc:
+        # Not reproducible at BAD, race already at GOOD, endpoint unbuildable: an honest
+        # "no answer", with the evidence kept.
+        status, message = type(exc).__name__, str(exc)
     finally:
         save_evidence(state, store)
         env.close()
@@ -110,13 +113,22 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
     repo = ctx.repo
     s = ctx.opts.settings
     steps, skips = [], []
+    used: dict[str, int] = {}   # cycles of each commit already attributed to earlier steps
     if res is not None:
         for st in res.steps:
             facts = env.step_facts(st.commit)
+            recs = state.data["cycles"].get(env._key(st.commit), [])
+            first = used.get(st.commit)
+            lo = first or 0
+            mine = recs[lo:lo + st.new_cycles] if st.new_cycles else []
+            used[st.commit] = lo + st.new_cycles
+            if first is not None:   # built earlier in this run: no build for this step
+                facts.update(build_seconds=0.0, build_cached=True)
+            facts["repro_seconds"] = round(sum(r.get("wall", r.get("duration", 0)) for r in mine), 1)
             ev = state.data["evidence"].get(st.commit, {})
-            steps.append({"commit": st.commit, "position": rng.position(st.commit), "role": st.role,
-                          "verdict": st.verdict.value, "cycles": st.cycles, "hits": st.hits,
-                          "subject": _subject(repo, st.commit), **facts})
+            steps.append({"commit": st.commit, "position": rng.position(st.commit), "role": st.phase,
+                          "verdict": st.verdict.value, "cycles": st.cycles, "new_cycles": st.new_cycles,
+                          "hits": st.hits, "subject": _subject(repo, st.commit), **facts})
             if st.verdict == Verdict.SKIP:
                 skips.append({"commit": st.commit, "reason": ev.get("build_error") or "skipped"})
     found = res is not None and status == "found"

@@ -17,10 +17,18 @@ def _env() -> jinja2.Environment:
                              lstrip_blocks=True, keep_trailing_newline=True,
                              autoescape=jinja2.select_autoescape(["html", "xml"]))
     env.filters["short"] = lambda s: (s or "")[:10]
-    env.filters["pct"] = lambda x: "-" if x is None else f"{100 * x:.1f}%"
+    env.filters["pct"] = _pct
     env.filters["secs"] = _secs
     env.filters["basename"] = lambda p: Path(str(p)).name
     return env
+
+
+def _pct(x) -> str:
+    """Percent with enough digits that 99.97% never prints as 100.0%."""
+    if x is None:
+        return "-"
+    digits = 1 if x < 0.99 or x == 1 else 2 if x < 0.999 else 3
+    return f"{100 * x:.{digits}f}%"
 
 
 def _secs(x) -> str:

@@ -15,6 +15,7 @@ from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
 from .refs import resolve
 from .report import write_reports
 from .state import State
+from .verdict import Evidence, Verdict
 from .worktree import BuildTree, Patch, check_patches_apply
 from .bisection import widener
 
@@ -34,7 +35,7 @@ def run_verify(ctx: Context, target: str, patches: list[Patch], confidence: floa
     stem = f"verify-{ref.sha[:10]}-{'-'.join(p.path.stem for p in patches)}"
     state = State.load_or_new(ctx.workdir / "state" / f"{stem}.json", "verify", identity,
                               restart=ctx.opts.restart, say=ctx.say)
-    config = policy.PolicyConfig(confidence=confidence, fixed_cycles=fixed_cycles)
+    config = policy.PolicyConfig(confidence=confidence)
     ctx.docker()
     res = check_variants(ctx, ref.sha, patches, state, config, label="+".join(p.path.stem for p in patches))
     result = {"afpbisect": __version__, "command": "verify-patch", "repo": ctx.opts.repo,
@@ -59,22 +60,50 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
     fix_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir,
                           Variant(f"widener+{label}", [widener(), *patches]), say=ctx.say)
     store = evidence_store(state)
-    base_store = {k[5:]: v for k, v in store.items() if k.startswith("base:")}
-    fix_store = {k[4:]: v for k, v in store.items() if k.startswith("fix:")}
+    base_ev = store.setdefault(f"base:{sha}", Evidence())
+    fix_ev = store.setdefault(f"{label}:{sha}", Evidence())
 
-    def persist(*_a, **_k):
-        merged = {f"base:{k}": v for k, v in base_store.items()}
-        merged.update({f"fix:{k}": v for k, v in fix_store.items()})
-        save_evidence(state, merged)
+    def persist(*_a):
+        save_evidence(state, store)
 
+    trace: list[str] = []
     try:
-        outcome = policy.check_patch(sha, base_env, fix_env, config, base_store=base_store,
-                                     fix_store=fix_store, on_step=persist)
+        base = policy.check_patch(sha, base_env, config, evidence=base_ev, on_cycle=persist)
+        trace += base.trace
+        base_env.release(sha)
+        fixed = None
+        if base.verdict is Verdict.BAD:
+            fixed = policy.check_patch(sha, fix_env, config, p_lower=base.p_lower, evidence=fix_ev,
+                                       on_cycle=persist)
+            trace += fixed.trace
     finally:
         persist()
         base_env.close()
         fix_env.close()
-    out = outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome)
-    out["baseline_facts"] = base_env.step_facts(sha)
-    out["patched_facts"] = fix_env.step_facts(sha)
-    return out
+    if base.verdict is Verdict.SKIP:
+        verdict, summary = "error", f"the target does not build with the widener: {base_ev.build_error}"
+    elif base.verdict is not Verdict.BAD:
+        verdict = "not-reproduced"
+        summary = (f"the race did not reproduce on {sha[:10]} without the patch ({base_ev.valid_cycles} "
+                   "clean cycles): nothing to verify; pick a target with the race or a wider --widen-us")
+    elif fixed.verdict is Verdict.SKIP:
+        verdict, summary = "error", f"the target does not build with the patch: {fix_ev.build_error}"
+    elif fixed.verdict is Verdict.BAD:
+        verdict = "present"
+        summary = (f"race PRESENT with {label}: {fix_ev.hits} of {fix_ev.valid_cycles} cycles show the "
+                   f"signature (baseline {base_ev.hits} of {base_ev.valid_cycles})")
+    else:
+        verdict = "cleared"
+        summary = (f"race CLEARED by {label}: 0 of {fix_ev.valid_cycles} cycles show the signature, "
+                   f"confidence {100 * fixed.confidence:.3f}%; without the patch {base_ev.hits} of "
+                   f"{base_ev.valid_cycles} cycles do (rate >= {base.p_lower:.2f})")
+
+    def side(ev: Evidence) -> dict:
+        return {"cycles": ev.valid_cycles, "hits": ev.hits, "infra": ev.infra, "build_error": ev.build_error}
+
+    return {"verdict": verdict, "summary": summary,
+            "confidence": fixed.confidence if fixed is not None and verdict == "cleared" else None,
+            "p_estimate": base.p_estimate, "p_lower": base.p_lower,
+            "clean_needed": fixed.clean_needed if fixed is not None else None,
+            "baseline": side(base_ev), "patched": side(fix_ev), "trace": trace,
+            "baseline_facts": base_env.step_facts(sha), "patched_facts": fix_env.step_facts(sha)}

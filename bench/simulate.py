@@ -161,11 +161,10 @@ def main(argv=None) -> int:
     ap.add_argument("--light-miss", type=float, default=PolicyConfig.light_miss)
     ap.add_argument("--calibration-hits", type=int, default=PolicyConfig.calibration_hits)
     ap.add_argument("--bound-level", type=float, default=PolicyConfig.bound_level)
-    ap.add_argument("--verify-rule", default=PolicyConfig.verify_rule, choices=["reference", "p_lower"])
     args = ap.parse_args(argv)
     config = PolicyConfig(confidence=args.confidence, find_fix=args.find_fix,
                           light_miss=args.light_miss, calibration_hits=args.calibration_hits,
-                          bound_level=args.bound_level, verify_rule=args.verify_rule)
+                          bound_level=args.bound_level)
     print(f"{args.runs} runs per p, seed {args.seed}, {N_COMMITS} commits, "
           f"{UNBUILDABLE:.0%} unbuildable, {INFRA:.0%} infra cycles, "
           f"{'fix' if args.find_fix else 'regression'} bisection; policy: {config}")
