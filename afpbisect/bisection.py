@@ -120,8 +120,10 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
             recs = state.data["cycles"].get(env._key(st.commit), [])
             first = used.get(st.commit)
             lo = first or 0
-            mine = recs[lo:lo + st.new_cycles] if st.new_cycles else []
-            used[st.commit] = lo + st.new_cycles
+            # A step's cycles are the commit's records up to its evidence count at the time
+            # of the decision (also right for a resumed run, where new_cycles is 0).
+            mine = recs[lo:st.cycles]
+            used[st.commit] = max(lo, st.cycles)
             if first is not None:   # built earlier in this run: no build for this step
                 facts.update(build_seconds=0.0, build_cached=True)
             facts["repro_seconds"] = round(sum(r.get("wall", r.get("duration", 0)) for r in mine), 1)
