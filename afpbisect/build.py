@@ -26,7 +26,7 @@ import jinja2
 import requests.exceptions
 
 from . import DOCKERFILES_DIR, TEMPLATES_DIR, baseimage, eras
-from .engine import Engine, retrying
+from .engine import Engine, create_container, retrying
 from .errors import BuildFailure, InfraError
 from .worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
 
@@ -112,7 +112,7 @@ class DockerBuilder:
         dockerfile = _render(DOCKERFILE, base_image=self.base_image, recipe=recipe)
         tag = f"afpbisect/build:{_digest(dockerfile, recipe.image_key())}"
         try:
-            self.engine.client.images.get(tag)
+            retrying(self.engine.client.images.get)(tag)
             return tag
         except docker.errors.ImageNotFound:
             pass
@@ -238,24 +238,31 @@ class DockerBuilder:
 
     def _container(self, image, phase, env, vols, network, log_path: Path) -> None:
         client = self.engine.client
-        create = retrying(client.containers.create)
-        c = create(image, ["bash", "/afp/build.sh", phase], environment=env, volumes=vols,
-                   network_mode=network, working_dir="/src", labels=self.engine.labels,
-                   name=f"afpbisect-build-{self.engine.run_id}-{phase}-{int(time.time()*1000) % 10**8}")
+        name = f"afpbisect-build-{self.engine.run_id}-{phase}-{int(time.time() * 1000) % 10**8}"
         try:
-            c.start()
+            c = create_container(client, image, ["bash", "/afp/build.sh", phase], name=name,
+                                 environment=env, volumes=vols, network_mode=network,
+                                 working_dir="/src", labels=self.engine.labels)
+            retrying(c.start)()
             with open(log_path, "a") as logf:
                 logf.write(f"\n# ---- phase {phase} (network {network})\n")
                 logf.flush()
-                for chunk in c.logs(stream=True, follow=True):
-                    logf.write(chunk.decode(errors="replace"))
-            status = c.wait(timeout=BUILD_TIMEOUT)
-        except (requests.exceptions.ConnectionError, docker.errors.APIError) as exc:
-            raise InfraError(f"docker failed during the {phase} phase: {exc}") from exc
+                try:   # stream for users who tail the log; the build goes on if it breaks
+                    for chunk in c.logs(stream=True, follow=True):
+                        logf.write(chunk.decode(errors="replace"))
+                    lost = False
+                except (requests.exceptions.RequestException, docker.errors.APIError):
+                    lost = True
+                status = retrying(c.wait)(timeout=BUILD_TIMEOUT)
+                if lost:
+                    logf.write("\n# ---- log stream lost (daemon connection); full phase log:\n")
+                    logf.write(retrying(c.logs)().decode(errors="replace"))
+        except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
+            raise InfraError(f"docker failed during the {phase} phase: {str(exc)[:300]}") from exc
         finally:
             try:
-                c.remove(force=True)
-            except (docker.errors.APIError, requests.exceptions.ConnectionError):
+                retrying(client.api.remove_container)(name, force=True)
+            except (docker.errors.APIError, requests.exceptions.RequestException):
                 pass
         code = status.get("StatusCode", -1)
         if code == 137:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import click
+import docker.errors
+import requests.exceptions
 
 from . import __version__
 from .context import Options, default_workdir, open_context
@@ -81,6 +83,11 @@ def _guard(fn):
         except AfpError as exc:
             _say(f"afpbisect: error: {exc}")
             sys.exit(exc.exit_code)
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+            # Retries are exhausted by the time one gets here: say so, keep the state.
+            _say(f"afpbisect: error: lost the Docker engine ({str(exc).splitlines()[0][:200]}); "
+                 "state kept — run the same command again to resume")
+            sys.exit(3)
         except KeyboardInterrupt:
             _say("afpbisect: interrupted; state kept — run the same command again to resume")
             sys.exit(130)

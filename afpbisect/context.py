@@ -4,6 +4,7 @@ Tear-down removes this run's containers whatever happened (signal, error, succes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -57,6 +58,10 @@ class Context:
         Called by commands after their input is validated, so bad input costs nothing."""
         if not self._docker_ready:
             self.engine = engine_mod.connect(self.run_id)
+            self.engine.workdir_tag = hashlib.sha256(str(self.workdir).encode()).hexdigest()[:12]
+            n = self.engine.sweep_workdir()
+            if n:
+                self.say(f"removed {n} container(s) left by an interrupted earlier run")
             self.builder = DockerBuilder(self.engine, self.workdir, self.opts.base_image,
                                          jobs=self.opts.jobs, say=self.say)
             self.repro = ReproEnv(self.engine, self.opts.settings)

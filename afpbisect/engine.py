@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import docker
 import docker.errors
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 LABEL = "afpbisect"
 RUN_LABEL = "afpbisect.run"
+WORKDIR_LABEL = "afpbisect.workdir"
 
 # How long a daemon may stay away before a call gives up (seconds).  Bounded so that a
 # daemon that is gone for good becomes a clear error, not a hang.
@@ -77,11 +78,26 @@ class Engine:
     client: docker.DockerClient
     run_id: str
     base_url: str = ""
-    capabilities_checked: set = field(default_factory=set)
+    workdir_tag: str = ""
 
     @property
     def labels(self) -> dict:
-        return {LABEL: "1", RUN_LABEL: self.run_id}
+        out = {LABEL: "1", RUN_LABEL: self.run_id}
+        if self.workdir_tag:
+            out[WORKDIR_LABEL] = self.workdir_tag
+        return out
+
+    def sweep_workdir(self) -> int:
+        """Remove containers left by earlier runs on this workdir (a kill -9 cannot clean
+        up after itself).  Only called while holding the workdir lock, so every such
+        container belongs to a run that is dead."""
+        n = 0
+        flt = {"label": [f"{WORKDIR_LABEL}={self.workdir_tag}"]}
+        for c in self.client.containers.list(all=True, filters=flt):
+            if c.labels.get(RUN_LABEL) != self.run_id:
+                c.remove(force=True)
+                n += 1
+        return n
 
     @retrying
     def ping(self) -> None:
@@ -123,6 +139,21 @@ def connect(run_id: str, base_url: str | None = None) -> Engine:
             f"Docker engine unreachable at {url} ({_short(exc)}); start the daemon or set DOCKER_HOST"
         ) from None
     return Engine(client=client, run_id=run_id, base_url=url)
+
+
+def create_container(client: docker.DockerClient, image: str, command, name: str, **kw):
+    """containers.create, retried, and idempotent: when the daemon created the container
+    but the answer was lost (connection cut), the retry's 409 Conflict on our own unique
+    name means it exists: take it."""
+    @retrying
+    def attempt():
+        try:
+            return client.containers.create(image, command, name=name, **kw)
+        except docker.errors.APIError as exc:
+            if getattr(exc, "status_code", None) == 409 and "already in use" in str(exc):
+                return client.containers.get(name)
+            raise
+    return attempt()
 
 
 def _short(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ are made so that a new call never asks more of a finished step than the first ca
 the light level depends on the frozen calibration and on the false GOODs met in THIS call
 (a replay meets them no earlier than the original did), the round of a verification is
 counted from the store (1 + false GOODs caught), and `clean_needed` of a GOOD keeps the
-light level, so "clean cycles beyond it" means the same thing on a resume.
+clean count the search saw, so "clean cycles beyond it" means the same thing on a resume.
 """
 from __future__ import annotations
 
@@ -163,9 +163,11 @@ class StepRecord:
     clean_needed: int
     new_cycles: int  # cycles run for this decision in this call; 0 = reused from the store
     note: str = ""
+    fresh_needed: int = 0  # "verify": clean cycles asked beyond the light test's
 
     def to_dict(self) -> dict:
         return {
+            "fresh_needed": self.fresh_needed,
             "phase": self.phase,
             "commit": self.commit,
             "index": self.index,
@@ -294,8 +296,9 @@ class _Run:
         if self.on_cycle is not None:
             self.on_cycle(commit, ev)
 
-    def record(self, phase, commit, index, verdict, ev, level, new, note="") -> StepRecord:
-        rec = StepRecord(phase, commit, index, verdict, ev.cycles, ev.hits, ev.infra, level, new, note)
+    def record(self, phase, commit, index, verdict, ev, level, new, note="", fresh=0) -> StepRecord:
+        rec = StepRecord(phase, commit, index, verdict, ev.cycles, ev.hits, ev.infra, level, new,
+                         note, fresh)
         self.steps.append(rec)
         if self.on_step is not None:
             self.on_step(rec)
@@ -402,18 +405,19 @@ class _Run:
         return ev, self.new_cycles - before
 
     def judge(self, commit, index, level: int, phase: str, why: str = "",
-              keep_level: bool = False) -> Verdict:
+              keep_level: bool = False, fresh: int = 0) -> Verdict:
         """Apply THE rule (`decide`) at `level`, running cycles until it answers.
 
-        A GOOD records `level` in `clean_needed`, except with `keep_level` (the
-        verification leaves the light level there: see `selected`).
+        A new (or extended) GOOD records its clean count in `clean_needed`; a reused one
+        and the verification (`keep_level`) leave it alone: see `selected`.
         """
         maxi = self.cfg.max_consecutive_infra
         self.visited.add(commit)
         ev, new = self.cycle_until(commit, lambda e: decide(e, level, maxi) not in (None, Verdict.ERROR))
         verdict = decide(ev, level, maxi)
-        if verdict is Verdict.GOOD and not keep_level:
-            ev.clean_needed = max(level, ev.clean_needed) if ev.verdict is Verdict.GOOD else level
+        if verdict is Verdict.GOOD and not keep_level and (ev.verdict is not Verdict.GOOD or new):
+            # every clean cycle so far is part of why it is GOOD (usually exactly `level`)
+            ev.clean_needed = ev.clean
         ev.verdict = verdict
         self._persist(commit, ev)
         if verdict is Verdict.SKIP:
@@ -427,7 +431,7 @@ class _Run:
         reuse = "reused, no new cycle" if new == 0 else f"{new} new cycle(s){extra}"
         self.log(f"{phase} {_short(commit)}{'' if index is None else f' [{index}]'}: "
                  f"{verdict.value.upper()}: {detail} ({reuse}){why}")
-        self.record(phase, commit, index, verdict, ev, level, new, why.strip(" ;"))
+        self.record(phase, commit, index, verdict, ev, level, new, why.strip(" ;"), fresh)
         return verdict
 
     @staticmethod
@@ -437,8 +441,8 @@ class _Run:
         The search ends on a boundary whose clean side came out clean in its light test;
         those cycles are why it was chosen, so they are not evidence for the verification
         (counting them, the simulation was wrong 0.13% of the time at p = 0.3, above the
-        0.1% budget). A light GOOD stops at exactly `clean_needed` clean cycles and the
-        verification leaves `clean_needed` alone, so it is that count, on a resume too.
+        0.1% budget). A search GOOD records its clean count in `clean_needed` and the
+        verification leaves it alone, so it is that count, on a resume too.
         """
         return ev.clean_needed if ev.verdict is Verdict.GOOD else ev.clean
 
@@ -447,7 +451,7 @@ class _Run:
         pre = self.selected(self.ev(commit))
         return self.judge(commit, index, pre + fresh, "verify",
                           f"; {fresh} clean beyond the {pre} of its light test{why}",
-                          keep_level=True)
+                          keep_level=True, fresh=fresh)
 
     def calibrate(self, commit, index, role: str) -> Evidence:
         """Run the racy endpoint to `calibration_hits` hits (or the cycle cap)."""
@@ -655,6 +659,7 @@ def check_patch(
     reference: Evidence | None = None,
     evidence: Evidence | None = None,
     on_cycle: Callable[[Any, Evidence], None] | None = None,
+    p_lower: float | None = None,
 ) -> PatchCheck:
     """Cycles on one build; the env decides what it builds (with or without the patch).
 
@@ -667,6 +672,9 @@ def check_patch(
          ("cleared with confidence c", c = 1 - the miss bound, >= config.confidence
          unless max_verify_cycles capped it).
     `evidence` (this build's Evidence) lets the caller resume; it is updated in place.
+    `p_lower` instead of `reference` (kept for callers that pass the rate): GOOD after
+    clean_cycles_needed(p_lower, 1 - confidence) clean cycles. That trusts the bound on p,
+    which holds only with `bound_level`; `reference` holds for every p. Prefer it.
     """
     cfg = config if config is not None else PolicyConfig()
     ev = evidence if evidence is not None else Evidence()
@@ -674,7 +682,7 @@ def check_patch(
     ev.consecutive_infra = 0  # a new session
     if ev.verdict is Verdict.ERROR:
         ev.verdict = None
-    if reference is None:
+    if reference is None and p_lower is None:
         ev, new = run.cycle_until(
             commit, lambda e: e.hits >= cfg.calibration_hits or e.valid_cycles >= cfg.max_calibration_cycles)
         verdict = decide(ev, 0, cfg.max_consecutive_infra)  # SKIP, BAD, or GOOD at level 0
@@ -687,21 +695,30 @@ def check_patch(
         run.log(f"check {_short(commit)} (calibration): {verdict.value.upper()}: {note} "
                 f"({new} new cycle(s))")
         return PatchCheck(commit, verdict, ev, 0, p_hat, p_low, 0.0, run.trace)
-    if reference.hits < 1:
-        raise UsageError("the reference shows no race: calibrate on a build that has it first")
     miss = 1.0 - cfg.confidence
-    need = clean_cycles_needed_vs_reference(reference.hits, reference.valid_cycles, miss)
+    if reference is not None:
+        if reference.hits < 1:
+            raise UsageError("the reference shows no race: calibrate on a build that has it first")
+        h, v = reference.hits, reference.valid_cycles
+        need = clean_cycles_needed_vs_reference(h, v, miss)
+        how = f"miss <= {miss:.2g} for any p, against {h} hits in {v} cycles"
+        p_hat, p_low = h / v, hit_rate_lower_bound(h, v, cfg.bound_level)
+        bound = lambda clean: miss_bound_vs_reference(h, v, clean)  # noqa: E731
+    else:
+        if not 0.0 < p_lower <= 1.0:
+            raise UsageError(f"p_lower must be in (0, 1], got {p_lower!r}: calibrate on a build "
+                             f"that has the race first")
+        need = clean_cycles_needed(p_lower, miss)
+        how = f"miss <= {miss:.2g} at p >= {p_lower:.3f}"
+        p_hat, p_low = p_lower, p_lower
+        bound = lambda clean: (1.0 - p_lower) ** clean  # noqa: E731
     if cfg.max_verify_cycles is not None:
         need = min(need, cfg.max_verify_cycles)
-    verdict = run.judge(commit, None, need, "check",
-                        f"; cleared after {need} clean (miss <= {miss:.2g} for any p against "
-                        f"{reference.hits} hits in {reference.valid_cycles} cycles)")
+    verdict = run.judge(commit, None, need, "check", f"; cleared after {need} clean ({how})")
     confidence = 1.0
     if verdict is Verdict.GOOD:
-        confidence = 1.0 - miss_bound_vs_reference(reference.hits, reference.valid_cycles, ev.clean)
+        confidence = 1.0 - bound(ev.clean)
         run.log(f"check {_short(commit)}: race cleared with confidence {confidence:.5f}")
     elif verdict is Verdict.BAD:
         run.log(f"check {_short(commit)}: race present")
-    p_hat = reference.hits / reference.valid_cycles
-    p_low = hit_rate_lower_bound(reference.hits, reference.valid_cycles, cfg.bound_level)
     return PatchCheck(commit, verdict, ev, need, p_hat, p_low, confidence, run.trace)

@@ -26,7 +26,7 @@ import jinja2
 import requests.exceptions
 
 from . import PACKAGE_DIR, TEMPLATES_DIR
-from .engine import Engine, _short, check_capability_error, retrying
+from .engine import Engine, _short, check_capability_error, create_container, retrying
 from .errors import InfraError
 from .signals import parse_console_file
 from .verdict import CycleOutcome
@@ -414,42 +414,15 @@ class ReproSession:
 
 # ------------------------------------------------------------ Docker calls, retried
 
-@retrying
-def _create(client, **kw):
-    return client.containers.create(**kw)
-
-
-class _Permanent(Exception):
-    """A Docker error that no retry can fix; carries the original as `error`."""
-
-    def __init__(self, error: Exception):
-        super().__init__(str(error))
-        self.error = error
-
-
-def _permanent_start_error(exc: Exception) -> bool:
-    # The engine answers 500 when the OCI runtime cannot make the container (capabilities it
-    # may not grant, a command missing from the image): that is the request, not a hiccup,
-    # and engine.retrying would otherwise retry it for AFPBISECT_DOCKER_RETRY_SECONDS.
-    msg = str(exc)
-    return "OCI runtime create failed" in msg or "apply caps" in msg
+def _create(client, image, command, name, **kw):
+    return create_container(client, image, command, name, **kw)
 
 
 @retrying
-def _start_once(container):
-    try:
-        container.start()
-    except docker.errors.APIError as exc:
-        if _permanent_start_error(exc):
-            raise _Permanent(exc) from exc
-        raise
-
-
 def _start(container):
-    try:
-        _start_once(container)
-    except _Permanent as wrapped:
-        raise wrapped.error from None
+    # engine.retrying does not retry the runtime refusing the container (capabilities,
+    # missing command): those come straight back for check_capability_error.
+    container.start()
 
 
 @retrying

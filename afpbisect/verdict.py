@@ -48,8 +48,10 @@ class Evidence:
 
     `cycles` counts every cycle run, infrastructure failures included (they cost time);
     `clean` (derived) is the cycles that started and showed no signature.
-    `verdict` / `clean_needed` record the last decision and the level (clean cycles
-    required) it was taken at, so that a resumed run can reuse it.
+    `verdict` is the last decision. `clean_needed` is the level a GOOD was judged at: the
+    clean cycles the search saw when it called the commit GOOD. A later verification of
+    the same commit counts only clean cycles beyond it and leaves it alone (policy.py), so
+    a resumed run knows which cycles were fresh.
     """
 
     cycles: int = 0

@@ -72,8 +72,9 @@ def test_configure_ac_of_another_project_is_not_suricata():
 
 def test_modern_suricata():
     r = resolve(suricata_view())
-    assert fired(r) == ["base", "suricata", "rust-rustc-web"]
+    assert fired(r) == ["base", "suricata", "rust-rustc-web", "rust-cap-lints"]
     assert r.rust == "rustc-web"
+    assert r.env == (("RUSTFLAGS", "--cap-lints=warn"),)
     assert {"libpcap-dev", "libyaml-dev", "libjansson-dev", "libpcre2-dev", "zlib1g-dev",
             "cbindgen"} <= set(r.apt_packages)
     assert not any(p.startswith("libhtp") for p in r.apt_packages)
@@ -340,20 +341,20 @@ def idx_commit(i: int) -> str:
     return out[i - 1]
 
 
-BASE, SUR, RUST, TIME, HTP = ("base", "suricata", "rust-rustc-web", "time-crate-rustc-1.80",
-                              "libhtp-c-backports")
+SURICATA = ["base", "suricata", "rust-rustc-web", "rust-cap-lints"]
+TIME, HTP = "time-crate-rustc-1.80", "libhtp-c-backports"
 REAL_CASES = [
     # rev, expected rules; comments: the era facts each case pins (shared NOTES)
-    ("suricata-7.0.0", [BASE, SUR, RUST, TIME, HTP]),  # MSRV 1.63, time =0.3.13, C libhtp
-    (1295, [BASE, SUR, RUST, TIME, HTP]),              # 058ad87089: MSRV 1.67.1, time still =0.3.20
-    (1296, [BASE, SUR, RUST, HTP]),                    # da1645b3e1: time ~0.3.36
-    (1431, [BASE, SUR, RUST, HTP]),                    # bb714c9178: headers limit -> needs libhtp 0.5.50
-    ("923ad6af77", [BASE, SUR, RUST, HTP]),            # idx 1604, the culprit
-    (2194, [BASE, SUR, RUST, HTP]),                    # last C-libhtp commit
-    (2195, [BASE, SUR, RUST]),                         # 9c324b796e: libhtp-rs in-tree
-    (2607, [BASE, SUR, RUST]),                         # f0eaebe3a6: MSRV 1.75
-    ("suricata-8.0.3", [BASE, SUR, RUST]),
-    ("main", [BASE, SUR, RUST]),                       # MSRV 1.85, upstream revert of 923ad6af77
+    ("suricata-7.0.0", SURICATA + [TIME, HTP]),  # MSRV 1.63, time =0.3.13, C libhtp
+    (1295, SURICATA + [TIME, HTP]),              # 058ad87089: MSRV 1.67.1, time still =0.3.20
+    (1296, SURICATA + [HTP]),                    # da1645b3e1: time ~0.3.36
+    (1431, SURICATA + [HTP]),                    # bb714c9178: headers limit -> needs libhtp 0.5.50
+    ("923ad6af77", SURICATA + [HTP]),            # idx 1604, the culprit
+    (2194, SURICATA + [HTP]),                    # last C-libhtp commit
+    (2195, SURICATA),                            # 9c324b796e: libhtp-rs in-tree
+    (2607, SURICATA),                            # f0eaebe3a6: MSRV 1.75
+    ("suricata-8.0.3", SURICATA),
+    ("main", SURICATA),                          # MSRV 1.85, upstream revert of 923ad6af77
 ]
 
 
@@ -365,6 +366,7 @@ def test_real_history(rev, expected):
     assert fired(r) == expected
     assert r.rust == "rustc-web"
     assert ("--enable-non-bundled-htp" in r.configure_flags) is (HTP in expected)
+    assert dict(r.env)["RUSTFLAGS"] == "--cap-lints=warn"
 
 
 @needs_mirror

@@ -1,0 +1,411 @@
+"""The policy over noisy fake environments (afpbisect/policy.py)."""
+import random
+
+import pytest
+
+from afpbisect.errors import InfraError, UsageError
+from afpbisect.policy import (
+    BisectResult,
+    EndpointNotClean,
+    EndpointUnbuildable,
+    NotReproducible,
+    PolicyConfig,
+    StepRecord,
+    bisect,
+    check_patch,
+)
+from afpbisect.verdict import CycleOutcome, Evidence, Verdict
+
+HIT, CLEAN, INFRA = CycleOutcome.HIT, CycleOutcome.CLEAN, CycleOutcome.INFRA
+
+
+class Crash(Exception):
+    """Stands for a SIGKILL between two cycles."""
+
+
+class FakeEnv:
+    """A synthetic history: commits "c0000".. with the race from `change` on (with
+    find_fix: before `change`). Each commit's k-th cycle outcome is fixed by (seed, commit,
+    k), so an interrupted and resumed run sees exactly what an uninterrupted one sees."""
+
+    def __init__(self, n, change, p, *, infra=0.0, unbuildable=(), seed=0, find_fix=False,
+                 forced=None, build_infra=None):
+        self.commits = [f"c{i:04d}" for i in range(n)]
+        self.index = {c: i for i, c in enumerate(self.commits)}
+        self.change, self.p, self.infra, self.seed, self.find_fix = change, p, infra, seed, find_fix
+        self.unbuildable = {self.commits[i] for i in unbuildable}
+        self.forced = forced or {}  # (index, k) -> outcome
+        self.build_infra = dict(build_infra or {})  # index -> build attempts failing on infra
+        self.streams: dict = {}
+        self.done: dict = {}  # commit -> cycles run
+        self.cycles = 0
+        self.builds = self.releases = 0
+        self.live: set = set()
+        self.crash_at = None  # crash instead of running cycle number crash_at (1-based)
+        self.frozen = False  # any build or cycle is an error (for "redo nothing")
+
+    def racy(self, i):
+        return i < self.change if self.find_fix else i >= self.change
+
+    def build(self, commit):
+        assert not self.frozen, f"build({commit}) on a finished bisection"
+        i = self.index[commit]
+        if self.build_infra.get(i):
+            self.build_infra[i] -= 1
+            raise InfraError("docker daemon went away")
+        self.builds += 1
+        if commit in self.unbuildable:
+            return "error: ‘AFPPeer’ has no member named ‘sock’\nmake: *** [all] Error 2"
+        self.live.add(commit)
+        return None
+
+    def cycle(self, commit):
+        assert not self.frozen, f"cycle({commit}) on a finished bisection"
+        assert commit in self.live, "cycle on a commit that is not built"
+        if self.crash_at is not None and self.cycles + 1 >= self.crash_at:
+            self.crash_at = None
+            raise Crash()
+        self.cycles += 1
+        k = self.done.get(commit, 0)
+        self.done[commit] = k + 1
+        i = self.index[commit]
+        rng = self.streams.setdefault(commit, random.Random(f"{self.seed}:{commit}"))
+        r_infra, r_hit = rng.random(), rng.random()
+        if (i, k) in self.forced:
+            return self.forced[(i, k)]
+        if r_infra < self.infra:
+            return INFRA
+        return HIT if self.racy(i) and r_hit < self.p else CLEAN
+
+    def release(self, commit):
+        self.releases += 1
+        self.live.discard(commit)
+
+
+def run(env, **cfg):
+    return bisect(env.commits, env, PolicyConfig(**cfg), {})
+
+
+# --- correct answers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [0.25, 0.6, 1.0])
+@pytest.mark.parametrize("seed", range(6))
+def test_finds_the_culprit(p, seed):
+    n = 400
+    change = random.Random(seed).randrange(1, n)
+    env = FakeEnv(n, change, p, infra=0.02, seed=seed)
+    res = run(env)
+    assert res.candidates == [env.commits[change]]
+    assert res.culprit == env.commits[change]
+    assert res.confidence >= 0.999
+    assert res.total_cycles == res.new_cycles == env.cycles
+    assert env.builds == env.releases and not env.live
+    assert res.trace[-1].startswith("answer:")
+    assert res.verified == env.commits[change - 1]
+
+
+def test_a_false_good_is_caught_by_the_verification():
+    # c0249 (the third midpoint) is racy but starts clean more often than its light level:
+    # the light test calls it GOOD, the boundary lands on it, the verification catches it.
+    forced = {(249, k): CLEAN for k in range(12)}
+    env = FakeEnv(400, 240, 0.5, seed=3, forced=forced)
+    res = run(env)
+    assert res.culprit == "c0240"
+    assert res.rounds >= 2
+    light = [s for s in res.steps if s.commit == "c0249"]
+    assert [s.phase for s in light][:2] == ["search", "verify"]
+    assert light[0].verdict is Verdict.GOOD and light[1].verdict is Verdict.BAD
+    assert any("verify caught the race on c0249" in line for line in res.trace)
+
+
+def test_culprit_is_the_bad_endpoint_and_first_commit():
+    env = FakeEnv(50, 49, 0.5, seed=1)
+    assert run(env).candidates == ["c0049"]
+    env = FakeEnv(50, 1, 0.5, seed=1)
+    assert run(env).candidates == ["c0001"]
+    env = FakeEnv(2, 1, 0.5, seed=1)
+    res = run(env)
+    assert res.candidates == ["c0001"] and res.verified == "c0000"
+
+
+# --- unbuildable commits ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("unbuildable,expected", [
+    ({199}, [199, 200]),  # the parent does not build: could be either
+    ({200}, [200, 201]),  # the culprit itself does not build
+    ({197, 198, 199}, [197, 198, 199, 200]),
+    ({200, 201, 202}, [200, 201, 202, 203]),
+    ({150, 250}, [200]),  # skips elsewhere do not matter
+])
+def test_unbuildable_next_to_the_culprit(unbuildable, expected):
+    env = FakeEnv(400, 200, 0.5, unbuildable=unbuildable, seed=4)
+    res = run(env)
+    assert res.candidates == [env.commits[i] for i in expected]
+    assert res.culprit == (env.commits[200] if expected == [200] else None)
+    assert res.confidence >= 0.999
+    if len(expected) > 1:
+        assert "could be any of" in "\n".join(res.trace) or "is one of" in res.trace[-1]
+        skipped = [s for s in res.steps if s.verdict is Verdict.SKIP]
+        assert {s.commit for s in skipped} >= {env.commits[i] for i in expected[:-1]}
+
+
+def test_build_errors_are_recorded_and_never_rebuilt():
+    env = FakeEnv(400, 200, 0.5, unbuildable={199, 200, 201}, seed=4)
+    store = {}
+    bisect(env.commits, env, PolicyConfig(), store)
+    assert "Error 2" in store["c0200"].build_error and store["c0200"].verdict is Verdict.SKIP
+    builds = env.builds
+    env.frozen = True
+    bisect(env.commits, env, PolicyConfig(), store)
+    assert env.builds == builds
+
+
+# --- infrastructure errors ------------------------------------------------------------------
+
+
+def test_infra_errors_are_retried_not_evidence():
+    env = FakeEnv(300, 123, 0.5, infra=0.2, seed=5)
+    res = run(env, max_consecutive_infra=10)
+    assert res.culprit == "c0123"
+    assert sum(s.infra for s in res.steps if s.new_cycles) > 0
+
+
+def test_an_infra_streak_aborts_and_resumes():
+    env = FakeEnv(300, 123, 0.5, seed=6)
+    env.forced = {(149, k): INFRA for k in range(3)}  # the first search step hits a streak
+    store = {}
+    with pytest.raises(InfraError, match="in a row"):
+        bisect(env.commits, env, PolicyConfig(), store)
+    assert store["c0149"].consecutive_infra == 3 and store["c0149"].verdict is Verdict.ERROR
+    res = bisect(env.commits, env, PolicyConfig(), store)  # a new session: count again
+    assert res.culprit == "c0123"
+    assert store["c0149"].infra == 3 and store["c0149"].verdict is Verdict.BAD  # it is racy
+
+
+def test_build_infra_errors_are_retried_then_abort():
+    env = FakeEnv(100, 60, 0.5, seed=7, build_infra={99: 2})
+    assert run(env).culprit == "c0060"
+    env = FakeEnv(100, 60, 0.5, seed=7, build_infra={99: 3})
+    with pytest.raises(InfraError, match="build attempts"):
+        run(env)
+
+
+def test_infra_error_raised_by_a_cycle_counts_as_infra():
+    class Flaky(FakeEnv):
+        def cycle(self, commit):
+            if self.cycles == 5 and not getattr(self, "raised", False):
+                self.raised = True
+                raise InfraError("container killed")
+            return super().cycle(commit)
+    env = Flaky(100, 60, 0.5, seed=8)
+    res = run(env)
+    assert res.culprit == "c0060"
+    assert any("cycle failed on infrastructure" in line for line in res.trace)
+
+
+# --- resuming ---------------------------------------------------------------------------
+
+
+def test_a_finished_store_redoes_nothing():
+    env = FakeEnv(500, 321, 0.4, infra=0.03, unbuildable={100, 320}, seed=9)
+    store = {}
+    first = bisect(env.commits, env, PolicyConfig(), store)
+    env.frozen = True  # any build or cycle now fails the test
+    again = bisect(env.commits, env, PolicyConfig(), store)
+    assert again.candidates == first.candidates and again.confidence == first.confidence
+    assert again.new_cycles == 0 and all(s.new_cycles == 0 for s in again.steps)
+    assert again.total_cycles == first.total_cycles
+
+
+def _snapshot(store):
+    return {c: (e.cycles, e.hits, e.infra, e.build_error) for c, e in store.items()}
+
+
+@pytest.mark.parametrize("seed,p", [(10, 0.3), (11, 0.6), (12, 0.9)])
+def test_an_interrupted_run_resumes_without_redoing_work(seed, p):
+    n, change = 300, random.Random(seed).randrange(1, 300)
+    kw = dict(infra=0.05, unbuildable={change - 1} if seed == 11 else set(), seed=seed)
+    ref_env = FakeEnv(n, change, p, **kw)
+    ref_store = {}
+    ref = bisect(ref_env.commits, ref_env, PolicyConfig(), ref_store)
+    total = ref_env.cycles
+    for crash_at in sorted({1, 2, total // 3, total // 2, total - 1, total} | set(range(5, total, 11))):
+        env = FakeEnv(n, change, p, **kw)
+        env.crash_at = crash_at
+        store = {}
+        with pytest.raises(Crash):
+            bisect(env.commits, env, PolicyConfig(), store)
+        assert env.cycles == crash_at - 1 and not env.live
+        # the caller persisted the store as JSON; the resumed run starts from that
+        store = {c: Evidence.from_dict(e.to_dict()) for c, e in store.items()}
+        res = bisect(env.commits, env, PolicyConfig(), store)
+        assert res.candidates == ref.candidates, crash_at
+        assert env.cycles == total, f"crash at {crash_at}: a resumed run ran other cycles"
+        assert _snapshot(store) == _snapshot(ref_store)
+
+
+# --- find_fix -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [0.3, 0.9])
+def test_find_fix(p):
+    env = FakeEnv(400, 277, p, infra=0.02, seed=13, find_fix=True)
+    res = run(env, find_fix=True)
+    assert res.find_fix and res.candidates == ["c0277"]
+    assert res.verified == "c0277"  # the first clean commit gets the heavy test
+    assert res.confirmed == "c0276"
+    assert res.confidence >= 0.999
+
+
+def test_find_fix_with_unbuildable_commits():
+    env = FakeEnv(400, 277, 0.5, seed=14, find_fix=True, unbuildable={276, 277})
+    res = run(env, find_fix=True)
+    assert res.candidates == ["c0276", "c0277", "c0278"] and res.culprit is None
+
+
+def test_find_fix_refuses_when_the_new_end_is_still_racy():
+    env = FakeEnv(100, 100, 1.0, seed=15, find_fix=True)  # racy everywhere
+    with pytest.raises(EndpointNotClean, match="not fixed"):
+        run(env, find_fix=True)
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+
+def test_refuses_when_the_bad_endpoint_does_not_reproduce():
+    env = FakeEnv(100, 100, 0.5, seed=16)  # no racy commit at all
+    store = {}
+    with pytest.raises(NotReproducible) as info:
+        bisect(env.commits, env, PolicyConfig(max_calibration_cycles=25), store)
+    assert not isinstance(info.value, InfraError)
+    assert "does not reproduce" in str(info.value) and "c0099" in str(info.value)
+    assert store["c0099"].valid_cycles == 25 and store["c0099"].hits == 0
+    assert env.cycles == store["c0099"].cycles  # nothing else was tried
+
+
+def test_refuses_when_the_good_endpoint_is_racy():
+    env = FakeEnv(100, 0, 1.0, seed=17)
+    with pytest.raises(EndpointNotClean, match="older than this range"):
+        run(env)
+
+
+def test_a_racy_good_endpoint_missed_by_the_light_check_is_caught_later():
+    forced = {(0, k): CLEAN for k in range(5)}  # clean in its light check, racy after
+    env = FakeEnv(100, 0, 0.5, seed=18, forced=forced)
+    with pytest.raises(EndpointNotClean):
+        run(env)
+
+
+def test_refuses_unbuildable_endpoints():
+    env = FakeEnv(100, 50, 0.5, seed=19)
+    env.unbuildable = {"c0099"}
+    with pytest.raises(EndpointUnbuildable):
+        run(env)
+    env = FakeEnv(100, 50, 0.5, seed=19)
+    env.unbuildable = {"c0000"}
+    with pytest.raises(EndpointUnbuildable):
+        run(env)
+
+
+def test_low_hit_rate_calibration_proceeds_with_few_hits():
+    env = FakeEnv(60, 30, 0.05, seed=20)
+    res = run(env, max_calibration_cycles=40)
+    assert res.candidates == ["c0030"]
+    assert any("only" in line and "hits wanted" in line for line in res.trace)
+
+
+# --- callbacks, trace, config -------------------------------------------------------------
+
+
+def test_callbacks_and_trace():
+    env = FakeEnv(200, 77, 0.5, infra=0.05, unbuildable={40}, seed=21)
+    steps, cycles = [], []
+    res = bisect(env.commits, env, PolicyConfig(), {}, on_step=steps.append,
+                 on_cycle=lambda c, ev: cycles.append((c, ev.cycles)))
+    assert isinstance(res, BisectResult)
+    assert steps == res.steps and all(isinstance(s, StepRecord) for s in steps)
+    phases = [s.phase for s in steps]
+    assert phases[0] == "calibrate" and phases[1] == "endpoint"
+    assert "search" in phases and phases.count("verify") == res.rounds and phases[-1] == "confirm"
+    # one callback per cycle, plus one per build error (and per verdict)
+    assert len({(c, k) for c, k in cycles}) >= env.cycles
+    for s in steps:  # every decision is in the trace
+        assert any(line.startswith(s.phase) and s.commit in line for line in res.trace)
+    d = res.to_dict()
+    assert d["culprit"] == "c0077" and d["steps"][0]["verdict"] == "bad"
+
+
+def test_config_is_validated():
+    for bad in ({"confidence": 1.0}, {"confidence": 0}, {"calibration_hits": 0},
+                {"light_miss": 1.5}, {"max_consecutive_infra": 0}, {"confirm_extra": -1},
+                {"light_tighten": 0}, {"max_verify_cycles": 0}):
+        with pytest.raises(UsageError):
+            PolicyConfig(**bad)
+    with pytest.raises(UsageError):
+        bisect(["a"], FakeEnv(1, 1, 0.5), PolicyConfig())
+    with pytest.raises(UsageError):
+        bisect(["a", "a"], FakeEnv(2, 1, 0.5), PolicyConfig())
+
+
+def test_capped_verification_reports_lower_confidence():
+    env = FakeEnv(200, 77, 0.3, seed=22)
+    res = run(env, max_verify_cycles=5)
+    assert res.culprit == "c0077" and res.confidence < 0.999
+    assert any(line.startswith("warning: confidence") for line in res.trace)
+
+
+# --- check_patch --------------------------------------------------------------------------
+
+
+class OneCommit(FakeEnv):
+    def __init__(self, racy, p=0.5, seed=0):
+        super().__init__(2, 0 if racy else 2, p, seed=seed)
+
+
+def test_check_patch_calibrates_then_clears():
+    unpatched = check_patch("c0001", OneCommit(racy=True), PolicyConfig())
+    assert unpatched.race_present and unpatched.evidence.hits == 8
+    assert 0.2 < unpatched.p_estimate < 0.9 and unpatched.p_lower < unpatched.p_estimate
+    patched_env = OneCommit(racy=False)
+    patched = check_patch("c0001", patched_env, PolicyConfig(), reference=unpatched.evidence)
+    assert patched.verdict is Verdict.GOOD and not patched.race_present
+    assert patched.confidence >= 0.999
+    assert patched.evidence.clean == patched.clean_needed == patched_env.cycles
+    assert "cleared with confidence" in patched.trace[-1]
+
+
+def test_check_patch_finds_the_race_still_there():
+    unpatched = check_patch("c0001", OneCommit(racy=True, seed=1), PolicyConfig())
+    still = check_patch("c0001", OneCommit(racy=True, seed=2), PolicyConfig(),
+                        reference=unpatched.evidence)
+    assert still.race_present and still.evidence.hits == 1
+
+
+def test_check_patch_without_the_race():
+    res = check_patch("c0001", OneCommit(racy=False), PolicyConfig(max_calibration_cycles=20))
+    assert res.verdict is Verdict.GOOD and res.confidence == 0.0 and res.evidence.valid_cycles == 20
+    with pytest.raises(UsageError):
+        check_patch("c0001", OneCommit(racy=False), PolicyConfig(), reference=res.evidence)
+
+
+def test_check_patch_resumes_from_its_evidence():
+    ref = check_patch("c0001", OneCommit(racy=True), PolicyConfig()).evidence
+    env = OneCommit(racy=False)
+    env.crash_at = 10
+    ev = Evidence()
+    with pytest.raises(Crash):
+        check_patch("c0001", env, PolicyConfig(), reference=ref, evidence=ev)
+    assert ev.cycles == 9
+    res = check_patch("c0001", env, PolicyConfig(), reference=ref, evidence=ev)
+    assert res.verdict is Verdict.GOOD and env.cycles == res.clean_needed
+
+
+def test_check_patch_accepts_a_rate_instead_of_a_reference():
+    env = OneCommit(racy=False)
+    res = check_patch("c0001", env, PolicyConfig(), p_lower=0.25)
+    assert res.verdict is Verdict.GOOD and res.clean_needed == 25 == env.cycles
+    assert res.confidence >= 0.999
+    with pytest.raises(UsageError):
+        check_patch("c0001", OneCommit(racy=False), PolicyConfig(), p_lower=0.0)

@@ -1,0 +1,125 @@
+"""Interruption, resume and a daemon that goes away (issue 8), on the real engine with the
+synthetic target."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import docker
+import pytest
+
+from afpbisect.synthetic import make_synthetic_repo
+from dockerproxy import DockerProxy
+from e2e_util import SMALL, afp, docker_ok
+
+pytestmark = [pytest.mark.docker,
+              pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")]
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    return make_synthetic_repo(tmp_path_factory.mktemp("rel") / "target", n_commits=60, seed=11)
+
+
+def _start(syn, work, env=None):
+    args = [sys.executable, "-m", "afpbisect", "run", f"{syn.good_ref}..{syn.bad_ref}", "--repo",
+            str(syn.path), "--workdir", str(work), "--json", *SMALL]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _state(work):
+    files = list((work / "state").glob("run-*.json"))
+    if not files:
+        return {}
+    try:
+        return json.loads(files[0].read_text())["data"]
+    except (json.JSONDecodeError, KeyError):
+        return {}
+
+
+def _wait(pred, timeout, proc=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.3)
+    return False
+
+
+def _ours(work):
+    """Containers of runs on this workdir (the tool labels them with a hash of its path)."""
+    tag = hashlib.sha256(str(work.resolve()).encode()).hexdigest()[:12]
+    return docker.from_env().containers.list(all=True, filters={"label": f"afpbisect.workdir={tag}"})
+
+
+def test_kill9_then_resume(syn, tmp_path):
+    work = tmp_path / "work"
+    proc = _start(syn, work)
+    decided = lambda: sum(1 for e in _state(work).get("evidence", {}).values() if e.get("verdict")) >= 3
+    assert _wait(decided, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no progress"
+    proc.kill()
+    proc.wait()
+    before = {k: v for k, v in _state(work)["evidence"].items() if v.get("verdict")}
+    logs = {p: p.stat().st_mtime for p in (work / "logs" / "build").glob("*.log")}
+    code, res, err = afp("run", f"{syn.good_ref}..{syn.bad_ref}", "--repo", str(syn.path), "--workdir",
+                         str(work), "--json", *SMALL)
+    assert code == 0, err
+    assert res["result"]["first_bad"] == syn.planted
+    assert "resuming" in err
+    for s in res["steps"]:
+        if s["commit"] in before and s["role"] in ("calibrate", "endpoint", "search"):
+            assert s["new_cycles"] == 0, f"finished step redone: {s}"
+    for p, mtime in logs.items():
+        if any(p.name.startswith(c[:12]) for c in before):
+            assert p.stat().st_mtime == mtime, f"finished build redone: {p.name}"
+    assert not _ours(work), "containers left"
+
+
+def test_sigint_mid_cycle_exits_fast_and_clean(syn, tmp_path):
+    work = tmp_path / "work"
+    proc = _start(syn, work)
+    cycling = lambda: bool(docker.from_env().containers.list(filters={"label": "afpbisect.role=repro"})) \
+        and len(_state(work).get("cycles", {})) >= 1
+    assert _wait(cycling, 900, proc), "never reached a repro cycle"
+    time.sleep(1.0)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    took = time.time() - t0
+    assert took <= 15, f"took {took:.1f}s to stop"
+    assert proc.returncode == 130, err
+    assert "resume" in err and "Traceback" not in err
+    assert not _ours(work), "containers left after SIGINT"
+    assert _state(work), "state lost"
+
+
+def test_daemon_away_for_a_while(syn, tmp_path):
+    work = tmp_path / "work"
+    proxy = DockerProxy(str(tmp_path / "docker.sock")).start()
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock", "AFPBISECT_DOCKER_RETRY_SECONDS": "90"}
+    proc = _start(syn, work, env)
+    try:
+        assert _wait(lambda: len(_state(work).get("cycles", {})) >= 2, 900, proc), "no progress"
+        proxy.stop()
+        time.sleep(8)
+        proxy.start()
+        out, err = proc.communicate(timeout=1200)
+    finally:
+        proxy.stop()
+        if proc.poll() is None:
+            proc.kill()
+    if proc.returncode == 0:
+        assert json.loads(out)["result"]["first_bad"] == syn.planted
+    else:
+        # Allowed: a clear error and a resumable state; the resume must then finish.
+        assert proc.returncode == 3 and "Traceback" not in err, err
+        code, res, err2 = afp("run", f"{syn.good_ref}..{syn.bad_ref}", "--repo", str(syn.path),
+                              "--workdir", str(work), "--json", *SMALL)
+        assert code == 0 and res["result"]["first_bad"] == syn.planted, err2
+    assert not _ours(work)

@@ -1,0 +1,167 @@
+"""least_satisfying against a brute force and against git bisect itself (afpbisect/search.py)."""
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from afpbisect.search import least_satisfying, midpoint
+from afpbisect.verdict import Verdict
+
+GOOD, BAD, SKIP = Verdict.GOOD, Verdict.BAD, Verdict.SKIP
+
+
+def expected_candidates(first_bad: int, skipped: set, n: int) -> list:
+    """git bisect's answer: (last testable good, first testable bad]. More than one commit
+    when the commits around the first bad one are all skipped ("could be any of")."""
+    lo = max(i for i in range(first_bad) if i == 0 or i not in skipped)
+    hi = min(i for i in range(first_bad, n) if i == n - 1 or i not in skipped)
+    return list(range(lo + 1, hi + 1))
+
+
+def make_oracle(first_bad: int, skipped: set, calls: list):
+    def oracle(i):
+        calls.append(i)
+        if i in skipped:
+            return SKIP
+        return BAD if i >= first_bad else GOOD
+    return oracle
+
+
+@st.composite
+def worlds(draw):
+    n = draw(st.integers(min_value=2, max_value=300))
+    first_bad = draw(st.integers(min_value=1, max_value=n - 1))
+    density = draw(st.sampled_from([0.0, 0.05, 0.3, 0.8, 1.0]))
+    rng = random.Random(draw(st.integers(0, 2 ** 32)))
+    skipped = {i for i in range(1, n - 1) if rng.random() < density}
+    return n, first_bad, skipped
+
+
+@settings(max_examples=400, deadline=None)
+@given(worlds())
+def test_matches_brute_force(world):
+    n, first_bad, skipped = world
+    calls: list = []
+    res = least_satisfying(n, make_oracle(first_bad, skipped, calls))
+    assert res.candidates == expected_candidates(first_bad, skipped, n)
+    assert res.first_bad_index == res.candidates[-1]
+    assert res.last_good_index == res.candidates[0] - 1
+    assert len(calls) == len(set(calls)), "memoized: each index asked once"
+    assert 0 not in calls and n - 1 not in calls, "the endpoints are known, not asked"
+    assert [i for i, _ in res.steps] == calls
+    # every candidate but the first bad one was tested and skipped
+    assert set(res.candidates[:-1]) <= set(res.skipped)
+
+
+def test_no_skips_is_logarithmic():
+    for n in (2, 3, 100, 3070):
+        for first_bad in {1, max(1, n // 3), n - 1}:
+            calls: list = []
+            res = least_satisfying(n, make_oracle(first_bad, set(), calls))
+            assert res.candidates == [first_bad]
+            assert len(calls) <= max(1, (n - 1).bit_length())
+
+
+def test_skips_are_avoided_near_the_middle():
+    calls: list = []
+    least_satisfying(101, make_oracle(80, {50}, calls))
+    assert calls[:2] == [50, 49]  # the nearest unskipped index to the middle, older first
+
+
+def test_oracle_must_answer_good_bad_or_skip():
+    with pytest.raises(ValueError):
+        least_satisfying(10, lambda i: Verdict.ERROR)
+    with pytest.raises(ValueError):
+        least_satisfying(1, lambda i: GOOD)
+
+
+# Midpoints measured with git 2.47 (`git bisect start <bad> <good>` on a linear history):
+# known good at `lo`, known bad at `hi` -> the commit git checks out first.
+GIT_FIRST_PICK = {(0, h): h // 2 for h in range(4, 41)} | {(0, 2): 1, (0, 3): 2}
+GIT_FIRST_PICK |= {(3, 5): 4, (3, 6): 5, (3, 7): 5, (3, 8): 5, (3, 9): 6, (3, 40): 21}
+
+
+def test_midpoint_is_gits():
+    for (lo, hi), pick in GIT_FIRST_PICK.items():
+        assert midpoint(lo, hi) == pick, (lo, hi)
+
+
+# --- against the real git bisect --------------------------------------------------------
+
+GIT = shutil.which("git")
+
+
+def _git(repo, *args, check=True):
+    return subprocess.run(["git", "-C", str(repo), *args], check=check, capture_output=True,
+                          text=True, env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                          "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+                                          "HOME": str(repo), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture(scope="module")
+def linear_repo(tmp_path_factory):
+    if GIT is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path_factory.mktemp("linear")
+    _git(repo, "init", "-q")
+    for i in range(40):
+        (repo / "idx").write_text(f"{i}\n")
+        _git(repo, "add", "idx")
+        _git(repo, "commit", "-q", "-m", f"c{i}")
+    revs = _git(repo, "rev-list", "--reverse", "HEAD").stdout.split()
+    return repo, revs
+
+
+def _git_bisect(repo, revs, first_bad, skipped):
+    """Run `git bisect run` with the verdicts; return (candidates, tested indexes)."""
+    verdicts = "".join("125\n" if i in skipped else ("1\n" if i >= first_bad else "0\n")
+                       for i in range(len(revs)))
+    (repo / ".git" / "verdicts").write_text(verdicts)
+    log = repo / ".git" / "tested"
+    log.write_text("")
+    script = repo / ".git" / "judge.sh"
+    script.write_text('#!/bin/sh\ni=$(cat idx)\necho "$i" >> .git/tested\n'
+                      'exit $(sed -n "$((i+1))p" .git/verdicts)\n')
+    script.chmod(0o755)
+    _git(repo, "bisect", "reset", check=False)
+    _git(repo, "bisect", "start", revs[-1], revs[0])
+    out = _git(repo, "bisect", "run", str(script), check=False).stdout
+    _git(repo, "bisect", "reset")
+    index = {h: i for i, h in enumerate(revs)}
+    m = re.search(r"^([0-9a-f]{40}) is the first bad commit", out, re.M)
+    if m:
+        cands = [index[m.group(1)]]
+    else:
+        tail = out.split("could be any of:", 1)[1]
+        cands = sorted(index[h] for h in re.findall(r"^([0-9a-f]{40})$", tail, re.M))
+    tested = [int(x) for x in log.read_text().split()]
+    return cands, tested
+
+
+def test_same_first_bad_and_same_steps_as_git_without_skips(linear_repo):
+    repo, revs = linear_repo
+    n = len(revs)
+    for first_bad in (1, 2, 7, 19, 20, 21, 38, 39):
+        calls: list = []
+        res = least_satisfying(n, make_oracle(first_bad, set(), calls))
+        cands, tested = _git_bisect(repo, revs, first_bad, set())
+        assert res.candidates == cands == [first_bad]
+        assert calls == tested, "same midpoints as git bisect"
+
+
+def test_same_answer_as_git_with_skips(linear_repo):
+    repo, revs = linear_repo
+    n = len(revs)
+    rng = random.Random(8667)
+    cases = [(20, {19}), (20, {20}), (20, {18, 19, 20, 21}), (1, {1, 2}), (39, {37, 38}),
+             (10, set(range(1, 39)) - {10})]
+    cases += [(rng.randrange(1, n), {i for i in range(1, n - 1) if rng.random() < 0.3})
+              for _ in range(6)]
+    for first_bad, skipped in cases:
+        res = least_satisfying(n, make_oracle(first_bad, skipped, []))
+        cands, _ = _git_bisect(repo, revs, first_bad, skipped)
+        assert res.candidates == cands == expected_candidates(first_bad, skipped, n), (first_bad, skipped)
