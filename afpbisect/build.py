@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import logging
 import re
 import shutil
@@ -38,6 +39,19 @@ STEP_MARK = re.compile(r"^AFPBISECT-STEP: (\S+)", re.M)
 # A change to any of these means autogen + configure must run again.
 _BUILD_SYSTEM = re.compile(r"(^|/)(configure\.ac|Makefile\.am|autogen\.sh|configure|Cargo\.toml\.in|[^/]*\.m4)$")
 BUILD_TIMEOUT = 3 * 3600
+# Steps of the fetch phase that talk to the network: their failure says nothing about the
+# commit (registry down, proxy, certificates), so it is an infrastructure error, not SKIP.
+NETWORK_STEPS = ("fetch", "fixup")
+
+
+def host_ca_bundle() -> Path | None:
+    """The host's CA bundle, given to the fetch container: behind a TLS-intercepting proxy
+    (corporate networks, this lab) the registries are trusted only through it."""
+    for cand in (os.environ.get("AFPBISECT_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE"),
+                 "/etc/ssl/certs/ca-certificates.crt"):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return None
 
 
 @dataclass
@@ -230,7 +244,18 @@ class DockerBuilder:
         # The worktree's .git file points into our clone: mount it at the same path so
         # git inside the container (version scripts) sees a valid repository.
         vols[str(tree.repo.git_dir)] = {"bind": str(tree.repo.git_dir), "mode": "ro"}
-        self._container(image, "fetch", env, vols, "host", log_path)
+        fetch_vols = dict(vols)
+        ca = host_ca_bundle()
+        if ca is not None:
+            fetch_vols[str(ca)] = {"bind": "/etc/ssl/certs/ca-certificates.crt", "mode": "ro"}
+        try:
+            self._container(image, "fetch", env, fetch_vols, "host", log_path)
+        except BuildFailure as exc:
+            if exc.step in NETWORK_STEPS:
+                last = [l for l in exc.tail.splitlines() if l.strip()][-1:] or ["?"]
+                raise InfraError(f"fetching dependencies failed in step {exc.step} (network, registry "
+                                 f"or certificates, not the commit): {last[0][:200]}; log {log_path}") from None
+            raise
         vols[str(tmp_out)] = {"bind": "/out", "mode": "rw"}
         self._container(image, "compile", env, vols, "none", log_path)
         shutil.rmtree(out, ignore_errors=True)
