@@ -74,13 +74,15 @@ def run_nightly(ctx: Context, ref: str, last_good: str | None = None, out_dir: P
     night.update(status=status, exit_code=code, wall_seconds=round(time.time() - t0, 1))
     track["history"].append(night)
     job.save()
-    result = {"afpbisect": __version__, "command": "nightly", "repo": ctx.opts.repo,
+    result = {"afpbisect": __version__, "command": "nightly", "repo": ctx.opts.repo, **night,
               "ref": {"typed": tip.typed, "name": tip.name, "sha": tip.sha, "note": tip.note},
-              **night, "last_good_after": track["last_good"]}
+              "last_good_after": track["last_good"]}
     result = write_reports(out_dir, "nightly", result, "nightly.md.j2")
     write_atomic(out_dir / "junit.xml", render("junit.xml.j2", r=result))
+    # Every night of the job, whatever ref it tested (replays included), oldest first.
+    nights = sorted((n for t in job.data["refs"].values() for n in t["history"]), key=lambda n: n["date"])
     write_atomic(out_dir / "history.html", render("nightly.html.j2", ref=tip.name, repo=ctx.opts.repo,
-                                                   nights=track["history"], svg=_timeline(track["history"])))
+                                                   nights=nights, svg=_timeline(nights)))
     result["reports"].update(junit=str(out_dir / "junit.xml"), html=str(out_dir / "history.html"))
     ctx.say(f"nightly {tip.name} {tip.sha[:10]}: {status} (exit {code}); reports in {out_dir}")
     return result
