@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Issue 3's build sample on the real history: does every era build, and what does the
+cache buy?
+
+    python bench/build_sample.py --repo /path/to/suricata.git --workdir /scratch/bench-builds [--n 12]
+
+Sample: N commits evenly spread over suricata-7.0.0..suricata-8.0.3, plus 923ad6af77, its
+parent, suricata-8.0.3 and the tip of main.  For each: a CLEAN build (its own fresh workdir:
+empty ccache, cargo target and build tree; the crate download cache is shared so the
+registry is not hammered, and the image is built once per era) and then a CACHED build of
+its neighbour (the next commit) in the same workdir.  Prints OK/SKIP (reason), the rules
+that fired, both times and their ratio.  --record FILE appends the table with the date."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from afpbisect import PATCHES_DIR
+from afpbisect.context import Options, open_context
+from afpbisect.repro import ReproSettings
+from afpbisect.worktree import load_patch
+
+
+def sample(repo, n: int) -> list[tuple[str, str]]:
+    commits = repo.git.rev_list("--reverse", "--first-parent", "suricata-7.0.0..suricata-8.0.3").split()
+    picks = [(f"idx {i}", commits[i - 1]) for i in
+             sorted({max(1, round(k * len(commits) / n)) for k in range(1, n + 1)})]
+    culprit = repo.git.rev_parse("923ad6af77")
+    picks += [("923ad6af77^", repo.git.rev_parse(f"{culprit}^")), ("923ad6af77", culprit),
+              ("suricata-8.0.3", repo.git.rev_parse("suricata-8.0.3^{commit}")),
+              ("main", repo.git.rev_parse("main"))]
+    return picks
+
+
+def neighbour(repo, sha: str) -> str | None:
+    nxt = repo.git.rev_list("--reverse", "--first-parent", f"{sha}..main").split()
+    return nxt[0] if nxt else None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--only", action="append", help="label substring (repeatable)")
+    ap.add_argument("--record", type=Path)
+    a = ap.parse_args(argv)
+    say = lambda m: print(m, file=sys.stderr, flush=True)
+    widener = load_patch(PATCHES_DIR / "widener.patch")
+    rows = []
+    shared_cargo = a.workdir / "shared-cargo"
+    with open_context(Options(a.repo, a.workdir / "probe", "debian:bookworm", 2, ReproSettings()), say=say) as ctx:
+        picks = [p for p in sample(ctx.repo, a.n) if not a.only or any(o in p[0] for o in a.only)]
+    for label, sha in picks:
+        wd = a.workdir / f"clean-{sha[:10]}"
+        shutil.rmtree(wd, ignore_errors=True)
+        (wd / "cache").mkdir(parents=True)
+        shared_cargo.mkdir(parents=True, exist_ok=True)
+        (wd / "cache" / "cargo").symlink_to(shared_cargo)
+        with open_context(Options(a.repo, wd, "debian:bookworm", 2, ReproSettings()), say=say) as ctx:
+            ctx.docker()
+            say(f"== {label} {sha[:10]}: clean build")
+            recipe = ctx.builder.recipe_for(ctx.repo, sha)
+            ctx.builder.image_for(recipe)          # image time is not build time
+            t0 = time.time()
+            b = ctx.builder.build(ctx.repo, sha, [widener], label=label)
+            clean = time.time() - t0
+            nb, cached = neighbour(ctx.repo, sha), None
+            if b.ok and nb:
+                say(f"== {label}: cached build of neighbour {nb[:10]}")
+                t0 = time.time()
+                b2 = ctx.builder.build(ctx.repo, nb, [widener], label=label + "+1")
+                cached = time.time() - t0 if b2.ok else None
+        rows.append({"label": label, "sha": sha, "ok": b.ok, "why": "" if b.ok else f"{b.step}: {(b.tail or '').strip().splitlines()[-1:]}",
+                     "rules": [r[0] for r in b.rules], "clean": clean, "cached": cached})
+        shutil.rmtree(wd / "trees", ignore_errors=True)   # keep the disk in check
+    out = ["| commit | build | rules fired | clean build | cached build of neighbour | speed-up |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        sp = f"{r['clean'] / r['cached']:.1f}x" if r["cached"] else "-"
+        cached_s = f"{r['cached']:.0f} s" if r["cached"] else "-"
+        out.append(f"| {r['label']} `{r['sha'][:10]}` | {'OK' if r['ok'] else 'SKIP ' + r['why']} | "
+                   f"{', '.join(r['rules'])} | {r['clean']:.0f} s | "
+                   f"{cached_s} | {sp} |")
+    md = "\n".join(out)
+    print(md)
+    if a.record:
+        with open(a.record, "a") as f:
+            f.write(f"\n## {dt.date.today().isoformat()}: build sample\n\n{md}\n")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
