@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Issue 6's comparison, on the same steps: the naive method (a clean container build and a
+fixed 10 cycles per step, as the ticket did by hand) against what afpbisect spent.
+
+    python bench/naive_vs_afpbisect.py --report WORKDIR/reports/run-....json --repo SURICATA.git \
+        --workdir /scratch/naive [--steps 2]
+
+afpbisect's side is read from the run's report (per step: build seconds + repro seconds).
+The naive side is measured now, for the first --steps search steps of that report: each in
+its own fresh workdir (no ccache, no cargo cache, no reused tree: what a from-scratch
+`docker build` does), then 10 cold-start cycles.  Prints both per step and the ratio;
+nothing is extrapolated without saying so."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from afpbisect import PATCHES_DIR
+from afpbisect.context import Options, open_context
+from afpbisect.repro import ReproEnv, ReproSettings
+from afpbisect.worktree import load_patch
+
+
+def naive_step(repo, workdir: Path, sha: str, cycles: int, settings: ReproSettings, say) -> dict:
+    shutil.rmtree(workdir, ignore_errors=True)
+    with open_context(Options(repo, workdir, "debian:bookworm", 2, settings), say=say) as ctx:
+        ctx.docker()
+        ctx.builder.image_for(ctx.builder.recipe_for(ctx.repo, sha))   # images exist in both methods
+        t0 = time.time()
+        b = ctx.builder.build(ctx.repo, sha, [load_patch(PATCHES_DIR / "widener.patch")], label="naive")
+        build_s = time.time() - t0
+        t0 = time.time()
+        if b.ok:
+            logs = workdir / "logs" / "naive"
+            logs.mkdir(parents=True, exist_ok=True)
+            with ReproEnv(ctx.engine, settings).session(b.image, Path(b.product_dir), logs) as s:
+                for i in range(1, cycles + 1):
+                    s.cycle(i)
+        repro_s = time.time() - t0
+    shutil.rmtree(workdir, ignore_errors=True)
+    return {"build": build_s, "repro": repro_s, "ok": b.ok}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--report", type=Path, required=True)
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--cycles", type=int, default=10)
+    a = ap.parse_args(argv)
+    say = lambda m: print(m, file=sys.stderr, flush=True)
+    rep = json.loads(a.report.read_text())
+    s = rep["settings"]
+    settings = ReproSettings(pairs=s["pairs"], threads=s["threads"], widen_us=s["widen_us"])
+    steps = [st for st in rep["steps"] if st["role"] == "search"][: a.steps]
+    rows = []
+    for st in steps:
+        say(f"== naive step on {st['commit'][:10]}")
+        n = naive_step(a.repo, a.workdir / f"naive-{st['commit'][:10]}", st["commit"], a.cycles, settings, say)
+        ours = (st["build_seconds"] or 0) + (st["repro_seconds"] or 0)
+        rows.append((st, n, ours))
+    print("| step | commit | verdict | naive build | naive 10 cycles | naive total | afpbisect build | afpbisect repro (cycles) | afpbisect total | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for st, n, ours in rows:
+        naive = n["build"] + n["repro"]
+        print(f"| {st['position']} | `{st['commit'][:10]}` | {st['verdict']} | {n['build']:.0f} s | {n['repro']:.0f} s | "
+              f"{naive:.0f} s | {st['build_seconds'] or 0:.0f} s | {st['repro_seconds'] or 0:.0f} s ({st['cycles']}) | "
+              f"{ours:.0f} s | {naive / ours if ours else float('inf'):.1f}x |")
+    tn = sum(n["build"] + n["repro"] for _, n, _ in rows)
+    to = sum(o for _, _, o in rows)
+    print(f"\nmeasured steps: naive {tn:.0f} s, afpbisect {to:.0f} s: {tn / to if to else float('inf'):.1f}x less time per step")
+    all_ours = sum((st["build_seconds"] or 0) + (st["repro_seconds"] or 0) for st in rep["steps"])
+    print(f"whole afpbisect run: {len(rep['steps'])} steps, {all_ours:.0f} s of build+repro, wall {rep['wall_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
