@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 SMALL = ["--pairs", "2", "--threads", "2", "--widen-us", "100000"]
 
@@ -26,17 +27,29 @@ def docker_ok() -> bool:
         return False
 
 
-def leftovers() -> dict:
-    """What a run may leave behind: containers/networks with our label, dangling images,
-    network namespaces, veths named like ours on the host."""
+def workdir_filter(work) -> dict:
+    """Docker filter for what runs on this workdir made (the tool labels it with a hash)."""
+    import hashlib
+    tag = hashlib.sha256(str(Path(work).resolve()).encode()).hexdigest()[:12]
+    return {"label": f"afpbisect.workdir={tag}"}
+
+
+def dangling_images() -> set:
+    import docker
+    return {i.id for i in docker.from_env().images.list(filters={"dangling": True})}
+
+
+def leftovers(work, dangling_before: set) -> dict:
+    """What runs on `work` may leave behind: their containers and networks, images that
+    went dangling meanwhile, network namespaces, veths named like ours on the host."""
     import docker
     c = docker.from_env()
     ip = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.strip()
     return {
-        "containers": [x.name for x in c.containers.list(all=True, filters={"label": "afpbisect"})],
-        "networks": [n.name for n in c.networks.list(filters={"label": "afpbisect"})],
-        "dangling": [i.id for i in c.images.list(filters={"dangling": True})],
+        "containers": [x.name for x in c.containers.list(all=True, filters=workdir_filter(work))],
+        "networks": [n.name for n in c.networks.list(filters=workdir_filter(work))],
+        "dangling": sorted(dangling_images() - dangling_before),
         "veths": [l for l in ip.splitlines() if "SFE_" in l or "far_" in l],
         "netns": netns.splitlines() if netns else [],
     }

@@ -8,7 +8,7 @@ import pytest
 
 from afpbisect.synthetic import make_synthetic_repo
 from conftest import git
-from e2e_util import SMALL, afp, docker_ok, leftovers
+from e2e_util import SMALL, afp, dangling_images, docker_ok, leftovers
 
 pytestmark = [pytest.mark.docker,
               pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")]
@@ -19,7 +19,7 @@ def target(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     # A broken commit inside the range exercises SKIP on the way.
     syn = make_synthetic_repo(base / "target", n_commits=60, broken_at=(20,), seed=7)
-    return syn, base / "work"
+    return syn, base / "work", dangling_images()
 
 
 def _run(syn, work, *extra):
@@ -28,7 +28,7 @@ def _run(syn, work, *extra):
 
 
 def test_run_names_planted_commit(target):
-    syn, work = target
+    syn, work, _ = target
     code, res, err = _run(syn, work)
     assert code == 0, err
     assert res["result"]["first_bad"] == syn.planted, err
@@ -46,7 +46,7 @@ def test_run_names_planted_commit(target):
 
 def test_git_bisect_agrees(target, tmp_path):
     """Our decisions replayed through `git bisect replay` give git's own first bad commit."""
-    syn, work = target
+    syn, work, _ = target
     replay = next((work / "reports").glob("run-*.bisect-replay"))
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(syn.path), str(clone)], check=True)
@@ -56,7 +56,7 @@ def test_git_bisect_agrees(target, tmp_path):
 
 
 def test_resume_redoes_nothing(target):
-    syn, work = target
+    syn, work, _ = target
     state = next((work / "state").glob("run-*.json"))
     before = json.loads(state.read_text())["data"]
     code, res, err = _run(syn, work)
@@ -67,7 +67,7 @@ def test_resume_redoes_nothing(target):
 
 
 def test_verify_fixA_clears_and_baseline_reproduces(target):
-    syn, work = target
+    syn, work, _ = target
     code, res, err = afp("verify-patch", str(syn.fixA_patch), "--target", syn.bad_ref, "--repo",
                          str(syn.path), "--workdir", str(work), "--json", *SMALL)
     assert code == 0, err
@@ -78,7 +78,7 @@ def test_verify_fixA_clears_and_baseline_reproduces(target):
 
 
 def test_verify_useless_patch_says_present(target, tmp_path):
-    syn, work = target
+    syn, work, _ = target
     clone = tmp_path / "c"
     subprocess.run(["git", "clone", "-q", str(syn.path), str(clone)], check=True)
     readme = clone / "ChangeLog"   # not part of the build: the race must still be there
@@ -92,4 +92,6 @@ def test_verify_useless_patch_says_present(target, tmp_path):
 
 
 def test_nothing_left_behind(target):
-    assert leftovers() == {"containers": [], "networks": [], "dangling": [], "veths": [], "netns": []}
+    _, work, dangling_before = target
+    assert leftovers(work, dangling_before) == {"containers": [], "networks": [], "dangling": [],
+                                                "veths": [], "netns": []}

@@ -32,10 +32,14 @@ def write_rules(tmp_path, text) -> Path:
     return p
 
 
-def suricata_view(*, time="~0.3.36", htp_rs=True, extra_files=None) -> DictView:
+def suricata_view(*, time="0.3.41", htp_rs=True, extra_files=None) -> DictView:
+    """A Suricata-like tree whose rust/Cargo.lock.in locks the time crate at `time`."""
     files = {
         "configure.ac": "    " + SURICATA_AC,
-        "rust/Cargo.toml.in": f'[package]\nname = "suricata"\n\n[dependencies]\ntime = "{time}"\n',
+        "rust/Cargo.toml.in": f'[package]\nname = "suricata"\n\n[dependencies]\ntime = "={time}"\n',
+        "rust/Cargo.lock.in": (f'version = 3\n\n[[package]]\nname = "time"\nversion = "{time}"\n'
+                               'source = "registry+https://github.com/rust-lang/crates.io-index"\n\n'
+                               '[[package]]\nname = "time-core"\nversion = "0.1.2"\n'),
         "src/source-af-packet.c": "/* ... */\n",
     }
     if htp_rs:
@@ -91,21 +95,28 @@ def test_c_libhtp_era_uses_backports_libhtp():
     assert "deb http://deb.debian.org/debian bookworm-backports main" in r.apt_sources
 
 
-@pytest.mark.parametrize("spec,fires", [
-    ("=0.3.13", True), ("=0.3.20", True), ("0.3.34", True), ("^0.3.9", True),
-    ("~0.3.35", False), ("~0.3.36", False), ("=0.3.41", False), ("0.4.1", False),
+@pytest.mark.parametrize("locked,fires", [
+    ("0.3.13", False), ("0.3.17", False),                      # measured: build on rustc 1.96
+    ("0.3.18", True), ("0.3.20", True), ("0.3.34", True),      # measured: E0282 on rustc >= 1.80
+    ("0.3.35", False), ("0.3.36", False), ("0.3.41", False), ("0.3.180", False),
 ])
-def test_time_crate_fixup_only_below_0_3_35(spec, fires):
-    r = resolve(suricata_view(time=spec))
+def test_time_crate_fixup_only_for_locked_0_3_18_to_0_3_34(locked, fires):
+    r = resolve(suricata_view(time=locked))
     assert ("time-crate-rustc-1.80" in fired(r)) is fires
     if fires:
         (fix,) = r.fetch_fixups
         assert "cargo update -p time --precise 0.3.36" in fix
 
 
+def test_time_rule_looks_at_the_time_package_not_its_neighbours():
+    lock = 'name = "time-macros"\nversion = "0.3.20"\n\n[[package]]\nname = "time"\nversion = "0.3.41"\n'
+    r = resolve(suricata_view(extra_files={"rust/Cargo.lock.in": lock}))
+    assert "time-crate-rustc-1.80" not in fired(r)
+
+
 def test_time_fixup_sed_rewrites_the_generated_manifest(tmp_path):
     # Run the shipped fixup's sed part on a generated rust/Cargo.toml (cargo stubbed out).
-    (fix,) = resolve(suricata_view(time="=0.3.13")).fetch_fixups
+    (fix,) = resolve(suricata_view(time="0.3.20")).fetch_fixups
     sed = fix.split(" && ")[0]
     (tmp_path / "rust").mkdir()
     manifest = tmp_path / "rust" / "Cargo.toml"
@@ -222,7 +233,7 @@ def test_keys_are_stable_and_separate_image_from_product():
     b = resolve(suricata_view())
     assert (a.image_key(), a.key()) == (b.image_key(), b.key())
     assert re.fullmatch(r"[0-9a-f]{16}", a.key())
-    old_time = resolve(suricata_view(time="=0.3.13"))
+    old_time = resolve(suricata_view(time="0.3.20"))
     assert old_time.image_key() == a.image_key()      # a fixup needs no new image...
     assert old_time.key() != a.key()                  # ...but changes the product
     c_htp = resolve(suricata_view(htp_rs=False))
@@ -247,7 +258,7 @@ def render(template: Path, **kw) -> str:
 
 
 def test_dockerfile_for_c_libhtp_era():
-    r = resolve(suricata_view(htp_rs=False, time="=0.3.13"))
+    r = resolve(suricata_view(htp_rs=False, time="0.3.20"))
     df = render(eras.DOCKERFILE_TEMPLATE, base_image="afpbisect/debian-local:bookworm", recipe=r)
     assert df.startswith("FROM afpbisect/debian-local:bookworm\n")
     assert "'deb http://deb.debian.org/debian bookworm-backports main'" in df
@@ -264,7 +275,7 @@ def test_dockerfile_for_plain_c_target_has_no_rust_and_no_sources():
     assert "sources.list.d" not in df and "rustc" not in df and "cargo" not in df
 
 
-@pytest.mark.parametrize("view", [suricata_view(htp_rs=False, time="=0.3.13"),
+@pytest.mark.parametrize("view", [suricata_view(htp_rs=False, time="0.3.20"),
                                   DictView(files={"configure": ""})], ids=["suricata-7", "plain-c"])
 def test_build_script_renders_to_valid_bash_with_step_markers(tmp_path, view):
     r = resolve(view)
@@ -345,7 +356,9 @@ SURICATA = ["base", "suricata", "rust-rustc-web", "rust-cap-lints"]
 TIME, HTP = "time-crate-rustc-1.80", "libhtp-c-backports"
 REAL_CASES = [
     # rev, expected rules; comments: the era facts each case pins (shared NOTES)
-    ("suricata-7.0.0", SURICATA + [TIME, HTP]),  # MSRV 1.63, time =0.3.13, C libhtp
+    ("suricata-7.0.0", SURICATA + [HTP]),        # MSRV 1.63, time locked 0.3.13 (fine), C libhtp
+    (601, SURICATA + [HTP]),                     # last commit locking time 0.3.13
+    (602, SURICATA + [TIME, HTP]),               # 1d3a156179: time =0.3.20
     (1295, SURICATA + [TIME, HTP]),              # 058ad87089: MSRV 1.67.1, time still =0.3.20
     (1296, SURICATA + [HTP]),                    # da1645b3e1: time ~0.3.36
     (1431, SURICATA + [HTP]),                    # bb714c9178: headers limit -> needs libhtp 0.5.50
@@ -371,6 +384,7 @@ def test_real_history(rev, expected):
 
 @needs_mirror
 def test_real_idx_boundaries_are_where_notes_say():
+    assert idx_commit(602).startswith("1d3a156179")
     assert idx_commit(1296).startswith("da1645b3e1")
     assert idx_commit(1604).startswith("923ad6af77")
     assert idx_commit(2195).startswith("9c324b796e")

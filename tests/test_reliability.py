@@ -1,6 +1,5 @@
 """Interruption, resume and a daemon that goes away (issue 8), on the real engine with the
 synthetic target."""
-import hashlib
 import json
 import os
 import signal
@@ -13,7 +12,7 @@ import pytest
 
 from afpbisect.synthetic import make_synthetic_repo
 from dockerproxy import DockerProxy
-from e2e_util import SMALL, afp, docker_ok
+from e2e_util import SMALL, afp, docker_ok, workdir_filter
 
 pytestmark = [pytest.mark.docker,
               pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")]
@@ -53,9 +52,7 @@ def _wait(pred, timeout, proc=None):
 
 
 def _ours(work):
-    """Containers of runs on this workdir (the tool labels them with a hash of its path)."""
-    tag = hashlib.sha256(str(work.resolve()).encode()).hexdigest()[:12]
-    return docker.from_env().containers.list(all=True, filters={"label": f"afpbisect.workdir={tag}"})
+    return docker.from_env().containers.list(all=True, filters=workdir_filter(work))
 
 
 def test_kill9_then_resume(syn, tmp_path):

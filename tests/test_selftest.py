@@ -1,0 +1,18 @@
+"""`afpbisect selftest` as a user runs it (issue 2): names the planted commit, cleans up."""
+import pytest
+
+from e2e_util import afp, dangling_images, docker_ok, leftovers
+
+pytestmark = [pytest.mark.docker,
+              pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")]
+
+
+def test_selftest_names_planted_commit_and_leaves_nothing(tmp_path):
+    before = dangling_images()
+    work = tmp_path / "work"
+    code, res, err = afp("selftest", "--commits", "50", "--workdir", str(work), "--json")
+    assert code == 0, err
+    assert res["ok"] and res["named"] == res["planted"]
+    assert f"planted {res['planted'][:10]}" in err and "PASS" in err
+    assert leftovers(work, before) == {"containers": [], "networks": [], "dangling": [], "veths": [],
+                                       "netns": []}
