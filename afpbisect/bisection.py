@@ -58,8 +58,12 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
 
     status, message, res = "found", "", None
     try:
-        res = policy.bisect(list(rng.commits), env, config, store=store, on_step=persist,
-                           on_cycle=persist)
+        if fixed_cycles:   # the naive method, for comparison: no confidence claimed
+            res = policy.bisect_fixed(list(rng.commits), env, fixed_cycles, find_fix=find_fix,
+                                      store=store, on_cycle=persist)
+        else:
+            res = policy.bisect(list(rng.commits), env, config, store=store, on_step=persist,
+                                on_cycle=persist)
     except policy.RangeError as exc:
         # Not reproducible at BAD, race already at GOOD, endpoint unbuildable: an honest
         # "no answer", with the evidence kept.

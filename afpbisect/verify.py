@@ -35,7 +35,9 @@ def run_verify(ctx: Context, target: str, patches: list[Patch], confidence: floa
     stem = f"verify-{ref.sha[:10]}-{'-'.join(p.path.stem for p in patches)}"
     state = State.load_or_new(ctx.workdir / "state" / f"{stem}.json", "verify", identity,
                               restart=ctx.opts.restart, say=ctx.say)
-    config = policy.PolicyConfig(confidence=confidence)
+    # --cycles N caps both sides at N cycles; the confidence reported is what N gives.
+    config = policy.PolicyConfig(confidence=confidence, **(
+        {"max_verify_cycles": fixed_cycles, "max_calibration_cycles": fixed_cycles} if fixed_cycles else {}))
     ctx.docker()
     res = check_variants(ctx, ref.sha, patches, state, config, label="+".join(p.path.stem for p in patches))
     result = {"afpbisect": __version__, "command": "verify-patch", "repo": ctx.opts.repo,

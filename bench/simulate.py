@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from afpbisect.errors import InfraError  # noqa: E402
-from afpbisect.policy import PolicyConfig, bisect  # noqa: E402
+from afpbisect.policy import PolicyConfig, bisect, bisect_fixed  # noqa: E402
 from afpbisect.search import least_satisfying  # noqa: E402
 from afpbisect.verdict import CycleOutcome, Verdict  # noqa: E402
 
@@ -117,29 +117,16 @@ def run_policy(world: World, p: float, seed: str, config: PolicyConfig) -> tuple
 
 
 def run_fixed(world: World, p: float, seed: str, k: int) -> tuple[list, int]:
-    """git bisect with up to k valid cycles per step (early stop on a hit)."""
+    """git bisect with up to k valid cycles per step (early stop on a hit): policy.bisect_fixed,
+    the same code `afpbisect run --cycles K` runs."""
     env = SimEnv(world, p, random.Random(f"fixed{k}:{seed}"))
-
-    def oracle(i: int) -> Verdict:
-        if env.build(i) is not None:
-            return Verdict.SKIP
-        valid = 0
-        while valid < k:
-            outcome = env.cycle(i)
-            if outcome is CycleOutcome.INFRA:
-                continue
-            if outcome is CycleOutcome.HIT:
-                race = Verdict.BAD
-                break
-            valid += 1
-        else:
-            race = Verdict.GOOD
-        if world.find_fix:
-            return Verdict.GOOD if race is Verdict.BAD else Verdict.BAD
-        return race
-
-    res = least_satisfying(world.n, oracle)
-    return res.candidates, env.cycles
+    store: dict = {}
+    while True:   # an infrastructure abort is resumed, as a user would
+        try:
+            res = bisect_fixed(list(range(world.n)), env, k, find_fix=world.find_fix, store=store)
+            return res.candidates, env.cycles
+        except InfraError:
+            continue
 
 
 def simulate(p: float, runs: int, seed: int, find_fix: bool, config: PolicyConfig) -> list:

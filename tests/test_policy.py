@@ -409,3 +409,38 @@ def test_check_patch_accepts_a_rate_instead_of_a_reference():
     assert res.confidence >= 0.999
     with pytest.raises(UsageError):
         check_patch("c0001", OneCommit(racy=False), PolicyConfig(), p_lower=0.0)
+
+
+# --- the naive method (--cycles N), shared with bench/simulate.py -----------------------
+
+def test_bisect_fixed_names_culprit_and_resumes_after_infra():
+    import random
+
+    from afpbisect.errors import InfraError
+    from afpbisect.policy import bisect_fixed
+    from afpbisect.verdict import CycleOutcome
+
+    class Env:
+        def __init__(self):
+            self.rng, self.cycles, self.fail_next = random.Random(5), 0, 0
+
+        def build(self, c):
+            return "does not compile" if c == 31 else None
+
+        def cycle(self, c):
+            self.cycles += 1
+            if self.fail_next:
+                self.fail_next -= 1
+                return CycleOutcome.INFRA
+            return CycleOutcome.HIT if c >= 40 and self.rng.random() < 0.9 else CycleOutcome.CLEAN
+
+        def release(self, c):
+            pass
+
+    env, store = Env(), {}
+    env.fail_next = 3           # three in a row: the call aborts, the store survives
+    with pytest.raises(InfraError):
+        bisect_fixed(list(range(100)), env, 10, store=store)
+    res = bisect_fixed(list(range(100)), env, 10, store=store)
+    assert res.candidates == [40] and res.culprit == 40 and res.confidence == 0.0
+    assert all(s.verdict.value in ("good", "bad", "skip") for s in res.steps)
