@@ -28,7 +28,7 @@ import requests.exceptions
 
 from . import DOCKERFILES_DIR, TEMPLATES_DIR, baseimage, eras
 from .engine import Engine, create_container, retrying
-from .errors import BuildFailure, InfraError
+from .errors import BuildFailure, InfraError, UsageError
 from .worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ def _digest(*parts: str | bytes) -> str:
 
 
 class DockerBuilder:
-    def __init__(self, engine: Engine, workdir: Path, base_image: str, jobs: int = 2, say=print):
+    def __init__(self, engine: Engine, workdir: Path, base_image: str, jobs: int = 2, say=print,
+                 eras_file: Path | None = None):
         self.engine = engine
         self.workdir = Path(workdir)
         self.base_image_name = base_image
@@ -102,10 +103,14 @@ class DockerBuilder:
         self.products = self.workdir / "products"
         self.cache = self.workdir / "cache"
         self.logs = self.workdir / "logs" / "build"
+        try:
+            self.rules = eras.load_rules(eras_file)
+        except (OSError, ValueError, eras.ErasError) as exc:   # TOML syntax errors are ValueErrors
+            raise UsageError(f"era rules {eras_file or 'afpbisect/eras.toml'}: {exc}") from None
 
     # ------------------------------------------------------------ keys and recipe
     def recipe_for(self, repo: git.Repo, sha: str) -> eras.Recipe:
-        return eras.resolve(GitCommitView(repo, sha))
+        return eras.resolve(GitCommitView(repo, sha), self.rules)
 
     def key(self, sha: str, patches: list[Patch], recipe: eras.Recipe) -> str:
         return _digest(sha, *(p.digest() for p in patches), recipe.key(),

@@ -48,6 +48,8 @@ def common(fn):
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
         click.option("--base-image", default="debian:bookworm", show_default=True,
                      help="Base image; built locally with debootstrap when it cannot be pulled."),
+        click.option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Era rules file (default: the shipped afpbisect/eras.toml), e.g. to take libhtp from elsewhere."),
         click.option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
                      help="make -j for builds."),
         click.option("--restart", is_flag=True, help="Discard the saved state of this command and start over."),
@@ -68,7 +70,7 @@ def _options(kw: dict, update: bool = False) -> Options:
     settings = ReproSettings(pairs=kw["pairs"], threads=kw["threads"], widen_us=kw["widen_us"])
     return Options(repo=kw["repo"], workdir=kw["workdir"], base_image=kw["base_image"],
                    jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
-                   fixed_cycles=kw["cycles"])
+                   fixed_cycles=kw["cycles"], eras_file=kw["eras_file"])
 
 
 def _guard(fn):

@@ -39,6 +39,7 @@ class Options:
     restart: bool = False
     update: bool = False
     fixed_cycles: int | None = None
+    eras_file: Path | None = None
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Context:
             if n:
                 self.say(f"removed {n} container(s) left by an interrupted earlier run")
             self.builder = DockerBuilder(self.engine, self.workdir, self.opts.base_image,
-                                         jobs=self.opts.jobs, say=self.say)
+                                         jobs=self.opts.jobs, say=self.say, eras_file=self.opts.eras_file)
             self.repro = ReproEnv(self.engine, self.opts.settings)
             self._docker_ready = True
         return self
