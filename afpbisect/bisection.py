@@ -148,7 +148,10 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
         "result": {
             "status": status, "message": message,
             "candidates": list(res.candidates) if found else [],
+            # In find-fix mode the commit named is the first one WITHOUT the race; the key
+            # stays for scripts, `first_fixed` says what it is.
             "first_bad": res.culprit if found else None,
+            "first_fixed": res.culprit if found and find_fix else None,
             "subject": _subject(repo, res.culprit) if found and res.culprit else "",
             "confidence": res.confidence if found else None,
             "p_estimate": res.p_estimate if found else None,

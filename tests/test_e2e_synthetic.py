@@ -95,3 +95,28 @@ def test_nothing_left_behind(target):
     _, work, dangling_before = target
     assert leftovers(work, dangling_before) == {"containers": [], "networks": [], "dangling": [],
                                                 "veths": [], "netns": []}
+
+
+def test_confirm_revert_clears_the_race(target):
+    """--confirm-revert: the culprit reverted on BAD, the race must be gone (search resumed)."""
+    syn, work, _ = target
+    code, res, err = _run(syn, work, "--confirm-revert")
+    assert code == 0, err
+    assert res["result"]["first_bad"] == syn.planted
+    assert res["revert_check"]["verdict"] == "cleared", res["revert_check"]
+    assert res["revert_check"]["baseline"]["hits"] > 0
+
+
+def test_find_fix_names_the_revert(tmp_path):
+    syn = make_synthetic_repo(tmp_path / "target", n_commits=50, seed=5)
+    git(syn.path, "checkout", "-q", "main")
+    for i in range(6):   # some history after the race, then upstream's revert, then more
+        (syn.path / "ChangeLog").write_text((syn.path / "ChangeLog").read_text() + f"\nafter {i}\n")
+        git(syn.path, "commit", "-qam", f"changelog: after {i}")
+        if i == 2:
+            git(syn.path, "revert", "--no-edit", syn.planted)
+    fix = git(syn.path, "log", "--format=%H", "-1", "--grep", "^Revert")
+    code, res, err = afp("run", "--find-fix", f"{syn.bad_ref}..main", "--repo", str(syn.path),
+                         "--workdir", str(tmp_path / "work"), "--json", *SMALL)
+    assert code == 0, err
+    assert res["mode"] == "find-fix" and res["result"]["first_fixed"] == fix

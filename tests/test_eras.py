@@ -127,6 +127,71 @@ def test_time_fixup_sed_rewrites_the_generated_manifest(tmp_path):
     assert 'time = "~0.3.36"' in manifest.read_text()
 
 
+def test_lua_git_source_is_switched_to_crates_io_before_the_time_update(tmp_path):
+    toml_in = ('[dependencies]\ntime = "=0.3.20"\nsuricata-lua-sys = { git = '
+               '"https://github.com/jasonish/suricata-lua-sys", version = "0.1.0-alpha.1" }\n')
+    r = resolve(suricata_view(time="0.3.20", extra_files={"rust/Cargo.toml.in": toml_in}))
+    assert fired(r)[-2:] == ["lua-sys-from-crates-io", "time-crate-rustc-1.80"]
+    lua_fix = r.fetch_fixups[0]
+    assert "cargo update" in r.fetch_fixups[1]              # graph repaired before cargo resolves
+    (tmp_path / "rust").mkdir()
+    manifest = tmp_path / "rust" / "Cargo.toml"
+    manifest.write_text(toml_in)
+    for _ in range(2):                                      # idempotent
+        subprocess.run(["sh", "-c", lua_fix], cwd=tmp_path, check=True)
+        assert manifest.read_text().splitlines()[2] == 'suricata-lua-sys = { version = "=0.1.0-alpha.1" }'
+
+
+def test_lua_from_crates_io_needs_no_fixup():
+    toml_in = '[dependencies]\nsuricata-lua-sys = { version = "0.1.0-alpha.1" }\n'
+    assert "lua-sys-from-crates-io" not in fired(resolve(suricata_view(extra_files={"rust/Cargo.toml.in": toml_in})))
+
+
+def test_stale_cargo_config_rule_needs_the_new_template_and_an_untracked_old_name():
+    new = {"rust/.cargo/config.toml.in": ""}
+    assert "stale-cargo-config" in fired(resolve(suricata_view(extra_files=new)))
+    assert "stale-cargo-config" not in fired(resolve(suricata_view(extra_files={"rust/.cargo/config.in": ""})))
+    both = {**new, "rust/.cargo/config": "tracked"}
+    assert "stale-cargo-config" not in fired(resolve(suricata_view(extra_files=both)))
+
+
+def test_lua_one_build_dir_wipes_only_when_the_build_changes(tmp_path):
+    """The fixup for idx 1012-1521 on a fake tree, with cargo/rustc stubbed on PATH."""
+    mk = "all-local:\n\tcp -a $(RUST_SURICATA_LIBDIR)/build/suricata-lua-sys-*/out/lua/*.h gen/\n"
+    (fix,) = [f for f in resolve(suricata_view(extra_files={"rust/Makefile.am": mk})).fetch_fixups
+              if "suricata-lua-sys build changed" in f]
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for tool, out in (("cargo", ""), ("rustc", "rustc 1.96.0")):
+        (stubs / tool).write_text(f"#!/bin/sh\necho '{out}'\n")
+        (stubs / tool).chmod(0o755)
+    tree = tmp_path / "src"
+    lock = tree / "rust" / "Cargo.lock"
+    build = tree / "rust" / "target" / "release" / "build"
+    fp = tree / "rust" / "target" / "release" / ".fingerprint"
+    (build / "suricata-lua-sys-aaaa" / "out" / "lua").mkdir(parents=True)
+    (build / "suricata-lua-sys-bbbb").mkdir()
+    (build / "other-crate-cccc").mkdir()
+    (fp / "suricata-lua-sys-aaaa").mkdir(parents=True)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "RUSTFLAGS": "--cap-lints=warn"}
+
+    def run(version):
+        lock.write_text(f'[[package]]\nname = "suricata-lua-sys"\nversion = "{version}"\nsource = "registry"\n')
+        p = subprocess.run(["bash", "-euo", "pipefail", "-c", fix], cwd=tree, env=env,
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return "removing its old build dirs" in p.stdout
+
+    assert run("0.1.0-alpha.1")                           # no stamp yet: wipe
+    assert sorted(x.name for x in build.iterdir()) == ["other-crate-cccc"]
+    assert not list(fp.iterdir())
+    (build / "suricata-lua-sys-dddd").mkdir()             # what make would build
+    assert not run("0.1.0-alpha.1")                       # same build: keep it (incremental)
+    assert (build / "suricata-lua-sys-dddd").is_dir()
+    assert run("0.1.0-alpha.5")                           # another version: wipe again
+    assert not (build / "suricata-lua-sys-dddd").exists()
+
+
 # ------------------------------------------------------------------ condition kinds and folding
 
 
@@ -353,21 +418,31 @@ def idx_commit(i: int) -> str:
 
 
 SURICATA = ["base", "suricata", "rust-rustc-web", "rust-cap-lints"]
-TIME, HTP = "time-crate-rustc-1.80", "libhtp-c-backports"
+STALE, LUA, TIME, ONE, HTP = ("stale-cargo-config", "lua-sys-from-crates-io", "time-crate-rustc-1.80",
+                              "lua-sys-one-build-dir", "libhtp-c-backports")
 REAL_CASES = [
-    # rev, expected rules; comments: the era facts each case pins (shared NOTES)
-    ("suricata-7.0.0", SURICATA + [HTP]),        # MSRV 1.63, time locked 0.3.13 (fine), C libhtp
-    (601, SURICATA + [HTP]),                     # last commit locking time 0.3.13
-    (602, SURICATA + [TIME, HTP]),               # 1d3a156179: time =0.3.20
-    (1295, SURICATA + [TIME, HTP]),              # 058ad87089: MSRV 1.67.1, time still =0.3.20
-    (1296, SURICATA + [HTP]),                    # da1645b3e1: time ~0.3.36
-    (1431, SURICATA + [HTP]),                    # bb714c9178: headers limit -> needs libhtp 0.5.50
-    ("923ad6af77", SURICATA + [HTP]),            # idx 1604, the culprit
-    (2194, SURICATA + [HTP]),                    # last C-libhtp commit
-    (2195, SURICATA),                            # 9c324b796e: libhtp-rs in-tree
-    (2607, SURICATA),                            # f0eaebe3a6: MSRV 1.75
-    ("suricata-8.0.3", SURICATA),
-    ("main", SURICATA),                          # MSRV 1.85, upstream revert of 923ad6af77
+    # rev, expected rules; comments: the era facts each case pins (shared NOTES, docs/real-builds.md)
+    ("suricata-7.0.0", SURICATA + [HTP]),                # MSRV 1.63, time locked 0.3.13 (fine), C libhtp
+    (601, SURICATA + [HTP]),                             # last commit locking time 0.3.13
+    (602, SURICATA + [TIME, HTP]),                       # 1d3a156179: time =0.3.20
+    (971, SURICATA + [TIME, HTP]),                       # last with rust/.cargo/config.in
+    (972, SURICATA + [STALE, TIME, HTP]),                # 8560564657: .cargo/config -> config.toml
+    (1011, SURICATA + [STALE, TIME, HTP]),
+    (1012, SURICATA + [STALE, LUA, TIME, ONE, HTP]),     # bc011f2205: suricata-lua-sys from GitHub,
+                                                         # headers copied with a glob
+    (1295, SURICATA + [STALE, LUA, TIME, ONE, HTP]),     # 058ad87089: MSRV 1.67.1, time still =0.3.20
+    (1296, SURICATA + [STALE, LUA, ONE, HTP]),           # da1645b3e1: time ~0.3.36
+    (1385, SURICATA + [STALE, LUA, ONE, HTP]),
+    (1386, SURICATA + [STALE, ONE, HTP]),                # 85ee2f882f: suricata-lua-sys from crates.io
+    (1431, SURICATA + [STALE, ONE, HTP]),                # bb714c9178: headers limit -> libhtp 0.5.50
+    (1521, SURICATA + [STALE, ONE, HTP]),
+    (1522, SURICATA + [STALE, HTP]),                     # 3a7eef8121: lua crate copies its headers
+    ("923ad6af77", SURICATA + [STALE, HTP]),             # idx 1604, the culprit
+    (2194, SURICATA + [STALE, HTP]),                     # last C-libhtp commit
+    (2195, SURICATA + [STALE]),                          # 9c324b796e: libhtp-rs in-tree
+    (2607, SURICATA + [STALE]),                          # f0eaebe3a6: MSRV 1.75
+    ("suricata-8.0.3", SURICATA + [STALE]),
+    ("main", SURICATA + [STALE]),                        # MSRV 1.85, upstream revert of 923ad6af77
 ]
 
 
@@ -385,6 +460,10 @@ def test_real_history(rev, expected):
 @needs_mirror
 def test_real_idx_boundaries_are_where_notes_say():
     assert idx_commit(602).startswith("1d3a156179")
+    assert idx_commit(972).startswith("8560564657")
+    assert idx_commit(1012).startswith("bc011f2205")
+    assert idx_commit(1386).startswith("85ee2f882f")
+    assert idx_commit(1522).startswith("3a7eef8121")
     assert idx_commit(1296).startswith("da1645b3e1")
     assert idx_commit(1604).startswith("923ad6af77")
     assert idx_commit(2195).startswith("9c324b796e")
