@@ -27,7 +27,7 @@ def _pct(x) -> str:
     """Percent with enough digits that 99.97% never prints as 100.0%."""
     if x is None:
         return "-"
-    digits = 1 if x < 0.99 or x == 1 else 2 if x < 0.999 else 3
+    digits = 3 if 0 < x < 0.01 or 0.999 <= x < 1 else 2 if 0.99 <= x < 0.999 else 1
     return f"{100 * x:.{digits}f}%"
 
 
