@@ -6,11 +6,10 @@ the answer with git's own notion of "first bad commit"."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from . import PATCHES_DIR, __version__, policy
 from .context import Context
-from .errors import InfraError, UsageError
+from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
 from .refs import Range, commit_range, split_range
 from .report import write_atomic, write_reports
@@ -121,7 +120,7 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
     if res is not None:
         for st in res.steps:
             facts = env.step_facts(st.commit)
-            recs = state.data["cycles"].get(env._key(st.commit), [])
+            recs = state.data["cycles"].get(env.key_of(st.commit), [])
             first = used.get(st.commit)
             lo = first or 0
             # A step's cycles are the commit's records up to its evidence count at the time

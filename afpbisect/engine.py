@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from .errors import InfraError, UsageError
+from .errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ class PipelineEnv:
 
     # ------------------------------------------------------------ policy.Env
     def build(self, commit) -> str | None:
-        key = self._key(commit)
+        key = self.key_of(commit)
         res = self._build(commit)
         self.state.data["builds"][key] = res.to_dict()
         self.state.save()
@@ -50,7 +50,7 @@ class PipelineEnv:
         return f"{res.step}: {tail[-1] if tail else 'failed'} (log {res.log_path})"
 
     def cycle(self, commit) -> CycleOutcome:
-        key = self._key(commit)
+        key = self.key_of(commit)
         session = self._session(commit)
         records = self.state.data["cycles"].setdefault(key, [])
         index = len(records) + 1
@@ -68,7 +68,7 @@ class PipelineEnv:
         return out
 
     def release(self, commit) -> None:
-        s = self.sessions.pop(self._key(commit), None)
+        s = self.sessions.pop(self.key_of(commit), None)
         if s is not None:
             s.close()
 
@@ -77,12 +77,12 @@ class PipelineEnv:
             self.sessions.pop(k).close()
 
     # ------------------------------------------------------------ helpers
-    def _key(self, sha: str) -> str:
+    def key_of(self, sha: str) -> str:
         # One commit is built in several variants (with and without a candidate fix).
         return f"{sha}:{self.variant.name}"
 
     def _build(self, commit) -> BuildResult:
-        key = self._key(commit)
+        key = self.key_of(commit)
         if key not in self.builds:
             sha = commit
             self.say(f"  building {sha[:10]} ({self.variant.name}: {', '.join(p.name for p in self.variant.patches) or 'no patches'})")
@@ -93,7 +93,7 @@ class PipelineEnv:
         return self.builds[key]
 
     def _session(self, commit) -> ReproSession:
-        key = self._key(commit)
+        key = self.key_of(commit)
         if key not in self.sessions:
             res = self._build(commit)
             if not res.ok:
@@ -105,7 +105,7 @@ class PipelineEnv:
 
     # ------------------------------------------------------------ report helpers
     def step_facts(self, commit) -> dict:
-        key = self._key(commit)
+        key = self.key_of(commit)
         b = self.state.data["builds"].get(key, {})
         recs = self.state.data["cycles"].get(key, [])
         starts = [r["start_seconds"] for r in recs if r.get("start_seconds") is not None]

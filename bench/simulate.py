@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from afpbisect.errors import InfraError  # noqa: E402
 from afpbisect.policy import PolicyConfig, bisect, bisect_fixed  # noqa: E402
-from afpbisect.search import least_satisfying  # noqa: E402
-from afpbisect.verdict import CycleOutcome, Verdict  # noqa: E402
+from afpbisect.verdict import CycleOutcome  # noqa: E402
 
 N_COMMITS = 3071  # the good endpoint + the 3,070 commits of the range
 UNBUILDABLE = 0.03

@@ -1,5 +1,4 @@
 """Every bad input: exit 2, one line naming the problem, no traceback (issue 8)."""
-import subprocess
 
 import pytest
 

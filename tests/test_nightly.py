@@ -1,9 +1,7 @@
 """The nightly job on the synthetic target (issue 7): main (with the culprit reverted, as
 upstream did) is clean; a replay of a racy tag bisects and names the culprit, exit 1."""
-import subprocess
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 

@@ -1,4 +1,3 @@
-import git as gitpy
 import pytest
 
 from afpbisect import PATCHES_DIR
