@@ -24,7 +24,7 @@ Conditions (`when`, a table with exactly one key; absent: always):
   "none"      no Rust toolchain in the image
   "debian"    Debian bookworm's `rustc` + `cargo` (1.63 / cargo 0.66)
   "rustc-web" Debian's `rustc-web` + `cargo-web` from bookworm-security (installs /usr/bin/rustc
-              and /usr/bin/cargo; 1.85 when first published, 1.96 when checked on 2026-08-22)
+              and /usr/bin/cargo; 1.85 when first published, 1.96 when checked on 2026-11-25)
 """
 from __future__ import annotations
 

@@ -159,7 +159,7 @@ def test_lua_one_build_dir_wipes_only_when_the_build_changes(tmp_path):
     """The fixup for idx 1012-1521 on a fake tree, with cargo/rustc stubbed on PATH."""
     mk = "all-local:\n\tcp -a $(RUST_SURICATA_LIBDIR)/build/suricata-lua-sys-*/out/lua/*.h gen/\n"
     (fix,) = [f for f in resolve(suricata_view(extra_files={"rust/Makefile.am": mk})).fetch_fixups
-              if "suricata-lua-sys build changed" in f]
+              if "suricata-lua-sys" in f and "find rust/target" in f]
     stubs = tmp_path / "bin"
     stubs.mkdir()
     for tool, out in (("cargo", ""), ("rustc", "rustc 1.96.0")):
@@ -180,16 +180,20 @@ def test_lua_one_build_dir_wipes_only_when_the_build_changes(tmp_path):
         p = subprocess.run(["bash", "-euo", "pipefail", "-c", fix], cwd=tree, env=env,
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
-        return "removing its old build dirs" in p.stdout
+        return "removing them" in p.stdout
 
     assert run("0.1.0-alpha.1")                           # no stamp yet: wipe
     assert sorted(x.name for x in build.iterdir()) == ["other-crate-cccc"]
     assert not list(fp.iterdir())
-    (build / "suricata-lua-sys-dddd").mkdir()             # what make would build
+    (build / "suricata-lua-sys-dddd" / "out" / "lua").mkdir(parents=True)   # what make builds
     assert not run("0.1.0-alpha.1")                       # same build: keep it (incremental)
     assert (build / "suricata-lua-sys-dddd").is_dir()
-    assert run("0.1.0-alpha.5")                           # another version: wipe again
+    (build / "suricata-lua-sys-eeee" / "out" / "lua").mkdir(parents=True)   # another era's build
+    assert run("0.1.0-alpha.1")                           # two copies: the glob would fail
     assert not (build / "suricata-lua-sys-dddd").exists()
+    (build / "suricata-lua-sys-ffff" / "out" / "lua").mkdir(parents=True)
+    assert run("0.1.0-alpha.5")                           # another version: wipe again
+    assert not (build / "suricata-lua-sys-ffff").exists()
 
 
 # ------------------------------------------------------------------ condition kinds and folding
