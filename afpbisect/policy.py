@@ -771,7 +771,8 @@ def bisect_fixed(
 
     res = least_satisfying(len(commits), oracle)
     cands = [commits[i] for i in res.candidates]
-    total = sum(e.cycles for k, e in store.items() if k in set(commits))
+    in_range = set(commits)
+    total = sum(e.cycles for k, e in store.items() if k in in_range)
     bad_ev = [e for e in store.values() if e.hits]
     hits, valid = sum(e.hits for e in bad_ev), sum(e.valid_cycles for e in bad_ev)
     trace.append(f"answer: {' '.join(_short(c) for c in cands)}; {total} cycles in all")
