@@ -6,7 +6,9 @@ fixed 10 cycles per step, as the ticket did by hand) against what afpbisect spen
         --workdir /scratch/naive [--steps 2]
 
 afpbisect's side is read from the run's report (per step: build seconds + repro seconds).
-The naive side is measured now, for the first --steps search steps of that report: each in
+The naive side is measured now, for --steps search steps of that report spread evenly over
+the search (the first, far jumps, cost afpbisect the most; the last, neighbours, the least;
+taking only one end would flatter or wrong either method): each in
 its own fresh workdir (no ccache, no cargo cache, no reused tree: what a from-scratch
 `docker build` does), then 10 cold-start cycles.  Prints both per step and the ratio;
 nothing is extrapolated without saying so."""
@@ -23,6 +25,15 @@ from afpbisect import PATCHES_DIR
 from afpbisect.context import Options, open_context
 from afpbisect.repro import ReproEnv, ReproSettings
 from afpbisect.worktree import load_patch
+
+
+def spread(items: list, k: int) -> list:
+    """k items evenly spaced from first to last (all of them when k >= len)."""
+    if k >= len(items):
+        return items
+    if k == 1:
+        return items[:1]
+    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)]
 
 
 def naive_step(repo, workdir: Path, sha: str, cycles: int, settings: ReproSettings, say) -> dict:
@@ -57,7 +68,7 @@ def main(argv=None) -> int:
     rep = json.loads(a.report.read_text())
     s = rep["settings"]
     settings = ReproSettings(pairs=s["pairs"], threads=s["threads"], widen_us=s["widen_us"])
-    steps = [st for st in rep["steps"] if st["role"] == "search"][: a.steps]
+    steps = spread([st for st in rep["steps"] if st["role"] == "search"], a.steps)
     rows = []
     for st in steps:
         say(f"== naive step on {st['commit'][:10]}")
@@ -76,6 +87,12 @@ def main(argv=None) -> int:
     print(f"\nmeasured steps: naive {tn:.0f} s, afpbisect {to:.0f} s: {tn / to if to else float('inf'):.1f}x less time per step")
     all_ours = sum((st["build_seconds"] or 0) + (st["repro_seconds"] or 0) for st in rep["steps"])
     print(f"whole afpbisect run: {len(rep['steps'])} steps, {all_ours:.0f} s of build+repro, wall {rep['wall_seconds']:.0f} s")
+    # Extrapolated, and said so: a naive run needs the same number of bisection steps, each a
+    # clean build plus 10 cycles; the measured naive steps give its mean cost.
+    mean_naive = tn / len(rows) if rows else 0
+    n_steps = len([st for st in rep["steps"] if st["role"] in ("calibrate", "endpoint", "search")])
+    print(f"extrapolated naive run: {n_steps} steps x {mean_naive:.0f} s (mean of the {len(rows)} measured) = "
+          f"{n_steps * mean_naive:.0f} s, {n_steps * mean_naive / all_ours if all_ours else float('inf'):.1f}x the afpbisect run's build+repro")
     return 0
 
 
