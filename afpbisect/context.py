@@ -79,7 +79,7 @@ def open_context(opts: Options, say=print):
     workdir = check_writable(opts.workdir)
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with WorkdirLock(workdir):
-        repo = open_clone(workdir, opts.repo, update=opts.update)
+        repo = open_clone(workdir, opts.repo, update=opts.update, say=say)
         ctx = Context(opts, workdir, repo, uuid.uuid4().hex[:10], say)
         for s in old:
             signal.signal(s, _raise_interrupt)

@@ -27,7 +27,7 @@ def clone_dir(workdir: Path, source: str) -> Path:
     return workdir / "repos" / f"{name}-{tag}.git"
 
 
-def open_clone(workdir: Path, source: str, update: bool = False) -> git.Repo:
+def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: None) -> git.Repo:
     """Our bare clone of `source` (local path, bare or not, or URL); made once."""
     if "://" not in source and not source.startswith("git@"):
         p = Path(source).expanduser()
@@ -54,13 +54,25 @@ def open_clone(workdir: Path, source: str, update: bool = False) -> git.Repo:
         return repo
     repo = git.Repo(dest)
     if update:
-        fetch(repo)
+        say(f"updated from {source}: {fetch(repo)}")
     return repo
 
 
+def _refs(repo: git.Repo) -> dict[str, str]:
+    out = repo.git.for_each_ref("--format=%(refname) %(objectname)", "refs/heads", "refs/tags")
+    return dict(line.split(" ", 1) for line in out.splitlines() if line)
+
+
 def fetch(repo: git.Repo) -> str:
-    """Update from the remote; returns what git said (nightly logs it)."""
-    return repo.git.fetch("origin", "--tags", "--prune", "--force")
+    """Update from the remote; says what moved, so a night's log shows what it tested against."""
+    before = _refs(repo)
+    repo.git.fetch("origin", "--tags", "--prune", "--force")
+    after = _refs(repo)
+    moved = sorted(r for r in after.keys() | before.keys() if after.get(r) != before.get(r))
+    if not moved:
+        return "no ref changed"
+    shown = ", ".join(r.split("/", 2)[-1] for r in moved[:5]) + (" ..." if len(moved) > 5 else "")
+    return f"{len(moved)} ref(s) changed ({shown})"
 
 
 # ---------------------------------------------------------------- patches

@@ -50,3 +50,17 @@ def test_patch_that_does_not_apply_names_file_and_hunk(small_repo, tmp_path):
 def test_repo_not_git(tmp_path):
     with pytest.raises(UsageError, match="not a git repository"):
         open_clone(tmp_path / "work", str(tmp_path))
+
+
+def test_update_says_which_refs_moved(small_repo, tmp_path):
+    open_clone(tmp_path / "work", str(small_repo))
+    said = []
+    open_clone(tmp_path / "work", str(small_repo), update=True, say=said.append)
+    assert said == [f"updated from {small_repo.resolve()}: no ref changed"]
+    (small_repo / "src" / "b.c").write_text("int b;\n")
+    git(small_repo, "add", "-A")
+    git(small_repo, "commit", "-q", "-m", "new upstream commit")
+    said.clear()
+    repo = open_clone(tmp_path / "work", str(small_repo), update=True, say=said.append)
+    assert said == [f"updated from {small_repo.resolve()}: 1 ref(s) changed (main)"]
+    assert repo.git.rev_parse("main") == git(small_repo, "rev-parse", "main")
