@@ -50,6 +50,9 @@ def run_nightly(ctx: Context, ref: str, last_good: str | None = None, out_dir: P
                      build_error=ev.build_error)
         if verdict is Verdict.GOOD:
             status, code = "clean", 0
+            # What "clean" is worth: the chance that a race hitting at rate >= p would have
+            # shown in this many cold starts.
+            night["clean_confidence"] = 1.0 - (1.0 - p) ** ev.cycles
             track["last_good"] = tip.sha
         elif verdict is Verdict.BAD and good and good != tip.sha:
             status, code = "regression", 1

@@ -5,6 +5,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from afpbisect.report import _pct
 from afpbisect.synthetic import make_synthetic_repo
 from conftest import git
 from e2e_util import SMALL, afp, docker_ok
@@ -34,6 +35,11 @@ def test_main_is_clean_and_becomes_last_good(job):
     assert code == 0, err
     assert res["status"] == "clean" and res["ref"]["name"] == "main"
     assert res["last_good_after"] == git(syn.path, "rev-parse", "main")
+    # "clean" carries what it is worth: 1 - (1 - p)^cycles for the assumed rate
+    assert res["hits"] == 0
+    assert res["clean_confidence"] == pytest.approx(1 - (1 - res["p_assumed"]) ** res["cycles"])
+    assert res["clean_confidence"] >= 0.999
+    assert f"clean at {_pct(res['clean_confidence'])} confidence" in (out / "nightly.md").read_text()
     suite = ET.parse(out / "junit.xml").getroot()
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
 
