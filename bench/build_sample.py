@@ -27,8 +27,9 @@ from afpbisect.worktree import load_patch
 
 def sample(repo, n: int) -> list[tuple[str, str]]:
     commits = repo.git.rev_list("--reverse", "--first-parent", "suricata-7.0.0..suricata-8.0.3").split()
+    # n interior points (k/(n+1) of the way): suricata-8.0.3 has its own row below.
     picks = [(f"idx {i}", commits[i - 1]) for i in
-             sorted({max(1, round(k * len(commits) / n)) for k in range(1, n + 1)})]
+             sorted({max(1, round(k * len(commits) / (n + 1))) for k in range(1, n + 1)})]
     culprit = repo.git.rev_parse("923ad6af77")
     picks += [("923ad6af77^", repo.git.rev_parse(f"{culprit}^")), ("923ad6af77", culprit),
               ("suricata-8.0.3", repo.git.rev_parse("suricata-8.0.3^{commit}")),
@@ -36,9 +37,21 @@ def sample(repo, n: int) -> list[tuple[str, str]]:
     return picks
 
 
+HEADER = ("| commit | build | rules fired | clean build | cached build of neighbour | speed-up |\n"
+          "|---|---|---|---|---|---|")
+
+
+def row_md(r: dict) -> str:
+    sp = f"{r['clean'] / r['cached']:.1f}x" if r["cached"] else "-"
+    cached_s = f"{r['cached']:.0f} s" if r["cached"] else "-"
+    return (f"| {r['label']} `{r['sha'][:10]}` | {'OK' if r['ok'] else 'SKIP ' + r['why']} | "
+            f"{', '.join(r['rules'])} | {r['clean']:.0f} s | {cached_s} | {sp} |")
+
+
 def neighbour(repo, sha: str) -> str | None:
+    """The next first-parent commit; for the tip of main, which has none, its parent."""
     nxt = repo.git.rev_list("--reverse", "--first-parent", f"{sha}..main").split()
-    return nxt[0] if nxt else None
+    return nxt[0] if nxt else repo.git.rev_parse(f"{sha}^")
 
 
 def main(argv=None) -> int:
@@ -75,17 +88,12 @@ def main(argv=None) -> int:
                 t0 = time.time()
                 b2 = ctx.builder.build(ctx.repo, nb, [widener], label=label + "+1")
                 cached = time.time() - t0 if b2.ok else None
-        rows.append({"label": label, "sha": sha, "ok": b.ok, "why": "" if b.ok else f"{b.step}: {(b.tail or '').strip().splitlines()[-1:]}",
-                     "rules": [r[0] for r in b.rules], "clean": clean, "cached": cached})
+        rows.append(r := {"label": label, "sha": sha, "ok": b.ok, "why": "" if b.ok else f"{b.step}: {(b.tail or '').strip().splitlines()[-1:]}",
+                     "rules": [rule[0] for rule in b.rules], "clean": clean, "cached": cached})
+        # Each row as soon as it is measured: the sample takes hours and may be cut short.
+        say(f"ROW {row_md(r)}")
         shutil.rmtree(wd / "trees", ignore_errors=True)   # keep the disk in check
-    out = ["| commit | build | rules fired | clean build | cached build of neighbour | speed-up |",
-           "|---|---|---|---|---|---|"]
-    for r in rows:
-        sp = f"{r['clean'] / r['cached']:.1f}x" if r["cached"] else "-"
-        cached_s = f"{r['cached']:.0f} s" if r["cached"] else "-"
-        out.append(f"| {r['label']} `{r['sha'][:10]}` | {'OK' if r['ok'] else 'SKIP ' + r['why']} | "
-                   f"{', '.join(r['rules'])} | {r['clean']:.0f} s | "
-                   f"{cached_s} | {sp} |")
+    out = [HEADER, *[row_md(r) for r in rows]]
     md = "\n".join(out)
     print(md)
     if a.record:
