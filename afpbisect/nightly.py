@@ -19,7 +19,7 @@ from .pipeline import PipelineEnv, Variant
 from .refs import resolve
 from .report import render, write_atomic, write_reports
 from .state import State
-from .verdict import Evidence, Verdict, clean_cycles_needed, decide
+from .verdict import Evidence, Verdict, clean_cycles_needed, decide, miss_probability
 
 # Per-cycle hit rate assumed for the tip when no bisection has measured one yet: the rate
 # measured WITHOUT the widener on real Suricata (NOTES: 7 of 30 cycles), a floor for any
@@ -51,8 +51,8 @@ def run_nightly(ctx: Context, ref: str, last_good: str | None = None, out_dir: P
         if verdict is Verdict.GOOD:
             status, code = "clean", 0
             # What "clean" is worth: the chance that a race hitting at rate >= p would have
-            # shown in this many cold starts.
-            night["clean_confidence"] = 1.0 - (1.0 - p) ** ev.cycles
+            # shown in the cold starts that really ran (infrastructure failures prove nothing).
+            night.update(clean_cycles=ev.clean, clean_confidence=1.0 - miss_probability(p, ev.clean))
             track["last_good"] = tip.sha
         elif verdict is Verdict.BAD and good and good != tip.sha:
             status, code = "regression", 1

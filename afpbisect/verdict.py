@@ -151,6 +151,11 @@ def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3) -> V
     return None
 
 
+def miss_probability(p: float, clean: int) -> float:
+    """Chance that a bad commit (hit rate p per cycle) shows no signature in `clean` cycles."""
+    return (1.0 - p) ** clean
+
+
 def clean_cycles_needed(p: float, miss: float) -> int:
     """Smallest n with (1 - p) ** n <= miss.
 
@@ -167,9 +172,9 @@ def clean_cycles_needed(p: float, miss: float) -> int:
         return 1
     n = max(1, math.ceil(math.log(miss) / math.log1p(-p)))
     # Guard the float rounding of the logarithms on both sides.
-    while (1.0 - p) ** n > miss:
+    while miss_probability(p, n) > miss:
         n += 1
-    while n > 1 and (1.0 - p) ** (n - 1) <= miss:
+    while n > 1 and miss_probability(p, n - 1) <= miss:
         n -= 1
     return n
 
