@@ -88,8 +88,9 @@ def main(argv=None) -> int:
                 t0 = time.time()
                 b2 = ctx.builder.build(ctx.repo, nb, [widener], label=label + "+1")
                 cached = time.time() - t0 if b2.ok else None
-        rows.append(r := {"label": label, "sha": sha, "ok": b.ok, "why": "" if b.ok else f"{b.step}: {(b.tail or '').strip().splitlines()[-1:]}",
-                     "rules": [rule[0] for rule in b.rules], "clean": clean, "cached": cached})
+        r = {"label": label, "sha": sha, "ok": b.ok, "why": "" if b.ok else f"{b.step}: {(b.tail or '').strip().splitlines()[-1:]}",
+             "rules": [rule[0] for rule in b.rules], "clean": clean, "cached": cached}
+        rows.append(r)
         # Each row as soon as it is measured: the sample takes hours and may be cut short.
         say(f"ROW {row_md(r)}")
         shutil.rmtree(wd / "trees", ignore_errors=True)   # keep the disk in check

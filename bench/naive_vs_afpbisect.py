@@ -36,6 +36,11 @@ def spread(items: list, k: int) -> list:
     return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)]
 
 
+def step_seconds(st: dict) -> float:
+    """What a step of the afpbisect run cost: its build plus its cycles."""
+    return (st["build_seconds"] or 0) + (st["repro_seconds"] or 0)
+
+
 def naive_step(repo, workdir: Path, sha: str, cycles: int, settings: ReproSettings, say) -> dict:
     shutil.rmtree(workdir, ignore_errors=True)
     with open_context(Options(repo, workdir, "debian:bookworm", 2, settings), say=say) as ctx:
@@ -73,7 +78,7 @@ def main(argv=None) -> int:
     for st in steps:
         say(f"== naive step on {st['commit'][:10]}")
         n = naive_step(a.repo, a.workdir / f"naive-{st['commit'][:10]}", st["commit"], a.cycles, settings, say)
-        ours = (st["build_seconds"] or 0) + (st["repro_seconds"] or 0)
+        ours = step_seconds(st)
         rows.append((st, n, ours))
     print("| step | commit | verdict | naive build | naive 10 cycles | naive total | afpbisect build | afpbisect repro (cycles) | afpbisect total | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -85,7 +90,7 @@ def main(argv=None) -> int:
     tn = sum(n["build"] + n["repro"] for _, n, _ in rows)
     to = sum(o for _, _, o in rows)
     print(f"\nmeasured steps: naive {tn:.0f} s, afpbisect {to:.0f} s: {tn / to if to else float('inf'):.1f}x less time per step")
-    all_ours = sum((st["build_seconds"] or 0) + (st["repro_seconds"] or 0) for st in rep["steps"])
+    all_ours = sum(step_seconds(st) for st in rep["steps"])
     print(f"whole afpbisect run: {len(rep['steps'])} steps, {all_ours:.0f} s of build+repro, wall {rep['wall_seconds']:.0f} s")
     # Extrapolated, and said so: a naive run needs the same number of bisection steps, each a
     # clean build plus 10 cycles; the measured naive steps give its mean cost.
