@@ -16,6 +16,7 @@ import os
 import logging
 import re
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,12 +37,64 @@ log = logging.getLogger(__name__)
 DOCKERFILE = DOCKERFILES_DIR / "build.Dockerfile.j2"
 BUILD_SCRIPT = TEMPLATES_DIR / "build.sh.j2"
 STEP_MARK = re.compile(r"^AFPBISECT-STEP: (\S+)", re.M)
+# Every marker with its time (build.sh.j2 appends " @<epoch seconds>").
+_TIMED_MARK = re.compile(r"^AFPBISECT-(STEP|DONE): (\S+) @([0-9.]+)$", re.M)
+# cargo's own summary of each `cargo build`: how much of `make` was the Rust part.
+# ccache's statistics at the end of the compile phase (zeroed at its start): C units compiled.
+_CCACHE = re.compile(r"^\s*(Hits|Misses):\s+(\d+)\s*/\s*(\d+)", re.M)
+_CARGO_FINISHED = re.compile(r"^\s*Finished .* in (?:(\d+)m )?([0-9.]+)s$", re.M)
 # A change to any of these means autogen + configure must run again.
 _BUILD_SYSTEM = re.compile(r"(^|/)(configure\.ac|Makefile\.am|autogen\.sh|configure|Cargo\.toml\.in|[^/]*\.m4)$")
 BUILD_TIMEOUT = 3 * 3600
 # Steps of the fetch phase that talk to the network: their failure says nothing about the
 # commit (registry down, proxy, certificates), so it is an infrastructure error, not SKIP.
 NETWORK_STEPS = ("fetch", "fixup")
+# What a phase's log says when the kernel's OOM killer (or an operator) killed the compiler:
+# gcc/rustc then exit 1 and make 2, which would otherwise read as "the commit does not build".
+_COMPILER_KILLED = re.compile(r"Killed signal terminated program|internal compiler error: Killed|"
+                              r"\(signal: 9, SIGKILL", re.M)
+
+
+def step_seconds(log_text: str) -> dict[str, float]:
+    """Seconds per build step (autogen, configure, fetch, make, install...) read from the
+    timed markers of a build log, plus `cargo`: the part of make and install cargo reported.
+    A step that ran twice (a retry with reconfigure) counts both times."""
+    out: dict[str, float] = {}
+    marks = [(kind, name, float(t)) for kind, name, t in _TIMED_MARK.findall(log_text)]
+    for (kind, name, t), (_, _, t_next) in zip(marks, marks[1:]):
+        if kind == "STEP":   # a step lasts until the next marker: the next step or its phase's end
+            out[name] = round(out.get(name, 0.0) + t_next - t, 1)
+    cargo = sum(int(m or 0) * 60 + float(s) for m, s in _CARGO_FINISHED.findall(log_text))
+    if cargo:
+        out["cargo"] = round(cargo, 1)
+    return out
+
+
+def ccache_counts(log_text: str) -> dict[str, int]:
+    """C units of the last compile phase in a build log: {"hits", "misses"}; {} when absent.
+    Misses are what the change really made the compiler redo."""
+    found = {k.lower(): int(v) for k, v, _ in _CCACHE.findall(log_text)}
+    return {"hits": found["hits"], "misses": found["misses"]} if {"hits", "misses"} <= set(found) else {}
+
+
+def _log_facts(log_path: Path) -> dict:
+    text = log_path.read_text(errors="replace")
+    return {"steps": step_seconds(text), "ccache": ccache_counts(text)}
+
+
+def stopped_by(code: int, log_text: str) -> str | None:
+    """Why a phase that exited with `code` was stopped from outside, or None when the exit is
+    the build's own verdict on the commit.  Exit 128+N is what bash reports when it or the
+    step it waited on died of signal N: somebody stopped it (docker stop, Ctrl-C reaching the
+    processes, the OOM killer), which says nothing about the commit, in either phase."""
+    if code > 128 and code - 128 in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
+        name = signal.Signals(code - 128).name
+        why = "; out of memory or stopped" if code - 128 == signal.SIGKILL else ""
+        return f"killed by {name} (exit {code}{why})"
+    killed = _COMPILER_KILLED.search(log_text)
+    if killed:
+        return f"a compiler was killed (out of memory?): {killed.group(0)}"
+    return None
 
 
 def host_ca_bundle() -> Path | None:
@@ -68,6 +121,8 @@ class BuildResult:
     step: str | None = None       # failing step when not ok
     tail: str | None = None       # last lines of the failing step's log
     reconfigured: bool = False
+    steps: dict = field(default_factory=dict)   # seconds per build step (step_seconds)
+    ccache: dict = field(default_factory=dict)  # C units: hits and misses (ccache_counts)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -199,7 +254,7 @@ class DockerBuilder:
         self._remember_tree(tree, sha, recipe)
         res = BuildResult(commit=sha, key=key, ok=True, cached=False, seconds=round(time.time() - t0, 1),
                           product_dir=str(out), image=image, log_path=str(log_path), rules=rules,
-                          reconfigured=reconfigure)
+                          reconfigured=reconfigure, **_log_facts(log_path))
         meta.write_text(json.dumps(res.to_dict(), indent=1))
         return res
 
@@ -208,7 +263,7 @@ class DockerBuilder:
             logf.write(f"\n# BUILD FAILED in step {step}\n")
         return BuildResult(commit=sha, key=key, ok=False, cached=False, seconds=round(time.time() - t0, 1),
                            product_dir=None, image=image, log_path=str(log_path), rules=rules,
-                           step=step, tail=tail)
+                           step=step, tail=tail, **_log_facts(log_path))
 
     def _tree_meta(self, tree: BuildTree) -> Path:
         return tree.path.parent / f"{tree.path.name}.json"
@@ -295,12 +350,14 @@ class DockerBuilder:
             except (docker.errors.APIError, requests.exceptions.RequestException):
                 pass
         code = status.get("StatusCode", -1)
-        if code == 137:
-            raise InfraError(f"{phase} container was killed (exit 137; out of memory or stopped)")
         if code != 0:
             text = log_path.read_text(errors="replace")
             phase_text = text[text.rfind(f"# ---- phase {phase}"):]
             steps = STEP_MARK.findall(phase_text)
             step = steps[-1] if steps else phase
             tail = "\n".join(phase_text.rstrip().splitlines()[-25:])
+            why = stopped_by(code, phase_text)
+            if why:
+                raise InfraError(f"{phase} container, step {step}: {why}; not a verdict on the "
+                                 f"commit (log {log_path})")
             raise BuildFailure(step, tail, log_path)

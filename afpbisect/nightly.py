@@ -112,9 +112,10 @@ def _check_tip(ctx: Context, sha: str, p: float, confidence: float, job: State):
 
 
 def _timeline(history: list[dict]) -> dict:
-    """Points of an inline SVG timeline: one per night, coloured by status."""
+    """Points of an inline SVG timeline: one per night, coloured by status, its date (MM-DD)
+    along the bottom edge."""
     colors = {"clean": "#2e7d32", "regression": "#c62828", "build-broken": "#ef6c00", "error": "#757575"}
     w = max(200, 40 * len(history) + 40)
     pts = [{"x": 30 + 40 * i, "y": 40 if n.get("status") != "regression" else 70,
             "color": colors.get(n.get("status"), "#757575"), "night": n} for i, n in enumerate(history)]
-    return {"width": w, "height": 110, "points": pts}
+    return {"width": w, "height": 124, "points": pts}

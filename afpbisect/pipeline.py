@@ -111,7 +111,8 @@ class PipelineEnv:
         starts = [r["start_seconds"] for r in recs if r.get("start_seconds") is not None]
         return {
             "build_seconds": b.get("seconds"), "build_cached": b.get("cached", False),
-            "build_log": b.get("log_path"), "build_ok": b.get("ok"),
+            "build_log": b.get("log_path"), "build_ok": b.get("ok"), "build_steps": b.get("steps", {}),
+            "build_ccache": b.get("ccache", {}),
             "repro_seconds": round(sum(r.get("wall", r.get("duration", 0)) for r in recs), 1),
             "start_seconds": [r.get("start_seconds") for r in recs],
             "start_median": statistics.median(starts) if starts else None,

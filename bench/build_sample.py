@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,15 +38,45 @@ def sample(repo, n: int) -> list[tuple[str, str]]:
     return picks
 
 
-HEADER = ("| commit | build | rules fired | clean build | cached build of neighbour | speed-up |\n"
-          "|---|---|---|---|---|---|")
+HEADER = ("| commit | build | rules fired | clean build | cached build of neighbour | speed-up "
+          "| neighbour's change | C units the neighbour compiled |\n|---|---|---|---|---|---|---|---|")
 
 
 def row_md(r: dict) -> str:
     sp = f"{r['clean'] / r['cached']:.1f}x" if r["cached"] else "-"
     cached_s = f"{r['cached']:.0f} s" if r["cached"] else "-"
+    cc = r.get("nb_ccache") or {}
+    units = f"{cc['misses']} of {cc['hits'] + cc['misses']}" if cc else "-"
     return (f"| {r['label']} `{r['sha'][:10]}` | {'OK' if r['ok'] else 'SKIP ' + r['why']} | "
-            f"{', '.join(r['rules'])} | {r['clean']:.0f} s | {cached_s} | {sp} |")
+            f"{', '.join(r['rules'])} | {r['clean']:.0f} s | {cached_s} | {sp} | {r.get('nb_change', '-')} | {units} |")
+
+
+def summary(rows: list[dict]) -> str:
+    """The issue's two targets over the sample: no SKIP, and neighbour rebuilds >= 3x faster."""
+    pairs = [(r["clean"], r["cached"]) for r in rows if r["ok"] and r["cached"]]
+    ratios = sorted(c / n for c, n in pairs)
+    if not ratios:
+        return f"{sum(r['ok'] for r in rows)} of {len(rows)} built; no neighbour rebuild measured."
+    median = statistics.median(ratios)
+    return (f"{sum(r['ok'] for r in rows)} of {len(rows)} built (SKIP: {len(rows) - sum(r['ok'] for r in rows)}); "
+            f"neighbour rebuild >= 3x faster in {sum(x >= 3 for x in ratios)} of {len(ratios)} rows; "
+            f"median speed-up {median:.1f}x, lowest {ratios[0]:.1f}x; all clean builds "
+            f"{sum(c for c, _ in pairs):.0f} s against all neighbour rebuilds {sum(n for _, n in pairs):.0f} s "
+            f"({sum(c for c, _ in pairs) / sum(n for _, n in pairs):.1f}x).")
+
+
+def change_summary(repo, a: str, b: str) -> str:
+    """What the neighbour changes, in the terms that decide a rebuild's cost: files, C
+    headers (each recompiles every unit that includes it) and Rust sources."""
+    files = repo.git.diff("--name-only", a, b).split()
+    headers = [f.rsplit("/", 1)[-1] for f in files if f.endswith(".h")]
+    rust = [f for f in files if f.startswith("rust/")]
+    out = f"{len(files)} files"
+    if headers:
+        out += f", headers {' '.join(headers[:3])}{' ...' if len(headers) > 3 else ''}"
+    if rust:
+        out += f", {len(rust)} under rust/"
+    return out
 
 
 def neighbour(repo, sha: str) -> str | None:
@@ -82,19 +113,20 @@ def main(argv=None) -> int:
             t0 = time.time()
             b = ctx.builder.build(ctx.repo, sha, [widener], label=label)
             clean = time.time() - t0
-            nb, cached = neighbour(ctx.repo, sha), None
+            nb, cached, nb_facts = neighbour(ctx.repo, sha), None, {}
             if b.ok and nb:
                 say(f"== {label}: cached build of neighbour {nb[:10]}")
                 t0 = time.time()
                 b2 = ctx.builder.build(ctx.repo, nb, [widener], label=label + "+1")
                 cached = time.time() - t0 if b2.ok else None
+                nb_facts = {"nb_change": change_summary(ctx.repo, sha, nb), "nb_ccache": b2.ccache}
         r = {"label": label, "sha": sha, "ok": b.ok, "why": "" if b.ok else f"{b.step}: {(b.tail or '').strip().splitlines()[-1:]}",
-             "rules": [rule[0] for rule in b.rules], "clean": clean, "cached": cached}
+             "rules": [rule[0] for rule in b.rules], "clean": clean, "cached": cached, **nb_facts}
         rows.append(r)
         # Each row as soon as it is measured: the sample takes hours and may be cut short.
         say(f"ROW {row_md(r)}")
         shutil.rmtree(wd / "trees", ignore_errors=True)   # keep the disk in check
-    out = [HEADER, *[row_md(r) for r in rows]]
+    out = [HEADER, *[row_md(r) for r in rows], "", summary(rows)]
     md = "\n".join(out)
     print(md)
     if a.record:

@@ -42,6 +42,15 @@ def test_run_names_planted_commit(target):
     for s in res["steps"]:
         if s["build_log"]:
             assert Path(s["build_log"]).exists()
+    # Where each fresh build's time went, and how many C units it really compiled.
+    fresh = [s for s in res["steps"] if s["build_ok"] and not s["build_cached"] and s["build_seconds"]]
+    assert fresh
+    for s in fresh:
+        assert {"make", "install"} <= set(s["build_steps"]), s["build_steps"]
+        assert sum(v for k, v in s["build_steps"].items() if k != "cargo") <= s["build_seconds"] + 1
+        assert set(s["build_ccache"]) == {"hits", "misses"}, s
+    assert max(s["build_ccache"]["misses"] for s in fresh) >= 1   # a first build compiles it all
+    assert "(C " in md
 
 
 def test_git_bisect_agrees(target, tmp_path):

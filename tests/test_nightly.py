@@ -1,5 +1,7 @@
 """The nightly job on the synthetic target (issue 7): main (with the culprit reverted, as
 upstream did) is clean; a replay of a racy tag bisects and names the culprit, exit 1."""
+import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
@@ -78,3 +80,5 @@ def test_history_html_renders_one_point_per_night(job):
     assert len(circles) == 2 and len(rows) == 3           # two nights (+ header row)
     assert {c["class"] for c in circles} == {"night clean", "night regression"}
     assert syn.planted[:7] in html                         # the bisection's culprit is drawn
+    dates = re.findall(r'<text class="date"[^>]*>([^<]*)</text>', html)
+    assert dates == [dt.datetime.now(dt.timezone.utc).strftime("%m-%d")] * 2  # each point says which night it is

@@ -120,3 +120,49 @@ def test_daemon_away_for_a_while(syn, tmp_path):
                               "--workdir", str(work), "--json", *SMALL)
         assert code == 0 and res["result"]["first_bad"] == syn.planted, err2
     assert not _ours(work)
+
+
+
+def _eras_with_fixup(tmp_path, cmd: str):
+    """The shipped era rules plus one rule, for every commit, whose fetch fixup is `cmd`."""
+    from afpbisect.eras import DEFAULT_RULES
+    eras = tmp_path / "eras.toml"
+    eras.write_text(DEFAULT_RULES.read_text() + '\n[[rule]]\nid = "test-fixup"\nreason = "test"\n'
+                    f'fetch_fixups = [{json.dumps(cmd)}]\n')
+    return eras
+
+
+def _start_with_eras(syn, work, eras):
+    args = [sys.executable, "-m", "afpbisect", "run", f"{syn.good_ref}..{syn.bad_ref}", "--repo",
+            str(syn.path), "--workdir", str(work), "--eras", str(eras), "--json", *SMALL]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigint_in_the_fetch_phase_is_an_interrupt_not_a_fetch_failure(syn, tmp_path):
+    """Ctrl-C while a build's networked fetch phase runs must say "interrupted" (exit 130), not
+    blame the network or the registry (exit 3), and leave nothing running."""
+    work = tmp_path / "work"
+    # A fixup that only waits keeps the fetch container up long enough to be interrupted.
+    proc = _start_with_eras(syn, work, _eras_with_fixup(tmp_path, "sleep 120"))
+    fetching = lambda: any("-fetch-" in c.name for c in _ours(work) if c.status == "running")
+    assert _wait(fetching, 600, proc), "never reached a fetch phase"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "fetching dependencies failed" not in err and "Traceback" not in err, err
+    assert "resume" in err
+    assert not _ours(work), "containers left after SIGINT"
+
+
+def test_a_build_step_killed_by_a_signal_is_an_infrastructure_error_not_a_skip(syn, tmp_path):
+    """A process of the build killed from outside (here the fixup step's own shell, by SIGINT)
+    says nothing about the commit: exit 3 naming the signal, no SKIP, no fetch failure."""
+    work = tmp_path / "work"
+    proc = _start_with_eras(syn, work, _eras_with_fixup(tmp_path, "sh -c 'kill -INT $$'"))
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 3, err
+    assert "killed by SIGINT" in err and "not a verdict" in err, err
+    assert "fetching dependencies failed" not in err and "Traceback" not in err, err
+    assert not any(e.get("verdict") for e in _state(work).get("evidence", {}).values())
+    assert not _ours(work), "containers left"
