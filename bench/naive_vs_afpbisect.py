@@ -10,7 +10,8 @@ The naive side is measured now, for --steps search steps of that report spread e
 the search (the first, far jumps, cost afpbisect the most; the last, neighbours, the least;
 taking only one end would flatter or wrong either method): each in
 its own fresh workdir (no ccache, no cargo cache, no reused tree: what a from-scratch
-`docker build` does), then 10 cold-start cycles.  Prints both per step and the ratio;
+`docker build` does) and upstream's default compiler flags (what a developer gets by hand;
+--naive-flags afpbisect gives it afpbisect's leaner recipe instead), then 10 cold-start cycles.  Prints both per step and the ratio;
 nothing is extrapolated without saying so."""
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from afpbisect import PATCHES_DIR
 from afpbisect.context import Options, open_context
+from afpbisect.eras import DEFAULT_RULES, load_rules
 from afpbisect.repro import ReproEnv, ReproSettings
 from afpbisect.worktree import load_patch
 
@@ -41,9 +43,24 @@ def step_seconds(st: dict) -> float:
     return (st["build_seconds"] or 0) + (st["repro_seconds"] or 0)
 
 
-def naive_step(repo, workdir: Path, sha: str, cycles: int, settings: ReproSettings, say) -> dict:
+def upstream_flags_rules(dest: Path) -> Path:
+    """The shipped era rules without `no-debuginfo`: a developer building by hand gets
+    upstream's default flags (C -g -O2, Rust release with debug = true), so the naive method
+    does too.  What afpbisect saves by not building debug info is then counted as its own."""
+    rules = load_rules(DEFAULT_RULES)
+    assert any(r.id == "no-debuginfo" for r in rules), "rule renamed: update this bench"
+    text = DEFAULT_RULES.read_text()
+    start = text.index('[[rule]]\nid = "no-debuginfo"')
+    end = text.index("[[rule]]", start + 1)
+    dest.write_text(text[:start] + text[end:])
+    assert [r.id for r in load_rules(dest)] == [r.id for r in rules if r.id != "no-debuginfo"]
+    return dest
+
+
+def naive_step(repo, workdir: Path, sha: str, cycles: int, settings: ReproSettings, say,
+               eras_file: Path | None) -> dict:
     shutil.rmtree(workdir, ignore_errors=True)
-    with open_context(Options(repo, workdir, "debian:bookworm", 2, settings), say=say) as ctx:
+    with open_context(Options(repo, workdir, "debian:bookworm", 2, settings, eras_file=eras_file), say=say) as ctx:
         ctx.docker()
         ctx.builder.image_for(ctx.builder.recipe_for(ctx.repo, sha))   # images exist in both methods
         t0 = time.time()
@@ -68,18 +85,26 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--cycles", type=int, default=10)
+    ap.add_argument("--naive-flags", choices=("upstream", "afpbisect"), default="upstream",
+                    help="naive builds with upstream's default flags (debug info on: what a developer "
+                         "gets by hand; default) or with afpbisect's recipe")
     a = ap.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr, flush=True)
     rep = json.loads(a.report.read_text())
     s = rep["settings"]
     settings = ReproSettings(pairs=s["pairs"], threads=s["threads"], widen_us=s["widen_us"])
     steps = spread([st for st in rep["steps"] if st["role"] == "search"], a.steps)
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    eras_file = upstream_flags_rules(a.workdir / "eras-upstream-flags.toml") if a.naive_flags == "upstream" else None
+    say(f"naive builds use {'upstream default flags (debug info on)' if eras_file else 'afpbisect recipe'}")
     rows = []
     for st in steps:
         say(f"== naive step on {st['commit'][:10]}")
-        n = naive_step(a.repo, a.workdir / f"naive-{st['commit'][:10]}", st["commit"], a.cycles, settings, say)
+        n = naive_step(a.repo, a.workdir / f"naive-{st['commit'][:10]}", st["commit"], a.cycles, settings, say,
+                       eras_file)
         ours = step_seconds(st)
         rows.append((st, n, ours))
+    print(f"naive: clean build ({a.naive_flags} flags) + {a.cycles} cycles; afpbisect: from {a.report.name}\n")
     print("| step | commit | verdict | naive build | naive 10 cycles | naive total | afpbisect build | afpbisect repro (cycles) | afpbisect total | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for st, n, ours in rows:
