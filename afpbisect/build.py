@@ -313,8 +313,10 @@ class DockerBuilder:
         except BuildFailure as exc:
             if exc.step in NETWORK_STEPS:
                 last = [l for l in exc.tail.splitlines() if l.strip()][-1:] or ["?"]
-                raise InfraError(f"fetching dependencies failed in step {exc.step} (network, registry "
-                                 f"or certificates, not the commit): {last[0][:200]}; log {log_path}") from None
+                who = ("network, registry, certificates or the era rule's own command" if exc.step == "fixup"
+                       else "network, registry or certificates")
+                raise InfraError(f"fetching dependencies failed in step {exc.step} ({who}, not the commit): "
+                                 f"{last[0][:200]}; log {log_path}") from None
             raise
         vols[str(tmp_out)] = {"bind": "/out", "mode": "rw"}
         self._container(image, "compile", env, vols, "none", log_path)

@@ -487,3 +487,37 @@ def test_git_view_on_the_mirror():
     assert v.is_ancestor("923ad6af77") and v.is_ancestor("suricata-8.0.3")
     assert not v.is_ancestor("0123456789abcdef0123")   # unknown rev
     assert not GitView(MIRROR, "suricata-7.0.0").is_ancestor("923ad6af77")
+
+
+def _run_fixup(tree: Path, cmd: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """A fetch fixup as build.sh runs it (bash -euo pipefail, in a subshell, cwd = the tree),
+    with cargo and rustc stubbed: the rule's own shell logic is what is under test."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir(exist_ok=True)
+    for tool, out in (("cargo", ""), ("rustc", "rustc 1.96.0\\nhost: x86_64-unknown-linux-gnu")):
+        (bin_ / tool).write_text(f"#!/bin/sh\nprintf '{out}\\n'\n")
+        (bin_ / tool).chmod(0o755)
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", f"( {cmd} )"], cwd=tree, capture_output=True,
+                          text=True, env={**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"})
+
+
+def test_lua_sys_one_build_dir_fixup_in_a_clean_tree_and_with_two_copies(tmp_path):
+    """The fixup of lua-sys-one-build-dir must pass in a clean tree (no rust/target: failed at
+    idx 1181 before it made the directory first), and leave at most one copy of the crate's
+    build when a reused tree holds two."""
+    (cmd,) = next(r for r in load_rules() if r.id == "lua-sys-one-build-dir").fetch_fixups
+    tree = tmp_path / "src"
+    (tree / "rust").mkdir(parents=True)
+    (tree / "rust" / "Cargo.lock").write_text('[[package]]\nname = "suricata-lua-sys"\nversion = "0.1.0-alpha.1"\n'
+                                              'source = "registry+https://github.com/rust-lang/crates.io-index"\n')
+    clean = _run_fixup(tree, cmd, tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    assert (tree / "rust/target/.afpbisect-lua-sys").is_file()
+    again = _run_fixup(tree, cmd, tmp_path)                     # unchanged neighbour: nothing removed
+    assert again.returncode == 0 and "removing" not in again.stdout
+    for h in ("aaa", "bbb"):                                     # two builds of the crate in the tree
+        (tree / f"rust/target/release/build/suricata-lua-sys-{h}/out/lua").mkdir(parents=True)
+    two = _run_fixup(tree, cmd, tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert "2 builds in the tree" in two.stdout
+    assert not list((tree / "rust/target").glob("release/build/suricata-lua-sys-*"))
