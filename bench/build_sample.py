@@ -39,14 +39,14 @@ def sample(repo, n: int) -> list[tuple[str, str]]:
 
 
 HEADER = ("| commit | build | rules fired | clean build | cached build of neighbour | speed-up "
-          "| neighbour's change | C units the neighbour compiled |\n|---|---|---|---|---|---|---|---|")
+          "| neighbour's change | C units the neighbour compiled, of the clean build's |\n|---|---|---|---|---|---|---|---|")
 
 
 def row_md(r: dict) -> str:
     sp = f"{r['clean'] / r['cached']:.1f}x" if r["cached"] else "-"
     cached_s = f"{r['cached']:.0f} s" if r["cached"] else "-"
-    cc = r.get("nb_ccache") or {}
-    units = f"{cc['misses']} of {cc['hits'] + cc['misses']}" if cc else "-"
+    cc, total = r.get("nb_ccache") or {}, r.get("clean_units")
+    units = f"{cc['misses']} of {total}" if cc and total else "-"
     return (f"| {r['label']} `{r['sha'][:10]}` | {'OK' if r['ok'] else 'SKIP ' + r['why']} | "
             f"{', '.join(r['rules'])} | {r['clean']:.0f} s | {cached_s} | {sp} | {r.get('nb_change', '-')} | {units} |")
 
@@ -121,7 +121,8 @@ def main(argv=None) -> int:
                 cached = time.time() - t0 if b2.ok else None
                 nb_facts = {"nb_change": change_summary(ctx.repo, sha, nb), "nb_ccache": b2.ccache}
         r = {"label": label, "sha": sha, "ok": b.ok, "why": "" if b.ok else f"{b.step}: {(b.tail or '').strip().splitlines()[-1:]}",
-             "rules": [rule[0] for rule in b.rules], "clean": clean, "cached": cached, **nb_facts}
+             "rules": [rule[0] for rule in b.rules], "clean": clean, "cached": cached,
+             "clean_units": b.ccache.get("misses"), **nb_facts}
         rows.append(r)
         # Each row as soon as it is measured: the sample takes hours and may be cut short.
         say(f"ROW {row_md(r)}")
