@@ -71,7 +71,7 @@ def change_summary(repo, a: str, b: str) -> str:
     files = repo.git.diff("--name-only", a, b).split()
     headers = [f.rsplit("/", 1)[-1] for f in files if f.endswith(".h")]
     rust = [f for f in files if f.startswith("rust/")]
-    out = f"{len(files)} files"
+    out = f"{len(files)} file{'' if len(files) == 1 else 's'}"
     if headers:
         out += f", headers {' '.join(headers[:3])}{' ...' if len(headers) > 3 else ''}"
     if rust:
