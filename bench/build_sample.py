@@ -26,8 +26,11 @@ from afpbisect.repro import ReproSettings
 from afpbisect.worktree import load_patch
 
 
+RANGE = "suricata-7.0.0..suricata-8.0.3"
+
+
 def sample(repo, n: int) -> list[tuple[str, str]]:
-    commits = repo.git.rev_list("--reverse", "--first-parent", "suricata-7.0.0..suricata-8.0.3").split()
+    commits = repo.git.rev_list("--reverse", "--first-parent", RANGE).split()
     # n interior points (k/(n+1) of the way): suricata-8.0.3 has its own row below.
     picks = [(f"idx {i}", commits[i - 1]) for i in
              sorted({max(1, round(k * len(commits) / (n + 1))) for k in range(1, n + 1)})]
@@ -79,10 +82,14 @@ def change_summary(repo, a: str, b: str) -> str:
     return out
 
 
-def neighbour(repo, sha: str) -> str | None:
-    """The next first-parent commit; for the tip of main, which has none, its parent."""
-    nxt = repo.git.rev_list("--reverse", "--first-parent", f"{sha}..main").split()
-    return nxt[0] if nxt else repo.git.rev_parse(f"{sha}^")
+def neighbour(repo, sha: str) -> str:
+    """The commit a bisection of the sampled range would build beside this one: the next on
+    the range's first-parent line (suricata-8.0.3 is on its release branch, not on main); for
+    the range's last commit and for the tip of main, which have no next, the parent."""
+    line = repo.git.rev_list("--reverse", "--first-parent", RANGE).split()
+    if sha in line[:-1]:
+        return line[line.index(sha) + 1]
+    return repo.git.rev_parse(f"{sha}^")
 
 
 def main(argv=None) -> int:
@@ -114,7 +121,7 @@ def main(argv=None) -> int:
             b = ctx.builder.build(ctx.repo, sha, [widener], label=label)
             clean = time.time() - t0
             nb, cached, nb_facts = neighbour(ctx.repo, sha), None, {}
-            if b.ok and nb:
+            if b.ok:
                 say(f"== {label}: cached build of neighbour {nb[:10]}")
                 t0 = time.time()
                 b2 = ctx.builder.build(ctx.repo, nb, [widener], label=label + "+1")
