@@ -2,6 +2,7 @@
 (infrastructure error, never a verdict)."""
 import dataclasses
 import os
+import signal
 import subprocess
 import textwrap
 
@@ -49,7 +50,10 @@ def test_the_build_script_reports_a_step_killed_by_sigint_as_exit_130(tmp_path):
     (src / "configure").chmod(0o755)
     (tmp_path / "build.sh").write_text(sh.replace("cd /src", f"cd {src}"))
     env = {**os.environ, "RECONFIGURE": "1", "CCACHE_DIR": str(tmp_path / "cc"), "CARGO_HOME": str(tmp_path / "c")}
-    p = subprocess.run(["bash", str(tmp_path / "build.sh"), "fetch"], env=env, capture_output=True, text=True)
+    # Default SIGINT in the script: a job started in the background (`cmd &`, as CI may be)
+    # inherits SIGINT ignored, and bash cannot reset a signal ignored on entry.
+    p = subprocess.run(["bash", str(tmp_path / "build.sh"), "fetch"], env=env, capture_output=True, text=True,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert p.returncode == 130, (p.stdout, p.stderr)
     assert "AFPBISECT-STEP: fixup" in p.stdout
     assert "SIGINT" in stopped_by(p.returncode, p.stdout + p.stderr)
