@@ -339,14 +339,20 @@ def test_no_container_left_after_exception_mid_cycle(engine, repro_image, tmp_pa
     # Ctrl-C while `docker exec` blocks: the container (and the target in it) goes.
     main = threading.main_thread().ident
     env = ReproEnv(engine, _settings(traffic_seconds=5.0))
-    with pytest.raises(KeyboardInterrupt):
-        with env.session(repro_image, product, tmp_path / "l2") as s:
-            t = threading.Timer(1.5, signal.pthread_kill, (main, signal.SIGINT))
-            t.start()
-            try:
-                s.cycle(1)
-            finally:
-                t.cancel()
+    # Python's own Ctrl-C handler, even when this process inherited SIGINT ignored (a job
+    # started in the background), which would make the signal below a no-op.
+    prev = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with env.session(repro_image, product, tmp_path / "l2") as s:
+                t = threading.Timer(1.5, signal.pthread_kill, (main, signal.SIGINT))
+                t.start()
+                try:
+                    s.cycle(1)
+                finally:
+                    t.cancel()
+    finally:
+        signal.signal(signal.SIGINT, prev)
     assert _ours(engine) == []
 
 
