@@ -39,9 +39,9 @@ BUILD_SCRIPT = TEMPLATES_DIR / "build.sh.j2"
 STEP_MARK = re.compile(r"^AFPBISECT-STEP: (\S+)", re.M)
 # Every marker with its time (build.sh.j2 appends " @<epoch seconds>").
 _TIMED_MARK = re.compile(r"^AFPBISECT-(STEP|DONE): (\S+) @([0-9.]+)$", re.M)
-# cargo's own summary of each `cargo build`: how much of `make` was the Rust part.
 # ccache's statistics at the end of the compile phase (zeroed at its start): C units compiled.
 _CCACHE = re.compile(r"^\s*(Hits|Misses):\s+(\d+)\s*/\s*(\d+)", re.M)
+# cargo's own summary of each `cargo build`: how much of `make` was the Rust part.
 _CARGO_FINISHED = re.compile(r"^\s*Finished .* in (?:(\d+)m )?([0-9.]+)s$", re.M)
 # A change to any of these means autogen + configure must run again.
 _BUILD_SYSTEM = re.compile(r"(^|/)(configure\.ac|Makefile\.am|autogen\.sh|configure|Cargo\.toml\.in|[^/]*\.m4)$")

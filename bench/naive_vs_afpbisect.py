@@ -38,7 +38,7 @@ def spread(items: list, k: int) -> list:
     return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)]
 
 
-def step_seconds(st: dict) -> float:
+def step_cost(st: dict) -> float:
     """What a step of the afpbisect run cost: its build plus its cycles."""
     return (st["build_seconds"] or 0) + (st["repro_seconds"] or 0)
 
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         say(f"== naive step on {st['commit'][:10]}")
         n = naive_step(a.repo, a.workdir / f"naive-{st['commit'][:10]}", st["commit"], a.cycles, settings, say,
                        eras_file)
-        ours = step_seconds(st)
+        ours = step_cost(st)
         rows.append((st, n, ours))
     print(f"naive: clean build ({a.naive_flags} flags) + {a.cycles} cycles; afpbisect: from {a.report.name}\n")
     print("| step | commit | verdict | naive build | naive 10 cycles | naive total | afpbisect build | afpbisect repro (cycles) | afpbisect total | ratio |")
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     tn = sum(n["build"] + n["repro"] for _, n, _ in rows)
     to = sum(o for _, _, o in rows)
     print(f"\nmeasured steps: naive {tn:.0f} s, afpbisect {to:.0f} s: {tn / to if to else float('inf'):.1f}x less time per step")
-    all_ours = sum(step_seconds(st) for st in rep["steps"])
+    all_ours = sum(step_cost(st) for st in rep["steps"])
     print(f"whole afpbisect run: {len(rep['steps'])} steps, {all_ours:.0f} s of build+repro, wall {rep['wall_seconds']:.0f} s")
     # Extrapolated, and said so: a naive run needs the same number of bisection steps, each a
     # clean build plus 10 cycles; the measured naive steps give its mean cost.

@@ -4,7 +4,6 @@ import dataclasses
 import os
 import signal
 import subprocess
-import textwrap
 
 import pytest
 

@@ -10,6 +10,7 @@ import time
 import docker
 import pytest
 
+from afpbisect.eras import DEFAULT_RULES
 from afpbisect.synthetic import make_synthetic_repo
 from dockerproxy import DockerProxy
 from e2e_util import SMALL, afp, docker_ok, workdir_filter
@@ -23,9 +24,9 @@ def syn(tmp_path_factory):
     return make_synthetic_repo(tmp_path_factory.mktemp("rel") / "target", n_commits=60, seed=11)
 
 
-def _start(syn, work, env=None):
+def _start(syn, work, env=None, extra=()):
     args = [sys.executable, "-m", "afpbisect", "run", f"{syn.good_ref}..{syn.bad_ref}", "--repo",
-            str(syn.path), "--workdir", str(work), "--json", *SMALL]
+            str(syn.path), "--workdir", str(work), "--json", *SMALL, *extra]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
 
@@ -122,20 +123,12 @@ def test_daemon_away_for_a_while(syn, tmp_path):
     assert not _ours(work)
 
 
-
-def _eras_with_fixup(tmp_path, cmd: str):
-    """The shipped era rules plus one rule, for every commit, whose fetch fixup is `cmd`."""
-    from afpbisect.eras import DEFAULT_RULES
+def _eras_with_fixup(tmp_path, cmd: str) -> tuple[str, str]:
+    """`--eras` for the shipped era rules plus one rule, for every commit, whose fetch fixup is `cmd`."""
     eras = tmp_path / "eras.toml"
     eras.write_text(DEFAULT_RULES.read_text() + '\n[[rule]]\nid = "test-fixup"\nreason = "test"\n'
                     f'fetch_fixups = [{json.dumps(cmd)}]\n')
-    return eras
-
-
-def _start_with_eras(syn, work, eras):
-    args = [sys.executable, "-m", "afpbisect", "run", f"{syn.good_ref}..{syn.bad_ref}", "--repo",
-            str(syn.path), "--workdir", str(work), "--eras", str(eras), "--json", *SMALL]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return "--eras", str(eras)
 
 
 def test_sigint_in_the_fetch_phase_is_an_interrupt_not_a_fetch_failure(syn, tmp_path):
@@ -143,7 +136,7 @@ def test_sigint_in_the_fetch_phase_is_an_interrupt_not_a_fetch_failure(syn, tmp_
     blame the network or the registry (exit 3), and leave nothing running."""
     work = tmp_path / "work"
     # A fixup that only waits keeps the fetch container up long enough to be interrupted.
-    proc = _start_with_eras(syn, work, _eras_with_fixup(tmp_path, "sleep 120"))
+    proc = _start(syn, work, extra=_eras_with_fixup(tmp_path, "sleep 120"))
     fetching = lambda: any("-fetch-" in c.name for c in _ours(work) if c.status == "running")
     assert _wait(fetching, 600, proc), "never reached a fetch phase"
     time.sleep(1.0)
@@ -159,7 +152,7 @@ def test_a_build_step_killed_by_a_signal_is_an_infrastructure_error_not_a_skip(s
     """A process of the build killed from outside (here the fixup step's own shell, by SIGINT)
     says nothing about the commit: exit 3 naming the signal, no SKIP, no fetch failure."""
     work = tmp_path / "work"
-    proc = _start_with_eras(syn, work, _eras_with_fixup(tmp_path, "sh -c 'kill -INT $$'"))
+    proc = _start(syn, work, extra=_eras_with_fixup(tmp_path, "sh -c 'kill -INT $$'"))
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 3, err
     assert "killed by SIGINT" in err and "not a verdict" in err, err
