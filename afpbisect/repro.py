@@ -123,6 +123,7 @@ class CycleRecord:
     error: str | None = None
     died: bool = False                 # exited on its own after the marker, before SIGTERM
     offered: dict = field(default_factory=dict)    # SFE_i_TX -> frames sent toward it meanwhile
+    stray_into_rx: dict = field(default_factory=dict)  # SFE_i_RX -> frames the kernel sent toward it
     error_lines: list = field(default_factory=list)  # the console's Error lines (first few)
 
     def outcome(self):
@@ -387,6 +388,7 @@ class ReproSession:
             died=bool(raw.get("died")),
             forwarded_after_start=dict(raw.get("forwarded_after_start") or {}),
             offered=dict(raw.get("offered") or {}),
+            stray_into_rx=dict(raw.get("stray_into_rx") or {}),
             log_path=str(cycle_dir / "console.log"),
             duration=float(raw.get("duration") or 0.0),
             error=raw.get("error"),

@@ -77,7 +77,8 @@ def test_configure_ac_of_another_project_is_not_suricata():
 
 def test_modern_suricata():
     r = resolve(suricata_view())
-    assert fired(r) == ["base", "suricata", "no-debuginfo", "rust-rustc-web", "rust-cap-lints"]
+    assert fired(r) == ["base", "suricata", "no-debuginfo", "no-git-revision", "rust-rustc-web",
+                        "rust-cap-lints"]
     assert r.rust == "rustc-web"
     # Debug info off in both languages, optimisation as upstream's defaults (-O2, release).
     assert dict(r.env) == {"RUSTFLAGS": "--cap-lints=warn", "CARGO_PROFILE_RELEASE_DEBUG": "false"}
@@ -85,7 +86,9 @@ def test_modern_suricata():
             "cbindgen"} <= set(r.apt_packages)
     assert not any(p.startswith("libhtp") for p in r.apt_packages)
     # CFLAGS as a configure argument: Suricata's C only, not the C that Rust crates build.
-    assert r.configure_flags == ("--disable-gccmarch-native", "CFLAGS=-O2")
+    # configure keeps the git revision out of autoconf.h (AC_PATH_PROG's override).
+    assert r.configure_flags == ("--disable-gccmarch-native", "CFLAGS=-O2",
+                                "ac_cv_path_HAVE_GIT_CMD=no")
     assert any("bookworm-security" in s for s in r.apt_sources)
 
 
@@ -425,7 +428,7 @@ def idx_commit(i: int) -> str:
     return out[i - 1]
 
 
-SURICATA = ["base", "suricata", "no-debuginfo", "rust-rustc-web", "rust-cap-lints"]
+SURICATA = ["base", "suricata", "no-debuginfo", "no-git-revision", "rust-rustc-web", "rust-cap-lints"]
 STALE, LUA, TIME, ONE, HTP = ("stale-cargo-config", "lua-sys-from-crates-io", "time-crate-rustc-1.80",
                               "lua-sys-one-build-dir", "libhtp-c-backports")
 REAL_CASES = [
@@ -463,6 +466,12 @@ def test_real_history(rev, expected):
     assert r.rust == "rustc-web"
     assert ("--enable-non-bundled-htp" in r.configure_flags) is (HTP in expected)
     assert dict(r.env)["RUSTFLAGS"] == "--cap-lints=warn"
+    # no-git-revision's ac_cv_path_HAVE_GIT_CMD=no works where configure finds git by
+    # AC_PATH_PROG into HAVE_GIT_CMD and asks git for the revision only under it.
+    ac = GitView(MIRROR, sha).read("configure.ac")
+    assert "AC_PATH_PROG(HAVE_GIT_CMD, git" in ac
+    guard, ask = ac.index('if test "$HAVE_GIT_CMD" != "no"; then'), ac.index("git rev-parse --short HEAD")
+    assert ac.count("git rev-parse") == 1 and 0 < ask - guard < 200
 
 
 @needs_mirror

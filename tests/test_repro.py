@@ -281,7 +281,9 @@ def test_session_clean_then_hit(engine, repro_image, tmp_path):
         assert all(n > 1000 for n in r.forwarded_after_start.values()), r.forwarded_after_start
         assert all(n > 1000 for n in r.offered.values()), r.offered
         assert r.shutdown_counters["SFE_0_TX"]["packets"] > 1000
-        assert r.shutdown_counters["SFE_0_RX"]["packets"] == 0   # nothing sent into far_i_rx
+        # The generator sends nothing into far_i_rx: what SFE_0_RX read is what the kernel
+        # emitted from far_0_rx over the target's life (CI once saw 2 frames), never the traffic.
+        assert r.shutdown_counters["SFE_0_RX"]["packets"] <= r.stray_into_rx["SFE_0_RX"] < 50, r
         assert r.log_path.endswith(f"cycle-{i:03d}/console.log")
         assert (tmp_path / "logs-good" / f"cycle-{i:03d}" / "console.log").is_file()
     assert _ours(engine) == []

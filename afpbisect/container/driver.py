@@ -305,6 +305,16 @@ def offered(pairs: int, send_rx: bool) -> dict:
     return snap
 
 
+def unsent(pairs: int, send_rx: bool) -> dict:
+    """Frames the far end of each SFE_i_RX emitted while the generator sends nothing there.
+
+    Only the kernel could emit them (the generator writes into far_i_rx only with send_rx);
+    the target reads every one on SFE_i_RX, so a shutdown count that is not 0 there is
+    explained (or not) by this, instead of by guesswork.
+    """
+    return {} if send_rx else {rx_if(i): read_counter(far_rx(i), "tx_packets") for i in range(pairs)}
+
+
 def _delta(before: dict, after: dict) -> dict:
     return {k: (after[k] - before[k]) if after.get(k) is not None and before[k] is not None else None
             for k in before}
@@ -336,6 +346,7 @@ def run_cycle(cfg: dict, index: int) -> dict:
         "died": False,
         "forwarded_after_start": {},
         "offered": {},
+        "stray_into_rx": {},
         "log": console,
         "duration": 0.0,
         "error": None,
@@ -353,6 +364,7 @@ def run_cycle(cfg: dict, index: int) -> dict:
 
     proc = None
     out = open(console, "wb")
+    stray0 = unsent(pairs, bool(cfg["send_rx"]))
     try:
         t_spawn = time.monotonic()
         # stdin must not be a socket: the signature is sendto() on fd 0 (NOTES).
@@ -388,6 +400,7 @@ def run_cycle(cfg: dict, index: int) -> dict:
                 _kill_group(proc)
                 proc.wait(timeout=30)
         rec["exit_code"] = proc.returncode
+        rec["stray_into_rx"] = _delta(stray0, unsent(pairs, bool(cfg["send_rx"])))
     except Exception as exc:  # noqa: BLE001 - the record carries it; the target still dies below
         rec["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     finally:
