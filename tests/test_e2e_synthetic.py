@@ -50,8 +50,8 @@ def test_run_names_planted_commit(target):
         assert sum(v for k, v in s["build_steps"].items() if k != "cargo") <= s["build_seconds"] + 1
         assert set(s["build_ccache"]) == {"hits", "misses"}, s
     assert max(s["build_ccache"]["misses"] for s in fresh) >= 1   # a first build compiles it all
-    # ccache's depend mode only in a tree compiled before and not configured since (build.sh.j2):
-    # not for the first build, then for the steps that only refreshed the tree.
+    # ccache's depend mode only in a tree compiled before whose config headers are unchanged
+    # since (build.sh.j2): not for the first build, then for later steps (this target has none).
     depend = ["afpbisect: ccache depend mode" in Path(s["build_log"]).read_text() for s in fresh]
     assert not depend[0] and any(depend[1:]), depend
     assert "(C " in md

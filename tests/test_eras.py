@@ -86,7 +86,7 @@ def test_modern_suricata():
             "cbindgen"} <= set(r.apt_packages)
     assert not any(p.startswith("libhtp") for p in r.apt_packages)
     # CFLAGS as a configure argument: Suricata's C only, not the C that Rust crates build.
-    # configure keeps the git revision out of autoconf.h (AC_PATH_PROG's override).
+    # The git revision stays out of autoconf.h (AC_PATH_PROG's cache variable preset).
     assert r.configure_flags == ("--disable-gccmarch-native", "CFLAGS=-O2",
                                 "ac_cv_path_HAVE_GIT_CMD=no")
     assert any("bookworm-security" in s for s in r.apt_sources)

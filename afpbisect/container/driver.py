@@ -297,22 +297,27 @@ def snapshot(pairs: int, send_rx: bool) -> dict:
     return snap
 
 
+def _sent_toward_rx(pairs: int) -> dict:
+    """tx_packets of each far_i_rx, keyed by the SFE_i_RX it feeds."""
+    return {rx_if(i): read_counter(far_rx(i), "tx_packets") for i in range(pairs)}
+
+
 def offered(pairs: int, send_rx: bool) -> dict:
     """Frames the generator put on the wire toward each read interface (far end tx_packets)."""
     snap = {tx_if(i): read_counter(far_tx(i), "tx_packets") for i in range(pairs)}
     if send_rx:
-        snap.update({rx_if(i): read_counter(far_rx(i), "tx_packets") for i in range(pairs)})
+        snap.update(_sent_toward_rx(pairs))
     return snap
 
 
-def unsent(pairs: int, send_rx: bool) -> dict:
+def stray_toward_rx(pairs: int, send_rx: bool) -> dict:
     """Frames the far end of each SFE_i_RX emitted while the generator sends nothing there.
 
     Only the kernel could emit them (the generator writes into far_i_rx only with send_rx);
     the target reads every one on SFE_i_RX, so a shutdown count that is not 0 there is
     explained (or not) by this, instead of by guesswork.
     """
-    return {} if send_rx else {rx_if(i): read_counter(far_rx(i), "tx_packets") for i in range(pairs)}
+    return {} if send_rx else _sent_toward_rx(pairs)
 
 
 def _delta(before: dict, after: dict) -> dict:
@@ -364,7 +369,8 @@ def run_cycle(cfg: dict, index: int) -> dict:
 
     proc = None
     out = open(console, "wb")
-    stray0 = unsent(pairs, bool(cfg["send_rx"]))
+    send_rx = bool(cfg["send_rx"])
+    stray0 = stray_toward_rx(pairs, send_rx)
     try:
         t_spawn = time.monotonic()
         # stdin must not be a socket: the signature is sendto() on fd 0 (NOTES).
@@ -374,7 +380,6 @@ def run_cycle(cfg: dict, index: int) -> dict:
         if marker_at is not None:
             rec["started"] = True
             rec["start_seconds"] = round(marker_at - t_spawn, 3)
-            send_rx = bool(cfg["send_rx"])
             before, offered0 = snapshot(pairs, send_rx), offered(pairs, send_rx)
             end = time.monotonic() + float(cfg["traffic_seconds"])
             while time.monotonic() < end and proc.poll() is None:
@@ -400,7 +405,7 @@ def run_cycle(cfg: dict, index: int) -> dict:
                 _kill_group(proc)
                 proc.wait(timeout=30)
         rec["exit_code"] = proc.returncode
-        rec["stray_into_rx"] = _delta(stray0, unsent(pairs, bool(cfg["send_rx"])))
+        rec["stray_into_rx"] = _delta(stray0, stray_toward_rx(pairs, send_rx))
     except Exception as exc:  # noqa: BLE001 - the record carries it; the target still dies below
         rec["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     finally:
