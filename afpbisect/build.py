@@ -247,6 +247,11 @@ class DockerBuilder:
                 # jump in history; one full reconfigure before calling it unbuildable.
                 with open(log_path, "a") as logf:
                     logf.write(f"\n# incremental build failed in {first.step}; retrying with reconfigure\n")
+                # rustc's own incremental state (era rule rust-incremental) can be what broke:
+                # the retry starts without it, as a clean tree would.
+                for state in (*tree.path.glob("rust/target/*/incremental"),
+                              *tree.path.glob("rust/target/*/*/incremental")):
+                    shutil.rmtree(state, ignore_errors=True)
                 self._run_phases(image, tree, recipe, out, log_path, True)
                 reconfigure = True
         except BuildFailure as exc:

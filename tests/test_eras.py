@@ -78,10 +78,12 @@ def test_configure_ac_of_another_project_is_not_suricata():
 def test_modern_suricata():
     r = resolve(suricata_view())
     assert fired(r) == ["base", "suricata", "no-debuginfo", "no-git-revision", "rust-rustc-web",
-                        "rust-cap-lints"]
+                        "rust-cap-lints", "rust-incremental"]
     assert r.rust == "rustc-web"
-    # Debug info off in both languages, optimisation as upstream's defaults (-O2, release).
-    assert dict(r.env) == {"RUSTFLAGS": "--cap-lints=warn", "CARGO_PROFILE_RELEASE_DEBUG": "false"}
+    # Debug info off in both languages, optimisation as upstream's defaults (-O2, release);
+    # rustc keeps incremental state for the workspace crates.
+    assert dict(r.env) == {"RUSTFLAGS": "--cap-lints=warn", "CARGO_PROFILE_RELEASE_DEBUG": "false",
+                           "CARGO_PROFILE_RELEASE_INCREMENTAL": "true"}
     assert {"libpcap-dev", "libyaml-dev", "libjansson-dev", "libpcre2-dev", "zlib1g-dev",
             "cbindgen"} <= set(r.apt_packages)
     assert not any(p.startswith("libhtp") for p in r.apt_packages)
@@ -428,7 +430,8 @@ def idx_commit(i: int) -> str:
     return out[i - 1]
 
 
-SURICATA = ["base", "suricata", "no-debuginfo", "no-git-revision", "rust-rustc-web", "rust-cap-lints"]
+SURICATA = ["base", "suricata", "no-debuginfo", "no-git-revision", "rust-rustc-web", "rust-cap-lints",
+            "rust-incremental"]
 STALE, LUA, TIME, ONE, HTP = ("stale-cargo-config", "lua-sys-from-crates-io", "time-crate-rustc-1.80",
                               "lua-sys-one-build-dir", "libhtp-c-backports")
 REAL_CASES = [
