@@ -97,6 +97,12 @@ def stopped_by(code: int, log_text: str) -> str | None:
     return None
 
 
+def rust_incremental_state(tree: Path) -> list[Path]:
+    """rustc's incremental state in a build tree (era rule rust-incremental): cargo keeps it per
+    profile, under a target triple when one is given."""
+    return [*tree.glob("rust/target/*/incremental"), *tree.glob("rust/target/*/*/incremental")]
+
+
 def host_ca_bundle() -> Path | None:
     """The host's CA bundle, given to the fetch container: behind a TLS-intercepting proxy
     (corporate networks, this lab) the registries are trusted only through it."""
@@ -237,21 +243,22 @@ class DockerBuilder:
             reconfigure = self._prepare_tree(tree, sha, patches, recipe, log_path)
         except PatchDoesNotApply as exc:
             return self._failed(sha, key, image, log_path, rules, t0, "patch", str(exc))
+        # A reused tree can trip over stale generated files after a big jump in history, and
+        # over rustc's incremental state (rule rust-incremental) left by an earlier build: one
+        # retry with a reconfigure and without that state before calling the commit
+        # unbuildable.  A failure with neither to blame is the commit's.
+        earlier_state = rust_incremental_state(tree.path)
         try:
             try:
                 self._run_phases(image, tree, recipe, out, log_path, reconfigure)
             except BuildFailure as first:
-                if reconfigure:
+                if reconfigure and not earlier_state:
                     raise
-                # An incremental build can trip over stale generated files after a big
-                # jump in history; one full reconfigure before calling it unbuildable.
-                with open(log_path, "a") as logf:
-                    logf.write(f"\n# incremental build failed in {first.step}; retrying with reconfigure\n")
-                # rustc's own incremental state (era rule rust-incremental) can be what broke:
-                # the retry starts without it, as a clean tree would.
-                for state in (*tree.path.glob("rust/target/*/incremental"),
-                              *tree.path.glob("rust/target/*/*/incremental")):
+                for state in rust_incremental_state(tree.path):
                     shutil.rmtree(state, ignore_errors=True)
+                with open(log_path, "a") as logf:
+                    logf.write(f"\n# build in a reused tree failed in {first.step}; retrying with reconfigure"
+                               " and without rustc's incremental state\n")
                 self._run_phases(image, tree, recipe, out, log_path, True)
                 reconfigure = True
         except BuildFailure as exc:

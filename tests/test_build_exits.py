@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from afpbisect import eras
-from afpbisect.build import ccache_counts, step_seconds, stopped_by
+from afpbisect.build import ccache_counts, rust_incremental_state, step_seconds, stopped_by
 from afpbisect.eras import DictView, resolve
 from test_eras import render
 
@@ -76,3 +76,17 @@ def test_ccache_counts_reads_the_compile_phases_statistics():
     log = "...\n  Hits:               1 /   10 (10.00%)\n  Misses:             9 /   10 (90.00%)\n"
     assert ccache_counts(log) == {"hits": 1, "misses": 9}
     assert ccache_counts("no statistics printed\n") == {}
+
+
+def test_rusts_incremental_state_is_found_under_any_profile_and_triple_and_nothing_else(tmp_path):
+    target = tmp_path / "rust" / "target"
+    for f in [target / "release" / "libsuricata.a", target / "release" / "deps" / "libnom-1.rlib",
+              tmp_path / "src" / "incremental" / "x.c",                  # not cargo's
+              target / "release" / "incremental" / "suricata-1" / "s-1" / "query-cache.bin",
+              target / "x86_64-unknown-linux-gnu" / "release" / "incremental" / "suricata-2" / "a.o"]:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("x")
+    found = rust_incremental_state(tmp_path)
+    assert sorted(str(p.relative_to(target)) for p in found) == [
+        "release/incremental", "x86_64-unknown-linux-gnu/release/incremental"]
+    assert rust_incremental_state(tmp_path / "nothing-here") == []
