@@ -50,7 +50,8 @@ OWN_RULES = ("no-debuginfo", "no-git-revision", "rust-incremental")
 def upstream_flags_rules(dest: Path) -> Path:
     """The shipped era rules without OWN_RULES: a developer building by hand gets upstream's
     defaults (C -g -O2, Rust release with debug = true and not incremental, the git revision
-    in autoconf.h), so the naive method does too.  What afpbisect saves by them is counted as its own."""
+    in autoconf.h), so the naive method does too.  What afpbisect saves by them is counted as
+    its own."""
     rules = load_rules(DEFAULT_RULES)
     text = DEFAULT_RULES.read_text()
     for rid in OWN_RULES:
