@@ -258,7 +258,7 @@ class DockerBuilder:
                     shutil.rmtree(state, ignore_errors=True)
                 with open(log_path, "a") as logf:
                     logf.write(f"\n# build in a reused tree failed in {first.step}; retrying with reconfigure"
-                               " and without rustc's incremental state\n")
+                               f"{' and without rustc incremental state' if earlier_state else ''}\n")
                 self._run_phases(image, tree, recipe, out, log_path, True)
                 reconfigure = True
         except BuildFailure as exc:

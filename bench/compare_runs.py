@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 
 def cargo(step: dict) -> str:
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
     if len(args) != 2:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    old, new = (json.load(open(p)) for p in args)
+    old, new = (json.loads(Path(p).read_text()) for p in args)
     pairs = list(zip(old["steps"], new["steps"]))
     if len(old["steps"]) != len(new["steps"]) or any(a["commit"] != b["commit"] for a, b in pairs):
         print("the two runs did not take the same steps: a per-step comparison would mislead", file=sys.stderr)
