@@ -118,7 +118,7 @@ def cli():
     and prove which patch removes it, by building and running the real thing in Docker."""
 
 
-@cli.command()
+@cli.command(short_help="Bisect GOOD..BAD and name the first bad commit.")
 @click.argument("range_", metavar="GOOD..BAD")
 @click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD races: find the first commit where the race is gone.")
 @click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the race is gone.")

@@ -87,3 +87,17 @@ def test_docker_unreachable(small_repo, wd, tmp_path):
                             "AFPBISECT_DOCKER_RETRY_SECONDS": "2"})
     _one_line_exit2(code, err, "Docker engine unreachable")
     assert "no.sock" in err
+
+
+def test_command_list_summaries_are_whole_sentences():
+    """`afpbisect --help` shows each command's first sentence; click cuts it at the first
+    period, so run's "(e.g. v7.0.0..v8.0.3)" once left only "Bisect GOOD..BAD (e."."""
+    from click.testing import CliRunner
+
+    from afpbisect.cli import cli
+
+    out = CliRunner().invoke(cli, ["--help"]).output
+    rows = {l.split()[0]: l for l in out.splitlines() if l.startswith("  ") and l.split()}
+    assert "Bisect GOOD..BAD and name the first bad commit." in rows["run"]
+    for name in ("run", "verify-patch", "nightly", "selftest", "clean"):
+        assert not rows[name].rstrip().endswith("(e."), rows[name]
