@@ -2,6 +2,8 @@
 ones rendered from jinja2 templates in afpbisect/templates/."""
 from __future__ import annotations
 
+import datetime as dt
+import glob
 import json
 import os
 from pathlib import Path
@@ -51,9 +53,40 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def write_reports(out_dir: Path, stem: str, result: dict, template: str) -> dict:
-    """Write <stem>.json and <stem>.md; return their paths (also recorded in the result)."""
+def keep_previous(out_dir: Path, stem: str) -> list[Path]:
+    """Move the files an earlier run wrote as <stem>.* into out_dir/previous/, named by that
+    run's time, and return their new paths.
+
+    Why: the same command again (a resume, --restart, the next night) writes the same stem,
+    and a report is evidence: a cold run's wall time and steps must survive a re-run that
+    hits every cache (it did not, once, and had to be rebuilt from a terminal's scrollback).
+    """
     out_dir = Path(out_dir)
+    old = sorted(f for f in out_dir.glob(f"{glob.escape(stem)}.*") if f.is_file() and not f.name.endswith(".tmp"))
+    if not old:
+        return []
+    anchor = out_dir / f"{stem}.json"
+    when = (anchor if anchor in old else old[0]).stat().st_mtime
+    tag = dt.datetime.fromtimestamp(when, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    keep = out_dir / "previous"
+    keep.mkdir(parents=True, exist_ok=True)
+
+    def dests(n: int) -> list[Path]:   # <stem>-<time>[-n].<ext>, the extension kept
+        return [keep / f"{stem}-{tag}{f'-{n}' if n else ''}{f.name[len(stem):]}" for f in old]
+
+    n = 0
+    while any(d.exists() for d in dests(n)):
+        n += 1   # two runs within one second: never overwrite the earlier copy either
+    for f, d in zip(old, dests(n)):
+        os.replace(f, d)
+    return dests(n)
+
+
+def write_reports(out_dir: Path, stem: str, result: dict, template: str) -> dict:
+    """Write <stem>.json and <stem>.md (an earlier run's go to previous/, see keep_previous);
+    return their paths (also recorded in the result)."""
+    out_dir = Path(out_dir)
+    keep_previous(out_dir, stem)
     paths = {"json": str(out_dir / f"{stem}.json"), "markdown": str(out_dir / f"{stem}.md")}
     result = dict(result, reports=paths)
     write_atomic(Path(paths["json"]), json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,59 @@
+"""Reports: a re-run never overwrites an earlier run's report (afpbisect/report.py)."""
+import json
+import os
+
+from afpbisect.report import keep_previous, write_reports
+
+T0 = 1795892800   # 2026-11-28T19:06:40Z
+
+
+def _run(out, stem, wall):
+    """The files one run leaves: its JSON, its Markdown, its bisect-replay."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps({"wall_seconds": wall}))
+    (out / f"{stem}.md").write_text(f"wall {wall}\n")
+    (out / f"{stem}.bisect-replay").write_text(f"replay {wall}\n")
+    os.utime(out / f"{stem}.json", (T0, T0))
+
+
+def test_earlier_run_moves_to_previous_with_its_time(tmp_path):
+    out = tmp_path / "reports"
+    _run(out, "run-a-b", 3326)
+    moved = keep_previous(out, "run-a-b")
+    assert sorted(p.name for p in moved) == [
+        "run-a-b-20261128T190640Z.bisect-replay", "run-a-b-20261128T190640Z.json",
+        "run-a-b-20261128T190640Z.md"]
+    assert json.loads((out / "previous" / "run-a-b-20261128T190640Z.json").read_text()) == {"wall_seconds": 3326}
+    assert not list(out.glob("run-a-b.*"))
+
+
+def test_other_stems_and_temp_files_stay(tmp_path):
+    out = tmp_path / "reports"
+    _run(out, "run-a-b", 1)
+    _run(out, "run-a-bc", 2)          # a longer stem with the same prefix is another run's
+    (out / "run-a-b.json.tmp").write_text("partial")
+    keep_previous(out, "run-a-b")
+    assert (out / "run-a-bc.json").exists() and (out / "run-a-b.json.tmp").exists()
+    assert keep_previous(out, "nothing-here") == []
+
+
+def test_runs_in_the_same_second_never_overwrite(tmp_path):
+    out = tmp_path / "reports"
+    for wall in (1, 2, 3):
+        _run(out, "s", wall)
+        keep_previous(out, "s")
+    walls = sorted(json.loads(p.read_text())["wall_seconds"] for p in (out / "previous").glob("s-*.json"))
+    assert walls == [1, 2, 3]
+
+
+def test_write_reports_keeps_the_earlier_report(tmp_path):
+    out = tmp_path / "nightly"
+    _run(out, "nightly", 751)
+    night = {"status": "clean", "bisection": None, "wall_seconds": 12, "date": "2026-11-28",
+             "ref": {"name": "main"}, "sha": "0" * 40, "subject": "s", "hits": 0, "cycles": 25}
+    res = write_reports(out, "nightly", night, "junit.xml.j2")
+    assert json.loads((out / "nightly.json").read_text())["wall_seconds"] == 12
+    assert res["reports"]["json"] == str(out / "nightly.json")
+    assert json.loads((out / "previous" / "nightly-20261128T190640Z.json").read_text())["wall_seconds"] == 751
+    # the earlier run's replay file went with its report: none is left to pass for the new run's
+    assert not (out / "nightly.bisect-replay").exists()
