@@ -29,8 +29,12 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
     try:
         syn = make_synthetic_repo(tmp / "target", n_commits=commits)
         say(f"synthetic target: {len(syn.commits)} commits, planted bad commit {syn.planted[:10]}")
+        # restart: the target is generated anew at a new path each time, so the saved state
+        # of an earlier selftest in this workdir belongs to another repository; and a self-test
+        # should decide every step again anyway. Builds still hit the product cache, and the
+        # earlier reports are kept in reports/previous/.
         opts = Options(repo=str(syn.path), workdir=workdir, base_image="debian:bookworm", jobs=2,
-                       settings=ReproSettings(**SETTINGS))
+                       settings=ReproSettings(**SETTINGS), restart=True)
         with open_context(opts, say=say) as ctx:
             run = run_bisection(ctx, f"{syn.good_ref}..{syn.bad_ref}")
             fix = run_verify(ctx, syn.bad_ref, [load_patch(syn.fixA_patch)])
