@@ -77,9 +77,10 @@ def keep_previous(out_dir: Path, stem: str) -> list[Path]:
     n = 0
     while any(d.exists() for d in dests(n)):
         n += 1   # two runs within one second: never overwrite the earlier copy either
-    for f, d in zip(old, dests(n)):
+    moved = dests(n)
+    for f, d in zip(old, moved):
         os.replace(f, d)
-    return dests(n)
+    return moved
 
 
 def write_reports(out_dir: Path, stem: str, result: dict, template: str) -> dict:
