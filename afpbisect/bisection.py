@@ -14,7 +14,7 @@ from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
 from .refs import Range, commit_range, split_range
 from .report import write_atomic, write_reports
 from .state import State
-from .verdict import Verdict
+from .verdict import Evidence, Verdict
 from .worktree import BuildTree, check_patches_apply, load_patch
 
 
@@ -99,10 +99,13 @@ def _headline(result: dict) -> str:
 
 
 def _replay(rng: Range, res, find_fix: bool) -> str:
-    """A `git bisect replay` file reproducing our decisions (skips included)."""
-    old, new = ("bad", "good") if find_fix else ("good", "bad")
-    lines = [f"git bisect start '--term-old={old}' '--term-new={new}' '{rng.bad.sha}' '{rng.good.sha}'"
-             if find_fix else f"git bisect start '{rng.bad.sha}' '{rng.good.sha}'"]
+    """A `git bisect replay` file reproducing our decisions (skips included).
+
+    The range is first-parent (refs.commit_range), so is the replay. In find-fix mode the
+    terms are racy / fixed: git refuses to swap the meanings of its own good and bad."""
+    old, new = ("racy", "fixed") if find_fix else ("good", "bad")
+    terms = f"'--term-old={old}' '--term-new={new}' " if find_fix else ""
+    lines = [f"git bisect start --first-parent {terms}'{rng.bad.sha}' '{rng.good.sha}'"]
     word = {Verdict.GOOD: old, Verdict.BAD: new, Verdict.SKIP: "skip"}
     seen = set()
     for st in res.steps:
@@ -135,7 +138,9 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
                           "verdict": st.verdict.value, "cycles": st.cycles, "new_cycles": st.new_cycles,
                           "hits": st.hits, "subject": _subject(repo, st.commit), **facts})
             if st.verdict == Verdict.SKIP:
-                skips.append({"commit": st.commit, "reason": ev.get("build_error") or "skipped"})
+                why = ev.get("build_error") or "; ".join(
+                    sorted({u["reason"] for u in facts["unhealthy"]})) or "skipped"
+                skips.append({"commit": st.commit, "reason": why})
     found = res is not None and status == "found"
     return {
         "afpbisect": __version__, "command": "run", "mode": "find-fix" if find_fix else "first-bad",
@@ -157,9 +162,20 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
             "p_lower": res.p_lower if found else None,
             "total_cycles": res.total_cycles if res is not None else 0,
         },
+        "reference": _reference(state, rng.good.sha if find_fix else rng.bad.sha),
         "steps": steps, "skips": skips, "trace": list(res.trace) if res is not None else [message],
         "wall_seconds": round(time.time() - t0, 1),
     }
+
+
+def _reference(state: State, racy: str) -> dict | None:
+    """The calibration of the racy endpoint (hits, valid cycles): the sample every later
+    check of this race can be bounded against (the nightly keeps it for its tip check)."""
+    raw = state.data.get("evidence", {}).get(racy)
+    if not raw or not raw.get("hits"):
+        return None
+    ev = Evidence.from_dict(raw)
+    return {"commit": racy, "hits": ev.hits, "cycles": ev.valid_cycles}
 
 
 def vars_of(r) -> dict:

@@ -226,11 +226,14 @@ class DockerBuilder:
         log_path = self.logs / f"{sha[:12]}-{key}.log"
         rules = [list(r) for r in recipe.fired]
         meta = out / "afpbisect-build.json"
-        if meta.exists():
-            cached = json.loads(meta.read_text())
-            cached.update(cached=True, seconds=0.0)
-            return BuildResult(**cached)
         image = self.image_for(recipe)
+        if meta.exists() and (out / "usr/local/bin/suricata").is_file():
+            # The product is kept, but the image it runs in may have been pruned since:
+            # image_for has just rebuilt it under the same tag, so a cache hit never points
+            # at an image that is gone (issue 16).
+            cached = json.loads(meta.read_text())
+            cached.update(cached=True, seconds=0.0, image=image)
+            return BuildResult(**cached)
         t0 = time.time()
         self.logs.mkdir(parents=True, exist_ok=True)
         tree = BuildTree(repo, self.workdir / "trees" / recipe.image_key())

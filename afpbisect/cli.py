@@ -14,6 +14,7 @@ import requests.exceptions
 from . import __version__
 from .context import Options, default_workdir, open_context
 from .errors import AfpError, Interrupted
+from .outcome import Outcome
 from .repro import ReproSettings
 
 UPSTREAM = "https://github.com/OISF/suricata.git"
@@ -80,7 +81,7 @@ def _guard(fn):
         try:
             return fn(*a, **kw)
         except Interrupted as exc:
-            _say(f"afpbisect: {exc}; state kept — run the same command again to resume")
+            _say(f"afpbisect: interrupted ({exc}); state kept — run the same command again to resume")
             sys.exit(exc.exit_code)
         except AfpError as exc:
             _say(f"afpbisect: error: {exc}")
@@ -94,6 +95,24 @@ def _guard(fn):
             _say("afpbisect: interrupted; state kept — run the same command again to resume")
             sys.exit(130)
     return wrapper
+
+
+def run_outcome(result: dict) -> Outcome:
+    """run: an answer is 0, unless --confirm-revert showed the race with the culprit
+    reverted (1: the answer's own check disagrees) or could not check (3)."""
+    if result["result"]["status"] != "found":
+        return Outcome.NO_ANSWER
+    revert = result.get("revert_check")
+    if revert is None or revert.get("verdict") == "cleared":
+        return Outcome.FOUND
+    return Outcome.REVERT_DISAGREES if revert.get("verdict") == "present" else Outcome.ERROR
+
+
+def verify_outcome(verdict: str) -> Outcome:
+    try:
+        return Outcome.of(verdict)
+    except ValueError:
+        return Outcome.ERROR
 
 
 def main() -> None:
@@ -131,7 +150,7 @@ def run(range_, find_fix, confirm_revert, **kw):
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
                                confidence=kw["confidence"])
     _emit(result, kw["as_json"])
-    sys.exit(0 if result["result"]["status"] == "found" else 3)
+    sys.exit(run_outcome(result).exit_code)
 
 
 @cli.command("verify-patch")
@@ -149,7 +168,7 @@ def verify_patch(patches, target, **kw):
     with open_context(_options(kw), say=_say) as ctx:
         result = run_verify(ctx, target, loaded, confidence=kw["confidence"])
     _emit(result, kw["as_json"])
-    sys.exit({"cleared": 0, "present": 1}.get(result["verdict"], 3))
+    sys.exit(verify_outcome(result["verdict"]).exit_code)
 
 
 @cli.command()

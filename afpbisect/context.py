@@ -71,7 +71,7 @@ class Context:
 
 
 def _raise_interrupt(signum, frame):
-    raise Interrupted(f"stopped by signal {signal.Signals(signum).name}")
+    raise Interrupted(f"stopped by signal {signal.Signals(signum).name}", signum)
 
 
 @contextlib.contextmanager

@@ -38,6 +38,11 @@ class BuildFailure(AfpError):
 
 
 class Interrupted(AfpError):
-    """SIGINT/SIGTERM: containers stopped, state kept, resumable."""
+    """SIGINT/SIGTERM: containers stopped, state kept, resumable. Exit 128 + the signal,
+    as a shell reports it (130 for Ctrl-C, 143 for SIGTERM)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -1,80 +1,181 @@
 """`afpbisect nightly`: has the race come back on REF?  Bisect it the same morning.
 
-The job keeps its own state per (repository, ref): the last known good commit and one
-history entry per night.  Tip clean -> it becomes the last good.  Tip racy and a last
-good known -> bisect last_good..tip with the same policy as `run`.
-Exit codes a scheduler can act on: 0 clean, 1 regression, 2 usage error, 3 infrastructure
-error (or a tip that does not build: nothing can be said about the race then)."""
+The job keeps its own state per (repository, ref): the last known good commit, the tip's
+evidence (so a killed night resumes) and one history entry per night.  Tip clean -> it
+becomes the last good.  Tip racy and a last good known -> bisect last_good..tip with the
+same policy as `run`.
+
+Exit codes a scheduler can act on come from `outcome.Outcome`: 0 clean, 1 regression,
+2 usage error, 3 no verdict (infrastructure, a tip that cannot be built or run), 128+N
+stopped by signal N.  Whatever ends the night, its JSON, Markdown, JUnit and HTML are
+written: a hiccup is an error in every report, never a regression (issue 16).
+"""
 from __future__ import annotations
 
 import datetime as dt
 import time
 from pathlib import Path
 
-from . import __version__
+import docker.errors
+import requests.exceptions
+
+from . import __version__, policy
 from .bisection import run_bisection, widener
 from .context import Context
-from .errors import AfpError
-from .pipeline import PipelineEnv, Variant
+from .errors import AfpError, Interrupted, StateError, UsageError
+from .outcome import Outcome
+from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
 from .refs import resolve
 from .report import render, write_atomic, write_reports
-from .state import State
-from .verdict import Evidence, Verdict, clean_cycles_needed, decide, miss_probability
+from .state import State, check_writable
+from .verdict import Evidence, Verdict
 
-# Per-cycle hit rate assumed for the tip when no bisection has measured one yet: the rate
-# measured WITHOUT the widener on real Suricata (NOTES: 7 of 30 cycles), a floor for any
-# widened run.
+# Per-cycle hit rate assumed for the tip when no bisection of this job has calibrated one
+# yet: the rate measured WITHOUT the widener on real Suricata (NOTES: 7 of 30 cycles), a
+# floor for any widened run.  Once a bisection ran, its calibration is the reference.
 DEFAULT_P = 0.25
 
 
 def run_nightly(ctx: Context, ref: str, last_good: str | None = None, out_dir: Path | None = None,
                 confidence: float = 0.999) -> dict:
     t0 = time.time()
-    out_dir = Path(out_dir) if out_dir else ctx.workdir / "nightly"
+    # All input first: nothing is built before the refs, the ancestry and --out are known good.
+    out_dir = check_writable(Path(out_dir) if out_dir else ctx.workdir / "nightly")
     tip = resolve(ctx.repo, ref)
     if tip.note:
         ctx.say(f"note: {tip.note}")
-    explicit_good = resolve(ctx.repo, last_good).sha if last_good else None
-    job = State.load_or_new(ctx.workdir / "state" / "nightly.json", "nightly", {"repo": ctx.opts.repo},
-                            say=lambda m: None)
+    explicit_good = _check_last_good(ctx, last_good, tip) if last_good else None
+    job = _load_job(ctx, tip)
     track = job.data.setdefault("refs", {}).setdefault(tip.name, {"last_good": None, "p_lower": None,
                                                                     "history": []})
-    good = explicit_good or track["last_good"]
-    night = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "ref": tip.name,
-             "sha": tip.sha, "subject": ctx.repo.commit(tip.sha).summary, "last_good": good,
-             "replay": bool(last_good), "bisection": None}
-    ctx.docker()
+    night = _new_night(ctx, tip, explicit_good or track["last_good"], bool(last_good))
     try:
-        verdict, ev, p = _check_tip(ctx, tip.sha, track.get("p_lower") or DEFAULT_P, confidence, job)
-        night.update(verdict=verdict.value, cycles=ev.cycles, hits=ev.hits, p_assumed=p,
-                     build_error=ev.build_error)
-        if verdict is Verdict.GOOD:
-            status, code = "clean", 0
-            # What "clean" is worth: the chance that a race hitting at rate >= p would have
-            # shown in the cold starts that really ran (infrastructure failures prove nothing).
-            night.update(clean_cycles=ev.clean, clean_confidence=1.0 - miss_probability(p, ev.clean))
-            track["last_good"] = tip.sha
-        elif verdict is Verdict.BAD and good and good != tip.sha:
-            status, code = "regression", 1
-            ctx.say(f"race reproduces on {tip.name} ({tip.sha[:10]}); bisecting {good[:10]}..{tip.sha[:10]}")
-            bis = run_bisection(ctx, f"{good}..{tip.sha}", confidence=confidence)
-            r = bis["result"]
-            night["bisection"] = {"status": r["status"], "candidates": r["candidates"],
-                                  "first_bad": r["first_bad"], "subject": r["subject"],
-                                  "confidence": r["confidence"], "report": bis["reports"]["markdown"]}
-            if r["p_lower"]:
-                track["p_lower"] = r["p_lower"]
-        elif verdict is Verdict.BAD:
-            status, code = "regression", 1
-            ctx.say("race reproduces, but no last good commit is known: give --last-good to bisect")
-        elif verdict is Verdict.SKIP:
-            status, code = "build-broken", 3
-        else:
-            status, code = "error", 3
-    except AfpError as exc:
-        status, code = "error", exc.exit_code if exc.exit_code in (2, 3) else 3
-        night.update(verdict="error", error=str(exc))
-    night.update(status=status, exit_code=code, wall_seconds=round(time.time() - t0, 1))
+        outcome = _night(ctx, tip, track, night, job, confidence)
+    except Interrupted as exc:
+        _finish(ctx, job, track, night, tip, out_dir, t0, Outcome.ERROR, f"interrupted: {exc}",
+                exit_code=exc.exit_code)
+        raise
+    except (AfpError, docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        code = 2 if isinstance(exc, UsageError) else 3
+        outcome = Outcome.ERROR
+        night["error"] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        return _finish(ctx, job, track, night, tip, out_dir, t0, outcome, night["error"], exit_code=code)
+    return _finish(ctx, job, track, night, tip, out_dir, t0, outcome, None)
+
+
+def _check_last_good(ctx: Context, last_good: str, tip) -> str:
+    sha = resolve(ctx.repo, last_good).sha
+    if sha != tip.sha and not ctx.repo.is_ancestor(sha, tip.sha):
+        raise UsageError(f"--last-good {last_good} ({sha[:10]}) is not an ancestor of {tip.name} "
+                         f"({tip.sha[:10]}): nothing to bisect between them")
+    return sha
+
+
+def _load_job(ctx: Context, tip) -> State:
+    """The job's state.  --restart discards the tip's evidence (the night starts over) and
+    keeps the history and the last good commit; only a state that cannot be read at all is
+    discarded whole, as the error that names --restart says."""
+    path = ctx.workdir / "state" / "nightly.json"
+    try:
+        job = State.load_or_new(path, "nightly", {"repo": ctx.opts.repo}, say=lambda m: None)
+    except StateError:
+        if not ctx.opts.restart:
+            raise
+        job = State.load_or_new(path, "nightly", {"repo": ctx.opts.repo}, restart=True, say=ctx.say)
+    if ctx.opts.restart and job.data.get("evidence", {}).pop(f"tip:{tip.sha}", None) is not None:
+        ctx.say(f"--restart: the evidence gathered on {tip.sha[:10]} is discarded")
+    return job
+
+
+def _new_night(ctx: Context, tip, good: str | None, replay: bool) -> dict:
+    """Every key a report reads, set from the start: an error at any point still renders."""
+    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "ref": tip.name,
+            "sha": tip.sha, "subject": ctx.repo.commit(tip.sha).summary, "last_good": good,
+            "replay": replay, "bisection": None, "verdict": None, "cycles": 0, "hits": 0,
+            "unhealthy": 0, "infra": 0, "build_error": None, "error": None, "p_assumed": None,
+            "reference": None}
+
+
+def _night(ctx: Context, tip, track: dict, night: dict, job: State, confidence: float) -> Outcome:
+    ctx.docker()
+    check = _check_tip(ctx, tip.sha, track, confidence, job)
+    ev = check.evidence
+    night.update(verdict=check.verdict.value, cycles=ev.cycles, hits=ev.hits, unhealthy=ev.unhealthy,
+                 infra=ev.infra, build_error=ev.skip_reason(), p_assumed=check.p_lower,
+                 reference=track.get("reference"))
+    if check.verdict is Verdict.GOOD:
+        # What "clean" is worth: the policy's bound for the cold starts that really counted.
+        night.update(clean_cycles=ev.clean, clean_confidence=check.confidence)
+        track["last_good"] = tip.sha
+        return Outcome.CLEAN
+    if check.verdict is not Verdict.BAD:
+        return Outcome.BUILD_BROKEN
+    good = night["last_good"]
+    if not good or good == tip.sha:
+        ctx.say("race reproduces, but no last good commit is known: give --last-good to bisect")
+        return Outcome.REGRESSION
+    ctx.say(f"race reproduces on {tip.name} ({tip.sha[:10]}); bisecting {good[:10]}..{tip.sha[:10]}")
+    bis = run_bisection(ctx, f"{good}..{tip.sha}", confidence=confidence)
+    r = bis["result"]
+    night["bisection"] = {"status": r["status"], "candidates": r["candidates"],
+                          "first_bad": r["first_bad"], "subject": r["subject"],
+                          "confidence": r["confidence"], "report": bis["reports"]["markdown"]}
+    if r["p_lower"]:
+        track["p_lower"] = r["p_lower"]
+    if r.get("reference"):
+        track["reference"] = r["reference"]
+    return Outcome.REGRESSION
+
+
+def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: State) -> policy.PatchCheck:
+    """The policy's rule on the tip (policy.check_patch): BAD at the first hit; GOOD after
+    as many clean cycles as the job's reference calibration asks (its last bisection's
+    racy endpoint, a bound for any hit rate), or, before any, the assumed rate.  The
+    evidence lives in the job state, so a killed night resumes instead of starting over."""
+    env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, job, ctx.workdir,
+                      Variant("widener", [widener()]), say=ctx.say)
+    store = evidence_store(job)
+    ev = store.setdefault(f"tip:{sha}", Evidence())
+    ref = track.get("reference")
+    reference = Evidence(cycles=ref["cycles"], hits=ref["hits"]) if ref else None
+    p = None if reference else (track.get("p_lower") or DEFAULT_P)
+    cfg = policy.PolicyConfig(confidence=confidence, **(
+        {"max_verify_cycles": ctx.opts.fixed_cycles} if ctx.opts.fixed_cycles else {}))
+    how = (f"against the reference calibration ({ref['hits']} hits in {ref['cycles']} cycles)"
+           if ref else f"assumed hit rate {p:.2f}")
+    ctx.say(f"checking {sha[:10]}: BAD at the first hit, GOOD on enough clean cycles ({how})")
+    try:
+        return policy.check_patch(f"tip:{sha}", _TipEnv(env, sha), cfg, reference=reference,
+                                  evidence=ev, p_lower=p,
+                                  on_cycle=lambda *_: save_evidence(job, store))
+    finally:
+        save_evidence(job, store)
+        env.close()
+
+
+class _TipEnv:
+    """policy.Env over the pipeline, for the tip's evidence key `tip:<sha>`."""
+
+    def __init__(self, env: PipelineEnv, sha: str):
+        self.env, self.sha = env, sha
+
+    def build(self, _key):
+        return self.env.build(self.sha)
+
+    def cycle(self, _key):
+        return self.env.cycle(self.sha)
+
+    def release(self, _key):
+        self.env.release(self.sha)
+
+
+def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Path, t0: float,
+            outcome: Outcome, error: str | None, exit_code: int | None = None) -> dict:
+    """Record the night and write every report, whatever the outcome."""
+    code = outcome.exit_code if exit_code is None else exit_code
+    night.update(status=outcome.label, exit_code=code, wall_seconds=round(time.time() - t0, 1))
+    if error:
+        night.update(verdict=night["verdict"] or "error", error=error)
     track["history"].append(night)
     job.save()
     result = {"afpbisect": __version__, "command": "nightly", "repo": ctx.opts.repo, **night,
@@ -87,28 +188,8 @@ def run_nightly(ctx: Context, ref: str, last_good: str | None = None, out_dir: P
     write_atomic(out_dir / "history.html", render("nightly.html.j2", ref=tip.name, repo=ctx.opts.repo,
                                                    nights=nights, svg=_timeline(nights)))
     result["reports"].update(junit=str(out_dir / "junit.xml"), html=str(out_dir / "history.html"))
-    ctx.say(f"nightly {tip.name} {tip.sha[:10]}: {status} (exit {code}); reports in {out_dir}")
+    ctx.say(f"nightly {tip.name} {tip.sha[:10]}: {outcome.label} (exit {code}); reports in {out_dir}")
     return result
-
-
-def _check_tip(ctx: Context, sha: str, p: float, confidence: float, job: State):
-    """Build the tip with the widener and run cycles until the rule decides.
-    GOOD needs enough clean cycles that a race at rate >= p would have shown."""
-    env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, job, ctx.workdir,
-                      Variant("widener", [widener()]), say=ctx.say)
-    ev = Evidence()
-    need = ctx.opts.fixed_cycles or clean_cycles_needed(p, 1.0 - confidence)
-    ctx.say(f"checking {sha[:10]}: GOOD after {need} clean cycles (assumed hit rate {p:.2f})")
-    try:
-        err = env.build(sha)
-        if err:
-            ev.build_error = err
-            return Verdict.SKIP, ev, p
-        while (v := decide(ev, need)) is None:
-            ev.add(env.cycle(sha))
-        return v, ev, p
-    finally:
-        env.close()
 
 
 def _timeline(history: list[dict]) -> dict:

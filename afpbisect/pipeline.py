@@ -13,7 +13,7 @@ import git
 
 from .build import BuildResult, DockerBuilder
 from .errors import InfraError, StateError
-from .repro import CycleRecord, ReproEnv, ReproSession
+from .repro import CycleRecord, ReproEnv, ReproSession, peer_iface
 from .state import State
 from .verdict import CycleOutcome, Evidence
 from .worktree import Patch
@@ -34,6 +34,10 @@ class PipelineEnv:
         self.variant = variant
         self.say = say
         self.sessions: dict[str, ReproSession] = {}
+        # Cycle logs per command and run: the state file names the command's run, and its
+        # creation time tells a --restart apart, so no run overwrites another's evidence.
+        created = time.strftime("%Y%m%dT%H%M%S", time.gmtime(state.created))
+        self.log_root = self.workdir / "logs" / "repro" / f"{state.path.stem}-{created}"
         self.builds: dict[str, BuildResult] = {}
         for k in ("builds", "cycles", "evidence"):
             state.data.setdefault(k, {})
@@ -60,9 +64,15 @@ class PipelineEnv:
         d["wall"] = round(time.time() - t0, 2)
         records.append(d)
         self.state.save()
-        out = rec.outcome()
-        extra = (f", {len(rec.signature_lines)} signature line(s)" if out == CycleOutcome.HIT else
-                 f", {rec.error or 'no start marker'}" if out == CycleOutcome.INFRA else "")
+        rule = self.repro.settings.health
+        out = rec.outcome(rule)
+        d["outcome"] = out.value
+        if out is CycleOutcome.UNHEALTHY:
+            d["unhealthy"] = rule.problem(rec)
+        self.state.save()
+        extra = {CycleOutcome.HIT: f", {len(rec.signature_lines)} signature line(s)",
+                 CycleOutcome.INFRA: f", {rec.error}",
+                 CycleOutcome.UNHEALTHY: f", {d.get('unhealthy')}"}.get(out, "")
         start = f"started in {rec.start_seconds:.1f}s" if rec.start_seconds is not None else "did not start"
         self.say(f"    {key[:10]} cycle {index}: {out.value} ({start}{extra})")
         return out
@@ -98,7 +108,7 @@ class PipelineEnv:
             res = self._build(commit)
             if not res.ok:
                 raise InfraError(f"asked to run {key[:10]}, which did not build")
-            logs = self.workdir / "logs" / "repro" / Path(res.product_dir).name
+            logs = self.log_root / Path(res.product_dir).name
             logs.mkdir(parents=True, exist_ok=True)
             self.sessions[key] = self.repro.session(res.image, Path(res.product_dir), logs)
         return self.sessions[key]
@@ -118,7 +128,26 @@ class PipelineEnv:
             "start_median": statistics.median(starts) if starts else None,
             "forwarded_after_start": [sum(v or 0 for v in (r.get("forwarded_after_start") or {}).values()) for r in recs],
             "repro_logs": sorted({str(Path(r["log_path"]).parent.parent) for r in recs if r.get("log_path")}),
+            **forwarding_facts(recs),
         }
+
+
+def forwarding_facts(recs: list[dict]) -> dict:
+    """Forwarding health of a commit's cycles, for the reports (issue 16): per pair the
+    frames offered and forwarded after start (minimum over the healthy-or-not cycles that
+    started), the shutdown counters of the last cycle that has them, the unhealthy ones."""
+    started = [r for r in recs if r.get("started")]
+    per_pair: dict[str, dict] = {}
+    for r in started:
+        for rx, fwd in sorted((r.get("forwarded_after_start") or {}).items()):
+            row = per_pair.setdefault(rx, {"offered_min": None, "forwarded_min": None})
+            offered = (r.get("offered") or {}).get(peer_iface(rx))
+            for key, v in (("offered_min", offered), ("forwarded_min", fwd)):
+                if v is not None:
+                    row[key] = v if row[key] is None else min(row[key], v)
+    last = next((r.get("shutdown_counters") for r in reversed(recs) if r.get("shutdown_counters")), {})
+    unhealthy = [{"cycle": r.get("index"), "reason": r["unhealthy"]} for r in recs if r.get("unhealthy")]
+    return {"pairs": per_pair, "shutdown_counters": last, "unhealthy": unhealthy}
 
 
 def evidence_store(state: State) -> dict:

@@ -72,7 +72,8 @@ class EndpointNotClean(RangeError):
 
 
 class EndpointUnbuildable(RangeError):
-    """An endpoint did not build, so there is nothing to compare against."""
+    """An endpoint did not build, or cannot be tested (it never runs healthy), so there is
+    nothing to compare against."""
 
 
 # --- interfaces -------------------------------------------------------------------------
@@ -102,6 +103,8 @@ class PolicyConfig:
         6 and 7 cost more at p = 0.3 and 0.6, 10 more at every p).
     max_consecutive_infra: infrastructure failures in a row on one commit (cycles, or
         build attempts) before the run aborts with InfraError; a resumed run starts anew.
+    unhealthy_lead: a commit whose unhealthy cycles outnumber its clean ones by this much
+        is SKIP (`verdict.decide`, rule 4, states the bound).
     confirm_extra: hits asked of the culprit beyond the one that proved it (the culprit
         re-test; its parent gets the heavy verification). Capped at max_calibration_cycles
         valid cycles: one hit stays proof, a missing second one is only reported.
@@ -120,6 +123,7 @@ class PolicyConfig:
     calibration_hits: int = 8
     max_calibration_cycles: int = 60
     max_consecutive_infra: int = 3
+    unhealthy_lead: int = 3
     confirm_extra: int = 1
     light_miss: float = 0.1
     light_tighten: float = 0.5
@@ -133,7 +137,8 @@ class PolicyConfig:
                 raise UsageError(f"{name} must be in (0, 1), got {value!r}")
         if not 0.0 < self.light_tighten <= 1.0:
             raise UsageError(f"light_tighten must be in (0, 1], got {self.light_tighten!r}")
-        for name in ("calibration_hits", "max_calibration_cycles", "max_consecutive_infra"):
+        for name in ("calibration_hits", "max_calibration_cycles", "max_consecutive_infra",
+                     "unhealthy_lead"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.confirm_extra < 0:
@@ -235,7 +240,7 @@ class PatchCheck:
     Without a reference (calibration run): BAD = race present (p_estimate, p_lower from
     its cycles); GOOD = never seen in max_calibration_cycles (confidence 0: no claim).
     With a reference: BAD = race present; GOOD = cleared, with `confidence`.
-    SKIP = did not build (evidence.build_error says why).
+    SKIP = did not build or cannot be tested (evidence.skip_reason() says why).
     """
 
     commit: Any
@@ -379,7 +384,7 @@ class _Run:
         ev = self.ev(commit)
         before = self.new_cycles
         try:
-            while ev.build_error is None and not stop(ev):
+            while ev.skip_reason(self.cfg.unhealthy_lead) is None and not stop(ev):
                 if ev.consecutive_infra >= self.cfg.max_consecutive_infra:
                     if ev.verdict is None:  # a decided verdict (a light GOOD) stays
                         ev.verdict = Verdict.ERROR
@@ -411,23 +416,26 @@ class _Run:
         A new (or extended) GOOD records its clean count in `clean_needed`; a reused one
         and the verification (`keep_level`) leave it alone: see `selected`.
         """
-        maxi = self.cfg.max_consecutive_infra
+        maxi, lead = self.cfg.max_consecutive_infra, self.cfg.unhealthy_lead
         self.visited.add(commit)
-        ev, new = self.cycle_until(commit, lambda e: decide(e, level, maxi) not in (None, Verdict.ERROR))
-        verdict = decide(ev, level, maxi)
+        ev, new = self.cycle_until(commit,
+                                   lambda e: decide(e, level, maxi, lead) not in (None, Verdict.ERROR))
+        verdict = decide(ev, level, maxi, lead)
         if verdict is Verdict.GOOD and not keep_level and (ev.verdict is not Verdict.GOOD or new):
             # every clean cycle so far is part of why it is GOOD (usually exactly `level`)
             ev.clean_needed = ev.clean
         ev.verdict = verdict
         self._persist(commit, ev)
         if verdict is Verdict.SKIP:
-            lines = (ev.build_error or "").strip().splitlines()
-            detail = f"does not build: {lines[-1] if lines else '?'}"
+            lines = (ev.skip_reason(lead) or "").strip().splitlines()
+            detail = (f"does not build: {lines[-1] if lines else '?'}" if ev.build_error is not None
+                      else lines[-1])
         elif verdict is Verdict.BAD:
             detail = f"race signature seen ({ev.hits} hit(s) in {ev.valid_cycles} valid cycles)"
         else:
             detail = f"{ev.clean} clean cycles >= {level} needed"
-        extra = f", {ev.infra} infra in all" if ev.infra else ""
+        extra = "".join(f", {n} {what} in all" for n, what in ((ev.infra, "infra"),
+                                                                (ev.unhealthy, "unhealthy")) if n)
         reuse = "reused, no new cycle" if new == 0 else f"{new} new cycle(s){extra}"
         self.log(f"{phase} {_short(commit)}{'' if index is None else f' [{index}]'}: "
                  f"{verdict.value.upper()}: {detail} ({reuse}){why}")
@@ -459,10 +467,12 @@ class _Run:
         target, cap = cfg.calibration_hits, cfg.max_calibration_cycles
         self.visited.add(commit)
         ev, new = self.cycle_until(commit, lambda e: e.hits >= target or e.valid_cycles >= cap)
-        if ev.build_error is not None:
+        why = ev.skip_reason(cfg.unhealthy_lead)
+        if why is not None:
             ev.verdict = Verdict.SKIP
             self._persist(commit, ev)
-            raise EndpointUnbuildable(f"the {role} endpoint {commit} does not build: {ev.build_error}")
+            what = "does not build" if ev.build_error is not None else "cannot be tested"
+            raise EndpointUnbuildable(f"the {role} endpoint {commit} {what}: {why}")
         if ev.hits == 0:
             self.log(f"calibrate {_short(commit)} [{index}]: no race signature in "
                      f"{ev.valid_cycles} valid cycles: refusing to bisect")
@@ -556,7 +566,8 @@ def bisect(
     v = run.judge(commits[clean_i], clean_i, level, "endpoint",
                   f"; {clean_role} endpoint, light level {level}")
     if v is Verdict.SKIP:
-        raise EndpointUnbuildable(f"the {clean_role} endpoint {commits[clean_i]} does not build")
+        why = store[commits[clean_i]].skip_reason(cfg.unhealthy_lead)
+        raise EndpointUnbuildable(f"the {clean_role} endpoint {commits[clean_i]} cannot be used: {why}")
     if v is Verdict.BAD:
         raise EndpointNotClean(_not_clean_message(commits[clean_i], clean_role, fix))
 
@@ -600,10 +611,20 @@ def bisect(
         v = run.verify(commits[uncertain_i], uncertain_i, need, f" ({side}){how}")
         if v is Verdict.GOOD:
             break
-        if v is not Verdict.BAD:  # it built before; SKIP now means the environment changed
+        ev_v = store[commits[uncertain_i]]
+        if v is Verdict.SKIP and ev_v.build_error is not None:
+            # it built before; a build error now means the environment changed
             raise InfraError(f"{_short(commits[uncertain_i])} built before and not now")
         if uncertain_i == clean_i:
+            if v is Verdict.SKIP:
+                raise EndpointUnbuildable(f"the {clean_role} endpoint {commits[clean_i]} cannot be "
+                                          f"used: {ev_v.skip_reason(cfg.unhealthy_lead)}")
             raise EndpointNotClean(_not_clean_message(commits[clean_i], clean_role, fix))
+        if v is Verdict.SKIP:
+            # Unhealthy in its verification: it cannot carry the answer. The search now sees
+            # it as a skip and ends around it.
+            run.log(f"verify: {_short(commits[uncertain_i])} became untestable; searching again")
+            continue
         run.log(f"verify caught the race on {_short(commits[uncertain_i])}: its light GOOD was a "
                 f"miss; searching again (stored evidence reused)")
 

@@ -48,6 +48,51 @@ C_BINARY = f"{C_PRODUCT}/usr/local/bin/suricata"
 IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
+@dataclass(frozen=True)
+class HealthRule:
+    """When a cycle counts as evidence at all (issue 16).  A cycle in which the target did
+    not come up as an IPS cannot show the race, so calling it clean would make a broken
+    commit GOOD; it is UNHEALTHY instead (verdict.py says what the policy does with it).
+
+    require_start: the start marker must appear (else: exited or hung before start).
+    min_forwarded: frames each pair must forward after start (ticket 8667: "RX packets: 0
+        under live traffic is the definitive indicator that the forwarding path never came
+        up"); 0 turns the forwarding check off.
+    require_clean_stop: the target must run until SIGTERM and exit within stop_timeout.
+    """
+
+    require_start: bool = True
+    min_forwarded: int = 1
+    require_clean_stop: bool = True
+
+    def problem(self, rec: "CycleRecord") -> str | None:
+        """Why `rec` is unhealthy by this rule, or None when it is healthy."""
+        if self.require_start and not rec.started:
+            last = f": {rec.error_lines[-1][:160]}" if rec.error_lines else ""
+            if rec.early_exit:
+                return f"exited before start (exit {rec.exit_code}){last}"
+            return f"no start marker within the start timeout{last}"
+        if self.require_clean_stop and rec.died:
+            return f"exited on its own after start (exit {rec.exit_code})"
+        if self.require_clean_stop and rec.killed:
+            return "did not stop after SIGTERM (killed)"
+        if rec.started and self.min_forwarded > 0:
+            short = {k: v for k, v in sorted(rec.forwarded_after_start.items())
+                     if v is not None and v < self.min_forwarded}
+            if short:
+                return "forwarded nothing after start on " + ", ".join(
+                    f"{k} ({v} of {rec.offered.get(peer_iface(k), '?')} offered)" for k, v in short.items())
+        return None
+
+
+def peer_iface(iface: str) -> str:
+    """SFE_i_RX <-> SFE_i_TX: forwarded out of one side counts frames offered to the other."""
+    return iface[:-2] + ("TX" if iface.endswith("RX") else "RX")
+
+
+DEFAULT_HEALTH = HealthRule()
+
+
 @dataclass
 class ReproSettings:
     """How a cycle is run.  The defaults are the measured repro (shared NOTES)."""
@@ -57,14 +102,15 @@ class ReproSettings:
     widen_us: int = 500_000        # SURICATA_RING_SETUP_DELAY_US for the test-only widener
     traffic_pps: int = 3000        # frames per second over all pairs, into far_i_tx
     traffic_seconds: float = 2.0   # traffic counted after "Engine started."
-    start_timeout: float = 120.0   # no marker by then: INFRA
-    stop_timeout: float = 30.0     # not exited by then after SIGTERM: SIGKILL, INFRA
+    start_timeout: float = 120.0   # no marker by then: UNHEALTHY (the target hung)
+    stop_timeout: float = 30.0     # not exited by then after SIGTERM: SIGKILL, UNHEALTHY
     caps: tuple = ("NET_ADMIN", "NET_RAW")
     send_rx: bool = False          # also send into far_i_rx (both directions forwarded)
     max_seconds: float = 3600.0    # the container's lifetime; the session renews it before it runs out
     ready_timeout: float = 60.0    # container start to "veths up, traffic flowing"
     ring_size: int | None = None   # af-packet ring-size; None keeps Suricata's default
     cluster_id_base: int = 1       # cluster-ids are base, base+1, ... one per interface
+    health: HealthRule = DEFAULT_HEALTH   # when a cycle counts as evidence
 
     def cycle_budget(self) -> float:
         """Upper bound of one cycle's seconds (for the container lifetime check)."""
@@ -113,6 +159,7 @@ class CycleRecord:
     exit_code: int | None = None       # negative: ended by that signal (Python's convention)
     killed: bool = False               # needed SIGKILL (stop_timeout passed, or cleanup)
     early_exit: bool = False           # exited before "Engine started."
+    start_timeout: bool = False        # still running, no "Engine started." within start_timeout
     signature_lines: list = field(default_factory=list)
     signature_before_start: bool = False
     other_send_errors: int = 0
@@ -126,14 +173,19 @@ class CycleRecord:
     stray_into_rx: dict = field(default_factory=dict)  # SFE_i_RX -> frames the kernel sent toward it
     error_lines: list = field(default_factory=list)  # the console's Error lines (first few)
 
-    def outcome(self):
+    def outcome(self, rule: HealthRule = DEFAULT_HEALTH):
         """HIT iff the exact signature line is in the log (it can only come from sendto() on
         the unpublished fd 0, so it is evidence whatever else went wrong); else INFRA when the
-        cycle did not run as it should (no start, early exit, died, SIGKILL, error); else CLEAN."""
+        machinery failed (`error`: the driver, its counters, the container); else UNHEALTHY
+        when the target did not run as `rule` asks; else CLEAN."""
         if self.signature_lines:
             return CycleOutcome.HIT
-        if self.error or not self.started or self.early_exit or self.killed or self.died:
+        if self.error:
             return CycleOutcome.INFRA
+        if self.started and any(v is None for v in self.forwarded_after_start.values()):
+            return CycleOutcome.INFRA   # a counter could not be read: the rig, not the target
+        if rule.problem(self) is not None:
+            return CycleOutcome.UNHEALTHY
         return CycleOutcome.CLEAN
 
     def to_dict(self) -> dict:
@@ -385,6 +437,7 @@ class ReproSession:
             exit_code=raw.get("exit_code"),
             killed=bool(raw.get("killed")),
             early_exit=bool(raw.get("early_exit")),
+            start_timeout=bool(raw.get("start_timeout")),
             died=bool(raw.get("died")),
             forwarded_after_start=dict(raw.get("forwarded_after_start") or {}),
             offered=dict(raw.get("offered") or {}),
@@ -409,8 +462,6 @@ class ReproSession:
         if rec.started and not sig.started and not rec.error:
             # The driver saw the marker, the parser did not: trust neither.
             rec.error = "start marker seen by the driver but not found in the log"
-        if rec.early_exit and not rec.error and sig.error_lines:
-            rec.error = f"exited before start: {sig.error_lines[-1][:200]}"
         return rec
 
 

@@ -19,8 +19,12 @@ thread sync during startup"): the bump moves into `AFPCreateSocket()` right afte
 before `AFPSetupRing()`, so `AFPSynchronizeStart()` can release a worker while its peer's
 socket is still 0 and `sendto(0, ...)` fails with ENOTSOCK.  Every other commit is filler
 (ChangeLog, doc, comments, version); commits listed in `broken_at` do not compile (a
-missing semicolon in `src/util-misc.c`) and the next commit fixes them.  The tip is tagged
-`suricata-2.0.0`, branch `main`.
+missing semicolon in `src/util-misc.c`) and the next commit fixes them.  Two more planted
+faults test that a cycle proves something only when the target really ran as an IPS
+(issue 16), each undone by the next commit: at `exits_at` the program exits with an error
+before "Engine started.", at `silent_at` it starts but `AFPWritePacket()` forwards nothing
+(so it can never show the signature either).  The tip is tagged `suricata-2.0.0`, branch
+`main`.
 
 Determinism: authors, committers and dates come from the seed and are passed through the
 environment with the user's git configuration switched off, so a (n_commits, bad_at,
@@ -89,6 +93,8 @@ class SyntheticRepo:
     planted_index: int = 0
     broken_indexes: tuple[int, ...] = ()
     seed: int = 0
+    exits: tuple[str, ...] = ()      # commits that exit before start
+    silent: tuple[str, ...] = ()     # commits that start and forward nothing
 
 
 # ---------------------------------------------------------------------------------------
@@ -192,6 +198,23 @@ def _function_body(src: str, signature_start: str) -> str:
     raise ValueError(f"unbalanced braces after {signature_start!r}")
 
 
+_EXIT_ANCHOR = "\n    SetupSignals();\n"
+_EXIT_EARLY = ('\n    SCLogError("af-packet: ring setup: no default for option \'block-size\'");\n'
+               "    return EXIT_FAILURE;\n")
+
+
+def plant_early_exit(src: str) -> str:
+    """A commit that cannot start: main() gives up before the workers exist."""
+    return _replace_once(src, _EXIT_ANCHOR, _EXIT_EARLY + _EXIT_ANCHOR, "early exit")
+
+
+def plant_silence(src: str) -> str:
+    """A commit whose IPS path forwards nothing: AFPWritePacket() drops every frame."""
+    return _replace_once(src, _FIX_A_ANCHOR,
+                         _FIX_A_ANCHOR + "    (void)socket_address;\n    (void)socket;\n    return;\n",
+                         "silence")
+
+
 def barrier_before_ring(src: str) -> bool:
     """True when AFPCreateSocket() bumps the turn barrier before AFPSetupRing(): the bad
     order, where turn == 0 no longer implies that every peer socket is published."""
@@ -230,6 +253,8 @@ class _Tree:
     notes: dict[str, list[str]] = field(default_factory=dict)
     bad_order: bool = False
     helpers: list[list] = field(default_factory=list)  # [id, broken]
+    exits: bool = False      # this commit exits before start (planted fault)
+    silent: bool = False     # this commit forwards nothing (planted fault)
 
 
 def _insert_header_notes(text: str, notes: list[str]) -> str:
@@ -246,7 +271,11 @@ def _render(tree: _Tree, templates: dict[str, tuple[str, int]]) -> dict[str, tup
     afp = templates[AFP_SOURCE][0]
     if tree.bad_order:
         afp = plant_bad_order(afp)
+    if tree.silent:
+        afp = plant_silence(afp)
     out[AFP_SOURCE] = (afp, 0o644)
+    if tree.exits:
+        out["src/suricata.c"] = (plant_early_exit(out["src/suricata.c"][0]), 0o644)
     for rel, notes in tree.notes.items():
         out[rel] = (_insert_header_notes(out[rel][0], notes), out[rel][1])
 
@@ -456,13 +485,16 @@ patches/widener.patch.
 
 def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
                         broken_at: Iterable[int] = (), seed: int = 0,
-                        patch_dir: Path | None = None) -> SyntheticRepo:
+                        patch_dir: Path | None = None, exits_at: Iterable[int] = (),
+                        silent_at: Iterable[int] = ()) -> SyntheticRepo:
     """Create the synthetic target at `path` (must not exist, or be an empty directory).
 
     n_commits: commits in `suricata-1.0.0..suricata-2.0.0` plus commit 0 (>= 3).
     bad_at: index of the planted commit (1 .. n_commits-1); default drawn from `seed`.
     broken_at: indexes of commits that do not compile (1 .. n_commits-2); commit i+1 fixes
         the build.  The planted commit may be one of them.
+    exits_at / silent_at: indexes of commits that exit before start / forward nothing
+        (1 .. n_commits-2, not the planted commit); commit i+1 undoes each.
     patch_dir: where fix A / fix B go; default `<path>/.git/afpbisect/` (outside the work
         tree, removed with the repo).
     """
@@ -476,10 +508,9 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
     bad_at = int(bad_at)
     if not 1 <= bad_at <= n - 1:
         raise UsageError(f"bad_at must be in 1..{n - 1}, got {bad_at}")
-    broken = {int(b) for b in broken_at}
-    wrong = sorted(b for b in broken if not 1 <= b <= n - 2)
-    if wrong:
-        raise UsageError(f"broken_at must be in 1..{n - 2} (commit 0 and the tip build): {wrong}")
+    broken = _indexes("broken_at", broken_at, n)
+    exits = _indexes("exits_at", exits_at, n, bad_at)
+    silent = _indexes("silent_at", silent_at, n, bad_at)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UsageError(f"{path} exists and is not an empty directory")
     path.mkdir(parents=True, exist_ok=True)
@@ -499,6 +530,8 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
         person = _PEOPLE[0] if step.kind in ("initial", "release") else rng.choice(_PEOPLE)
         env = _git_env(person, when)
         msg = _apply_step(tree, i, step, rng, when)
+        tree.exits, tree.silent = i in exits, i in silent
+        msg = _FAULT_TITLES["exits"] if tree.exits else _FAULT_TITLES["silent"] if tree.silent else msg
         files = _render(tree, templates)
         _write_tree(path, files, previous)
         previous = files
@@ -517,7 +550,23 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
     return SyntheticRepo(
         path=path, commits=commits, planted=commits[bad_at], good_ref=GOOD_TAG, bad_ref=BAD_TAG,
         fixA_patch=fix_a, fixB_patch=fix_b, broken=[commits[b] for b in sorted(broken)],
-        planted_index=bad_at, broken_indexes=tuple(sorted(broken)), seed=seed)
+        planted_index=bad_at, broken_indexes=tuple(sorted(broken)), seed=seed,
+        exits=tuple(commits[i] for i in sorted(exits)), silent=tuple(commits[i] for i in sorted(silent)))
+
+
+_FAULT_TITLES = {"exits": "af-packet: require a block-size for ring setup",
+                 "silent": "af-packet: rework the IPS write path"}
+
+
+def _indexes(name: str, values: Iterable[int], n: int, planted: int | None = None) -> set[int]:
+    """Indexes of planted faults: inside the range, never commit 0, the tip or the planted
+    commit (the endpoints must build and run; the planted commit must show the race)."""
+    out = {int(v) for v in values}
+    wrong = sorted(v for v in out if not 1 <= v <= n - 2 or v == planted)
+    if wrong:
+        raise UsageError(f"{name} must be in 1..{n - 2} (commit 0 and the tip build and run)"
+                         f"{' and not the planted commit' if planted is not None else ''}: {wrong}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

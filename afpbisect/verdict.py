@@ -8,10 +8,14 @@ The facts the rule rests on (NOTES.md, "The repro"):
   (about 0.25 without the window widener, about 1 with it), so "no hit" is only evidence,
   never proof: GOOD needs enough clean cycles that a bad commit would have shown a hit by
   then, except with a small probability `miss` = (1 - p) ** clean;
-* an infrastructure error (no start marker, container killed...) is no evidence at all;
+* an infrastructure error (Docker, the container, the driver) is no evidence at all;
   it is retried, and too many in a row abort the run (syzkaller's rule: an infrastructure
   error never becomes a verdict);
-* a commit that does not build is SKIP, as in `git bisect skip`.
+* a cycle in which the target itself did not run as the health rule asks (no start
+  marker, an exit of its own, no traffic forwarded on a pair) proves nothing either: a
+  commit whose IPS path never comes up cannot show the signature, so counting it clean
+  would call it GOOD (issue 16). It is UNHEALTHY, not counted; a commit that keeps being
+  unhealthy is SKIP, as is one that does not build (`git bisect skip`).
 
 Everything here is pure: no I/O, no Docker, no git.
 """
@@ -35,19 +39,27 @@ class CycleOutcome(enum.Enum):
     """What one cold start of the target showed."""
 
     HIT = "hit"  # the exact race signature appeared
-    CLEAN = "clean"  # started, ran, stopped, no signature
-    INFRA = "infra"  # the cycle itself failed: not evidence
+    CLEAN = "clean"  # healthy (started, forwarded on every pair, stopped), no signature
+    UNHEALTHY = "unhealthy"  # the target ran but not as the health rule asks: not evidence
+    INFRA = "infra"  # the machinery (Docker, container, driver) failed: not evidence
 
 
-_FIELDS = ("cycles", "hits", "infra", "consecutive_infra", "build_error", "verdict", "clean_needed")
+# How far unhealthy cycles may lead healthy ones before a commit is SKIP (`untestable`).
+UNHEALTHY_LEAD = 3
+
+
+_FIELDS = ("cycles", "hits", "infra", "consecutive_infra", "build_error", "verdict", "clean_needed",
+           "unhealthy")
+# Keys a state file written before they existed may lack, with the value they then had.
+_OPTIONAL = {"unhealthy": 0}
 
 
 @dataclass
 class Evidence:
     """Everything learnt about one commit; the unit of the resumable state.
 
-    `cycles` counts every cycle run, infrastructure failures included (they cost time);
-    `clean` (derived) is the cycles that started and showed no signature.
+    `cycles` counts every cycle run, infrastructure failures and unhealthy cycles included
+    (they cost time); `clean` (derived) is the healthy cycles that showed no signature.
     `verdict` is the last decision. `clean_needed` is the level a GOOD was judged at: the
     clean cycles the search saw when it called the commit GOOD. A later verification of
     the same commit counts only clean cycles beyond it and leaves it alone (policy.py), so
@@ -61,15 +73,16 @@ class Evidence:
     build_error: str | None = None
     verdict: Verdict | None = None
     clean_needed: int = 0
+    unhealthy: int = 0
 
     @property
     def clean(self) -> int:
-        return self.cycles - self.hits - self.infra
+        return self.cycles - self.hits - self.infra - self.unhealthy
 
     @property
     def valid_cycles(self) -> int:
         """Cycles that count as evidence (hits + clean)."""
-        return self.cycles - self.infra
+        return self.hits + self.clean
 
     def add(self, outcome: CycleOutcome) -> None:
         self.cycles += 1
@@ -77,6 +90,10 @@ class Evidence:
             self.hits += 1
             self.consecutive_infra = 0
         elif outcome is CycleOutcome.CLEAN:
+            self.consecutive_infra = 0
+        elif outcome is CycleOutcome.UNHEALTHY:
+            # The machinery worked (the target ran and was watched): not an infra streak.
+            self.unhealthy += 1
             self.consecutive_infra = 0
         elif outcome is CycleOutcome.INFRA:
             self.infra += 1
@@ -93,24 +110,39 @@ class Evidence:
             "build_error": self.build_error,
             "verdict": None if self.verdict is None else self.verdict.value,
             "clean_needed": self.clean_needed,
+            "unhealthy": self.unhealthy,
         }
+
+    def untestable(self, lead: int = UNHEALTHY_LEAD) -> bool:
+        """True once unhealthy cycles outnumber clean ones by `lead`: SKIP (see `decide`)."""
+        return self.unhealthy - self.clean >= lead
+
+    def skip_reason(self, lead: int = UNHEALTHY_LEAD) -> str | None:
+        """Why this commit is SKIP (None while it is testable)."""
+        if self.build_error is not None:
+            return self.build_error
+        if self.untestable(lead):
+            return (f"untestable: {self.unhealthy} unhealthy cycle(s) against {self.clean} clean "
+                    f"(the target did not start, exited, or forwarded nothing)")
+        return None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Evidence":
         """Strict: unknown or missing keys, wrong types, impossible counts -> ValueError."""
         if not isinstance(data, dict):
             raise ValueError(f"evidence must be an object, got {type(data).__name__}")
+        data = {**_OPTIONAL, **data}
         keys = set(data)
         if keys != set(_FIELDS):
             extra, missing = sorted(keys - set(_FIELDS)), sorted(set(_FIELDS) - keys)
             raise ValueError(f"evidence keys: unexpected {extra}, missing {missing}")
         counts = {}
-        for name in ("cycles", "hits", "infra", "consecutive_infra", "clean_needed"):
+        for name in ("cycles", "hits", "infra", "consecutive_infra", "clean_needed", "unhealthy"):
             value = data[name]
             if type(value) is not int or value < 0:
                 raise ValueError(f"evidence {name!r} must be a non-negative integer, got {value!r}")
             counts[name] = value
-        if counts["hits"] + counts["infra"] > counts["cycles"]:
+        if counts["hits"] + counts["infra"] + counts["unhealthy"] > counts["cycles"]:
             raise ValueError(f"evidence counts are inconsistent: {data!r}")
         if counts["consecutive_infra"] > counts["infra"]:
             raise ValueError(f"evidence consecutive_infra > infra: {data!r}")
@@ -126,17 +158,24 @@ class Evidence:
         return cls(build_error=build_error, verdict=verdict, **counts)
 
 
-def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3) -> Verdict | None:
+def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3,
+           unhealthy_lead: int = UNHEALTHY_LEAD) -> Verdict | None:
     """THE rule. None means: run another cycle.
 
     In this order:
       1. the commit did not build             -> SKIP
       2. at least one hit                      -> BAD   (the signature is specific: proof)
       3. `max_consecutive_infra` infra in a row -> ERROR (the caller aborts; not a verdict)
-      4. at least `clean_needed` clean cycles  -> GOOD
-      5. otherwise                             -> None
+      4. unhealthy cycles lead clean ones by `unhealthy_lead` -> SKIP (untestable)
+      5. at least `clean_needed` clean cycles  -> GOOD
+      6. otherwise                             -> None
 
-    A hit wins over an infrastructure streak: evidence already gathered stays valid.
+    A hit wins over an infrastructure streak and over unhealthy cycles: evidence already
+    gathered stays valid. Rule 4 is a random walk (+1 unhealthy, -1 clean) reaching
+    `lead`: a commit that never comes up healthy is SKIP after `lead` cycles, and one that
+    is unhealthy with probability u < 1/2 per cycle is skipped by it at all with
+    probability at most (u / (1 - u)) ** lead (gambler's ruin): 3.7% at u = 0.25, 0.14%
+    at u = 0.1 for lead 3. A wrong SKIP costs a wider answer, never a wrong one.
     `clean_needed` comes from `clean_cycles_needed(p, miss)` for the miss probability the
     caller can afford at this step.
     """
@@ -146,6 +185,8 @@ def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3) -> V
         return Verdict.BAD
     if ev.consecutive_infra >= max_consecutive_infra:
         return Verdict.ERROR
+    if ev.untestable(unhealthy_lead):
+        return Verdict.SKIP
     if ev.clean >= clean_needed:
         return Verdict.GOOD
     return None

@@ -85,13 +85,13 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
         base_env.close()
         fix_env.close()
     if base.verdict is Verdict.SKIP:
-        verdict, summary = "error", f"the target does not build with the widener: {base_ev.build_error}"
+        verdict, summary = "error", f"the target cannot be tested with the widener: {base_ev.skip_reason()}"
     elif base.verdict is not Verdict.BAD:
         verdict = "not-reproduced"
         summary = (f"the race did not reproduce on {sha[:10]} without the patch ({base_ev.valid_cycles} "
                    "clean cycles): nothing to verify; pick a target with the race or a wider --widen-us")
     elif fixed.verdict is Verdict.SKIP:
-        verdict, summary = "error", f"the target does not build with the patch: {fix_ev.build_error}"
+        verdict, summary = "error", f"the target cannot be tested with the patch: {fix_ev.skip_reason()}"
     elif fixed.verdict is Verdict.BAD:
         verdict = "present"
         summary = (f"race PRESENT with {label}: {fix_ev.hits} of {fix_ev.valid_cycles} cycles show the "
@@ -103,7 +103,8 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
                    f"{base_ev.valid_cycles} cycles do")
 
     def side(ev: Evidence) -> dict:
-        return {"cycles": ev.valid_cycles, "hits": ev.hits, "infra": ev.infra, "build_error": ev.build_error}
+        return {"cycles": ev.valid_cycles, "hits": ev.hits, "infra": ev.infra, "unhealthy": ev.unhealthy,
+                "build_error": ev.build_error}
 
     return {"verdict": verdict, "summary": summary,
             "confidence": fixed.confidence if fixed is not None and verdict == "cleared" else None,

@@ -17,8 +17,12 @@ pytestmark = [pytest.mark.docker,
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
-    # A broken commit inside the range exercises SKIP on the way.
-    syn = make_synthetic_repo(base / "target", n_commits=60, broken_at=(20,), seed=7)
+    # A broken commit inside the range exercises SKIP on the way; so do two planted faults
+    # on the search's path (seed 7 plants the race at 50; the search probes 29, 44, 51, ...):
+    # 44 exits before start, 51 (racy side) starts and forwards nothing (issue 16).
+    syn = make_synthetic_repo(base / "target", n_commits=60, broken_at=(20,), exits_at=(44,),
+                              silent_at=(51,), seed=7)
+    assert syn.planted_index == 50
     return syn, base / "work", dangling_images()
 
 
@@ -36,6 +40,18 @@ def test_run_names_planted_commit(target):
     assert res["result"]["confidence"] >= 0.999
     roles = {s["role"] for s in res["steps"]}
     assert res["steps"] and all(s["verdict"] in ("good", "bad", "skip") for s in res["steps"]), roles
+    # The planted faults are SKIP with the reason, after a bounded number of cycles, and the
+    # run still names the culprit (before issue 16: 44 aborted the run, 51 was GOOD).
+    skips = {s["commit"]: s["reason"] for s in res["skips"]}
+    assert "exited before start (exit 1)" in skips[syn.exits[0]], skips
+    assert "forwarded nothing after start on SFE_0_RX" in skips[syn.silent[0]], skips
+    for fault in (*syn.exits, *syn.silent):
+        step = next(s for s in res["steps"] if s["commit"] == fault)
+        assert step["verdict"] == "skip" and step["cycles"] == 3 and len(step["unhealthy"]) == 3
+    # Forwarding health per step, in the JSON and the Markdown.
+    healthy = [s for s in res["steps"] if s["verdict"] == "good"]
+    assert healthy and all(row["forwarded_min"] > 0 for s in healthy for row in s["pairs"].values())
+    assert all(set(s["pairs"]) == {"SFE_0_RX", "SFE_1_RX"} for s in healthy)
     # Reports exist and name the commit; per-step logs exist.
     md = Path(res["reports"]["markdown"]).read_text()
     assert syn.planted[:10] in md
@@ -55,6 +71,8 @@ def test_run_names_planted_commit(target):
     depend = ["afpbisect: ccache depend mode" in Path(s["build_log"]).read_text() for s in fresh]
     assert not depend[0] and any(depend[1:]), depend
     assert "(C " in md
+    assert "## Forwarding health per step" in md and "SFE_0_RX" in md
+    assert "forwarded nothing after start" in md and "exited before start" in md
 
 
 def test_git_bisect_agrees(target, tmp_path):
@@ -133,3 +151,30 @@ def test_find_fix_names_the_revert(tmp_path):
                          "--workdir", str(tmp_path / "work"), "--json", *SMALL)
     assert code == 0, err
     assert res["mode"] == "find-fix" and res["result"]["first_fixed"] == fix
+    # git accepts the find-fix replay (terms racy/fixed) and agrees on the first fixed commit
+    replay = next((tmp_path / "work" / "reports").glob("run-*.bisect-replay"))
+    out = subprocess.run(["git", "-C", str(syn.path), "bisect", "replay", str(replay)],
+                         capture_output=True, text=True)
+    git(syn.path, "bisect", "reset")
+    assert f"{fix} is the first fixed commit" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_a_pruned_image_is_rebuilt_not_a_permanent_failure(target):
+    """Products are cached, images can be pruned under them: a cache hit rebuilds the image
+    (issue 16). The layers stay under a second tag, so the rebuild is quick."""
+    import docker
+    syn, work, dangling_before = target
+    state = json.loads(next((work / "state").glob("run-*.json")).read_text())["data"]
+    image = next(b["image"] for b in state["builds"].values() if b.get("ok"))
+    client = docker.from_env()
+    client.images.get(image).tag("afpbisect-test/keep", "layers")
+    try:
+        client.images.remove(image)   # the tag only: the layers stay under the second tag
+        code, res, err = _run(syn, work, "--restart")
+        assert code == 0, err
+        assert res["result"]["first_bad"] == syn.planted
+        assert all(s["build_cached"] for s in res["steps"] if s["build_ok"]), "products were rebuilt"
+        client.images.get(image)
+    finally:
+        client.images.remove("afpbisect-test/keep:layers")
+    assert leftovers(work, dangling_before)["containers"] == []

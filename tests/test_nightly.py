@@ -82,3 +82,100 @@ def test_history_html_renders_one_point_per_night(job):
     assert syn.planted[:7] in html                         # the bisection's culprit is drawn
     dates = re.findall(r'<text class="date"[^>]*>([^<]*)</text>', html)
     assert dates == [dt.datetime.now(dt.timezone.utc).strftime("%m-%d")] * 2  # each point says which night it is
+
+
+# --- issue 16: a hiccup is an error in every report, never a regression -------------------
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import docker
+
+from dockerproxy import DockerProxy
+from e2e_util import workdir_filter
+
+
+def _start_nightly(syn, work, out, env=None, *extra):
+    args = [sys.executable, "-m", "afpbisect", "nightly", "--repo", str(syn.path), "--workdir", str(work),
+            "--out", str(out), "--json", *SMALL, "--ref", syn.bad_ref, "--last-good", syn.good_ref, *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _until(pred, timeout, proc):
+    end = time.time() + timeout
+    while time.time() < end and proc.poll() is None:
+        if pred():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _junit_error(out):
+    suite = ET.parse(out / "junit.xml").getroot()
+    assert suite.get("errors") == "1" and suite.get("failures") == "0", ET.tostring(suite).decode()
+
+
+def test_sigterm_mid_night_is_neither_clean_nor_regression(job, tmp_path):
+    syn, _, _ = job
+    work, out = tmp_path / "work", tmp_path / "out"
+    proc = _start_nightly(syn, work, out)
+    cycling = lambda: "cycles" in (work / "state" / "nightly.json").read_text() \
+        if (work / "state" / "nightly.json").exists() else False
+    try:
+        assert _until(cycling, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no cycle"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err             # 128 + SIGTERM: not 0, not 1
+    assert "interrupted" in err and "Traceback" not in err, err
+    _junit_error(out)
+    report = json.loads((out / "nightly.json").read_text())
+    assert report["status"] == "error" and report["exit_code"] == 143
+    assert "interrupted" in (out / "nightly.md").read_text()
+    assert not docker.from_env().containers.list(all=True, filters=workdir_filter(work))
+
+
+def test_infrastructure_error_in_the_bisection_is_exit_3_with_reports(job, tmp_path):
+    """The engine goes away for good once the bisection has started: exit 3, JUnit says error."""
+    syn, _, _ = job
+    work, out = tmp_path / "work", tmp_path / "out"
+    proxy = DockerProxy(str(tmp_path / "docker.sock")).start()
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock", "AFPBISECT_DOCKER_RETRY_SECONDS": "3"}
+    proc = _start_nightly(syn, work, out, env)
+    try:
+        bisecting = lambda: any((work / "state").glob("run-*.json"))
+        assert _until(bisecting, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no bisection"
+        proxy.stop()
+        _, err = proc.communicate(timeout=600)
+    finally:
+        proxy.stop()
+        if proc.poll() is None:
+            proc.kill()
+        for c in docker.from_env().containers.list(all=True, filters=workdir_filter(work)):
+            c.remove(force=True)   # its own cleanup could not reach the engine
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err, err
+    _junit_error(out)
+    report = json.loads((out / "nightly.json").read_text())
+    assert report["status"] == "error" and report["error"], report
+
+
+def test_last_good_not_an_ancestor_is_refused_before_any_build(job, tmp_path):
+    syn, _, _ = job
+    git(syn.path, "branch", "-f", "elsewhere", f"{syn.planted}^")
+    git(syn.path, "checkout", "-q", "elsewhere")
+    git(syn.path, "commit", "-q", "--allow-empty", "-m", "off the line")
+    side = git(syn.path, "rev-parse", "HEAD")
+    git(syn.path, "checkout", "-q", "main")
+    code, _, err = afp("nightly", "--repo", str(syn.path), "--workdir", str(tmp_path / "w"),
+                       "--out", str(tmp_path / "o"), "--ref", "main", "--last-good", side, *SMALL,
+                       check_json=False)
+    assert code == 2 and "not an ancestor" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "w" / "products").exists()

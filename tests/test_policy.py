@@ -444,3 +444,48 @@ def test_bisect_fixed_names_culprit_and_resumes_after_infra():
     res = bisect_fixed(list(range(100)), env, 10, store=store)
     assert res.candidates == [40] and res.culprit == 40 and res.confidence == 0.0
     assert all(s.verdict.value in ("good", "bad", "skip") for s in res.steps)
+
+
+# --- issue 16: a cycle that proves nothing is not clean -----------------------------------
+
+UNHEALTHY = CycleOutcome.UNHEALTHY
+
+
+class SickEnv(FakeEnv):
+    """FakeEnv where some commits never run healthy (exit at start, forward nothing)."""
+
+    def __init__(self, *a, sick=(), **kw):
+        super().__init__(*a, **kw)
+        self.sick = {self.commits[i] for i in sick}
+
+    def cycle(self, commit):
+        out = super().cycle(commit)
+        return UNHEALTHY if commit in self.sick else out
+
+
+@pytest.mark.parametrize("sick", [(29,), (51,), (44, 51), (29, 44, 47, 51)])
+def test_unhealthy_commits_are_skipped_and_the_answer_stands(sick):
+    """A commit that never runs healthy is SKIP after a bounded number of cycles, and the
+    search finds the change around it; before issue 16 its 'clean' cycles made it GOOD
+    (51 is on the racy side: the answer was then wrong with full stated confidence)."""
+    env = SickEnv(60, 50, 0.9, sick=sick, seed=3)
+    res = bisect(env.commits, env, PolicyConfig())
+    assert res.culprit == env.commits[50]
+    for i in sick:
+        rec = [s for s in res.steps if s.commit == env.commits[i]]
+        if rec:
+            assert {s.verdict for s in rec} == {Verdict.SKIP}
+            assert env.done[env.commits[i]] == 3   # the bound: lead 3, no healthy cycle
+
+
+def test_unhealthy_is_not_an_infrastructure_streak():
+    ev = Evidence()
+    for _ in range(5):
+        ev.add(UNHEALTHY)
+    assert ev.consecutive_infra == 0 and ev.clean == 0 and ev.valid_cycles == 0
+
+
+def test_unhealthy_clean_endpoint_is_no_answer():
+    env = SickEnv(40, 20, 0.9, sick=(0,))
+    with pytest.raises(EndpointUnbuildable, match="cannot be used: untestable"):
+        bisect(env.commits, env, PolicyConfig())

@@ -91,14 +91,31 @@ def test_driver_config_carries_the_settings():
     (dict(started=False, early_exit=True, signature_lines=["x"]), CycleOutcome.HIT),
     (dict(started=True, killed=True, signature_lines=["x"]), CycleOutcome.HIT),
     (dict(started=True), CycleOutcome.CLEAN),
-    (dict(started=False), CycleOutcome.INFRA),
-    (dict(started=False, early_exit=True), CycleOutcome.INFRA),
-    (dict(started=True, killed=True), CycleOutcome.INFRA),
-    (dict(started=True, died=True), CycleOutcome.INFRA),
+    (dict(started=True, forwarded_after_start={"SFE_0_RX": 812, "SFE_1_RX": 790}), CycleOutcome.CLEAN),
+    # issue 16: the target, not the machinery, failed: no evidence, and not INFRA either
+    (dict(started=False, start_timeout=True), CycleOutcome.UNHEALTHY),
+    (dict(started=False, early_exit=True), CycleOutcome.UNHEALTHY),
+    (dict(started=True, killed=True), CycleOutcome.UNHEALTHY),
+    (dict(started=True, died=True), CycleOutcome.UNHEALTHY),
+    # 0 forwarded on one pair under live traffic: the IPS path never came up, not clean
+    (dict(started=True, forwarded_after_start={"SFE_0_RX": 812, "SFE_1_RX": 0}), CycleOutcome.UNHEALTHY),
+    (dict(started=True, signature_lines=["x"], forwarded_after_start={"SFE_0_RX": 0}), CycleOutcome.HIT),
+    # the machinery: the driver's error, an unreadable counter
     (dict(started=True, error="docker"), CycleOutcome.INFRA),
+    (dict(started=True, forwarded_after_start={"SFE_0_RX": None}), CycleOutcome.INFRA),
 ])
 def test_outcome_rule(kw, outcome):
     assert CycleRecord(index=1, **kw).outcome() == outcome
+
+
+def test_health_rule_names_the_problem_and_can_be_relaxed():
+    from afpbisect.repro import HealthRule
+    rec = CycleRecord(index=1, started=True, forwarded_after_start={"SFE_0_RX": 812, "SFE_1_RX": 0},
+                      offered={"SFE_0_TX": 900, "SFE_1_TX": 880})
+    assert HealthRule().problem(rec) == "forwarded nothing after start on SFE_1_RX (0 of 880 offered)"
+    assert rec.outcome(HealthRule(min_forwarded=0)) is CycleOutcome.CLEAN
+    gone = CycleRecord(index=2, early_exit=True, exit_code=1, error_lines=["Error: bad option"])
+    assert HealthRule().problem(gone) == "exited before start (exit 1): Error: bad option"
 
 
 def test_record_round_trip_and_tolerance():
@@ -300,24 +317,27 @@ def test_session_clean_then_hit(engine, repro_image, tmp_path):
 
 
 @pytest.mark.docker
-def test_infra_cycles(engine, repro_image, tmp_path):
+def test_unhealthy_cycles(engine, repro_image, tmp_path):
+    """A target that crashes, hangs at stop or never starts is UNHEALTHY (issue 16): the
+    machinery worked, so it is not INFRA, and it proves nothing, so it is not CLEAN."""
     env = ReproEnv(engine, _settings(traffic_seconds=0.5, stop_timeout=1.0, start_timeout=2.0))
     with env.session(repro_image, _product(tmp_path, "crash"), tmp_path / "l-crash") as s:
         r = s.cycle(1)
-    assert r.outcome() == CycleOutcome.INFRA
+    assert r.outcome() == CycleOutcome.UNHEALTHY and r.error is None
     assert r.early_exit and not r.started and r.exit_code == 1
-    assert "failed to bind socket" in (r.error or "")
+    assert "failed to bind socket" in env.settings.health.problem(r)
 
     with env.session(repro_image, _product(tmp_path, "hang"), tmp_path / "l-hang") as s:
         r = s.cycle(1)
-        assert r.outcome() == CycleOutcome.INFRA and r.started and r.killed and r.exit_code == -9
+        assert r.outcome() == CycleOutcome.UNHEALTHY and r.started and r.killed and r.exit_code == -9
         # the session survives a killed target: the next cycle runs in the same container
         r2 = s.cycle(2)
         assert r2.killed and r2.index == 2
 
     with env.session(repro_image, _product(tmp_path, "slow"), tmp_path / "l-slow") as s:
         r = s.cycle(1)
-    assert r.outcome() == CycleOutcome.INFRA and not r.started and "no start marker" in r.error
+    assert r.outcome() == CycleOutcome.UNHEALTHY and not r.started and r.start_timeout
+    assert "no start marker" in env.settings.health.problem(r)
     assert _ours(engine) == []
 
 

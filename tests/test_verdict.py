@@ -235,3 +235,27 @@ def test_reference_functions_agree():
     assert clean_cycles_needed_vs_reference(8, 27, 1.0) == 0
     with pytest.raises(ValueError):
         miss_bound_vs_reference(0, 10, 5)
+
+
+# --- issue 16: unhealthy cycles ------------------------------------------------------------
+
+def test_unhealthy_lead_makes_skip_and_a_hit_still_wins():
+    from afpbisect.verdict import CycleOutcome, Evidence, Verdict, decide
+    ev = Evidence()
+    for out in (CycleOutcome.UNHEALTHY, CycleOutcome.CLEAN, CycleOutcome.UNHEALTHY,
+                CycleOutcome.UNHEALTHY):
+        ev.add(out)
+    assert decide(ev, 5) is None            # 3 unhealthy, 1 clean: lead 2
+    ev.add(CycleOutcome.UNHEALTHY)
+    assert decide(ev, 5) is Verdict.SKIP     # lead 3
+    assert "untestable: 4 unhealthy" in ev.skip_reason()
+    ev.add(CycleOutcome.HIT)
+    assert decide(ev, 5) is Verdict.BAD      # the signature is proof whatever else happened
+
+
+def test_evidence_without_unhealthy_key_loads_as_before():
+    from afpbisect.verdict import Evidence
+    old = {"cycles": 4, "hits": 1, "infra": 1, "consecutive_infra": 0, "build_error": None,
+           "verdict": "bad", "clean_needed": 0}
+    ev = Evidence.from_dict(old)
+    assert ev.unhealthy == 0 and ev.clean == 2 and Evidence.from_dict(ev.to_dict()) == ev

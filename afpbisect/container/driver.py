@@ -348,6 +348,7 @@ def run_cycle(cfg: dict, index: int) -> dict:
         "exit_code": None,
         "killed": False,
         "early_exit": False,
+        "start_timeout": False,
         "died": False,
         "forwarded_after_start": {},
         "offered": {},
@@ -395,7 +396,8 @@ def run_cycle(cfg: dict, index: int) -> dict:
         elif proc.poll() is not None:
             rec["early_exit"] = True
         else:
-            rec["error"] = f"no start marker within {cfg['start_timeout']}s"
+            # The target hung before start: its fault, not the rig's (UNHEALTHY on the host).
+            rec["start_timeout"] = True
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -1,0 +1,35 @@
+"""What a command ended with, and the exit code a scheduler reads (README, "Commands").
+
+One table, so no exit code is picked from a string in two places: 0 is an answer that needs
+no action, 1 a verdict that does (race present, regression, a revert that does not clear
+it), 2 bad input, 3 no verdict (infrastructure, nothing testable); a signal is 128 + N
+(errors.Interrupted). An error is never reported with the exit code of a verdict.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class Outcome(enum.Enum):
+    FOUND = ("found", 0)                        # run: the first bad (or fixed) commit
+    CLEARED = ("cleared", 0)                    # verify-patch: the patch removes the race
+    CLEAN = ("clean", 0)                        # nightly: the tip shows no race
+    PRESENT = ("present", 1)                    # verify-patch: the race is still there
+    REGRESSION = ("regression", 1)              # nightly: the race is on the tip
+    REVERT_DISAGREES = ("revert-disagrees", 1)  # run --confirm-revert: reverting the culprit
+                                                # does not remove the race
+    NO_ANSWER = ("no-answer", 3)                # run: not reproducible, endpoint unusable...
+    NOT_REPRODUCED = ("not-reproduced", 3)      # verify-patch: no race without the patch
+    BUILD_BROKEN = ("build-broken", 3)          # nightly: the tip cannot be built or run
+    ERROR = ("error", 3)                        # infrastructure, or a deferred usage error
+
+    def __init__(self, label: str, exit_code: int):
+        self.label = label
+        self.exit_code = exit_code
+
+    @classmethod
+    def of(cls, label: str) -> "Outcome":
+        for o in cls:
+            if o.label == label:
+                return o
+        raise ValueError(f"not an outcome: {label!r}")
