@@ -198,3 +198,20 @@ def clean(volumes):
         for img in eng.client.images.list(filters={"label": "afpbisect"}):
             eng.client.images.remove(img.id, force=True)
             _say(f"removed image {img.tags or img.id}")
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(path_type=Path), default=default_workdir,
+              show_default="~/.cache/afpbisect", help="Workdir whose filesystem needs the disk space (not created).")
+@click.option("--json", "as_json", is_flag=True, help="The checks as JSON on stdout.")
+@_guard
+def doctor(workdir, as_json):
+    """Check that this machine can run afpbisect: package data, git, Docker (version, storage
+    driver, cgroups, the repro's capabilities), base image or debootstrap, disk, Python.
+    Exit 0 when every check passes, 1 when one fails."""
+    from .doctor import as_json as checks_json, run_checks
+    checks = run_checks(workdir, ReproSettings().caps)
+    for c in checks:
+        _say(c.line())
+    _emit(checks_json(checks), as_json)
+    sys.exit(0 if all(c.ok for c in checks) else 1)
