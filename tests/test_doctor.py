@@ -1,5 +1,4 @@
 """afpbisect doctor: each check on its own inputs, and the command as a user runs it."""
-import json
 from collections import namedtuple
 
 import pytest
