@@ -11,9 +11,17 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# dockerfiles/ and patches/ sit at the project's top level (design card); an editable
-# install (the README's) keeps them beside the package.
 PROJECT_DIR = PACKAGE_DIR.parent
-DOCKERFILES_DIR = PROJECT_DIR / "dockerfiles"
-PATCHES_DIR = PROJECT_DIR / "patches"
+
+
+def _data_dir(name: str) -> Path:
+    """dockerfiles/ and patches/ sit at the project's top level (design card).  A wheel or
+    a plain `pip install .` ships them inside the package (pyproject's package-dir mapping);
+    a source tree or an editable install has them only beside the package."""
+    shipped = PACKAGE_DIR / name
+    return shipped if shipped.is_dir() else PROJECT_DIR / name
+
+
+DOCKERFILES_DIR = _data_dir("dockerfiles")
+PATCHES_DIR = _data_dir("patches")
 TEMPLATES_DIR = PACKAGE_DIR / "templates"

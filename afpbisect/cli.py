@@ -205,15 +205,48 @@ def selftest(commits, workdir, keep, as_json):
 
 
 @cli.command()
-@click.option("--volumes", is_flag=True, help="Also remove afpbisect's built images.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=default_workdir,
+              show_default="~/.cache/afpbisect", help="Workdir whose dead runs' containers to remove.")
+@click.option("--all", "all_", is_flag=True,
+              help="Remove every afpbisect container on this host instead, live runs and other users' included.")
+@click.option("--volumes", is_flag=True, help="With --all: also remove afpbisect's built images (every workdir shares them).")
 @_guard
-def clean(volumes):
-    """Remove every container and network any afpbisect run left behind (by label)."""
+def clean(workdir, all_, volumes):
+    """Remove the containers that dead runs of --workdir left (by label); a workdir in use
+    by a live run is left alone.  --all removes every afpbisect container on the host."""
+    if volumes and not all_:
+        # Images are shared by every workdir's runs: removing them is a host-wide act.
+        raise click.UsageError("--volumes removes the built images every workdir shares; use it with --all")
+    if not all_:
+        from .context import clean_workdir
+        holder, n = clean_workdir(workdir)
+        if holder is not None:
+            _say(f"workdir {workdir} in use by {holder}; nothing removed")
+        else:
+            _say(f"removed {n} container(s) of dead runs of workdir {workdir}")
+        return
     from .engine import connect
     eng = connect("clean")
     n = eng.cleanup_run("*")
-    _say(f"removed {n} container(s)")
+    _say(f"removed {n} container(s) (all afpbisect containers on this host)")
     if volumes:
         for img in eng.client.images.list(filters={"label": "afpbisect"}):
             eng.client.images.remove(img.id, force=True)
             _say(f"removed image {img.tags or img.id}")
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(path_type=Path), default=default_workdir,
+              show_default="~/.cache/afpbisect", help="Workdir whose filesystem needs the disk space (not created).")
+@click.option("--json", "as_json", is_flag=True, help="The checks as JSON on stdout.")
+@_guard
+def doctor(workdir, as_json):
+    """Check that this machine can run afpbisect: package data, git, Docker (version, storage
+    driver, cgroups, the repro's capabilities), base image or debootstrap, disk, Python.
+    Exit 0 when every check passes, 1 when one fails."""
+    from .doctor import as_json as checks_json, run_checks
+    checks = run_checks(workdir, ReproSettings().caps)
+    for c in checks:
+        _say(c.line())
+    _emit(checks_json(checks), as_json)
+    sys.exit(0 if all(c.ok for c in checks) else 1)

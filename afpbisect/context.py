@@ -4,7 +4,6 @@ Tear-down removes this run's containers whatever happened (signal, error, succes
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -59,7 +58,7 @@ class Context:
         Called by commands after their input is validated, so bad input costs nothing."""
         if not self._docker_ready:
             self.engine = engine_mod.connect(self.run_id)
-            self.engine.workdir_tag = hashlib.sha256(str(self.workdir).encode()).hexdigest()[:12]
+            self.engine.workdir_tag = engine_mod.workdir_tag(self.workdir)
             n = self.engine.sweep_workdir()
             if n:
                 self.say(f"removed {n} container(s) left by an interrupted earlier run")
@@ -68,6 +67,26 @@ class Context:
             self.repro = ReproEnv(self.engine, self.opts.settings)
             self._docker_ready = True
         return self
+
+
+def clean_workdir(workdir: Path) -> tuple[str | None, int]:
+    """Remove the containers of dead runs of `workdir`: (None, how many), or (holder, 0)
+    when a live run holds its lock, whose containers are then left alone.  The lock is
+    held meanwhile so that no run starts while its workdir is being swept.  A workdir that
+    is gone cannot be locked by anyone: its leftovers are swept without creating it."""
+    eng = engine_mod.connect("clean")
+    eng.workdir_tag = engine_mod.workdir_tag(workdir)
+    path = Path(workdir).expanduser()
+    if not path.is_dir():
+        return None, eng.sweep_workdir()
+    lock = WorkdirLock(path)
+    holder = lock.try_acquire()
+    if holder is not None:
+        return holder, 0
+    try:
+        return None, eng.sweep_workdir()
+    finally:
+        lock.release()
 
 
 def _raise_interrupt(signum, frame):

@@ -6,9 +6,11 @@ remove exactly what it left, and nothing of the user's.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -71,6 +73,11 @@ def retrying(fn):
     )(fn)
 
 
+def workdir_tag(workdir) -> str:
+    """The `afpbisect.workdir` label value of a workdir: its resolved path, hashed."""
+    return hashlib.sha256(str(Path(workdir).expanduser().resolve()).encode()).hexdigest()[:12]
+
+
 @dataclass
 class Engine:
     """A connected Docker client and the run id whose label this run's objects carry."""
@@ -104,7 +111,8 @@ class Engine:
         self.client.ping()
 
     def cleanup_run(self, run_id: str | None = None) -> int:
-        """Remove this run's containers (or every afpbisect container with run_id='*')."""
+        """Remove this run's containers (or every afpbisect container on the host, any
+        user's and any live run's, with run_id='*': only `afpbisect clean --all` asks that)."""
         rid = run_id or self.run_id
         flt = {"label": [LABEL] if rid == "*" else [f"{RUN_LABEL}={rid}"]}
         n = 0

@@ -87,19 +87,30 @@ class WorkdirLock:
 
     def __enter__(self) -> "WorkdirLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        holder = self.try_acquire()
+        if holder is not None:
+            raise UsageError(f"workdir {self.path.parent} is in use by {holder}; wait for it or use another --workdir")
+        return self
+
+    def try_acquire(self) -> str | None:
+        """Take the lock and return None, or leave it and say who holds it (for callers
+        that must not fail when a run is live, like `afpbisect clean`)."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise UsageError(f"workdir {self.path.parent} is in use by {holder}; wait for it or use another --workdir") from None
+            return holder
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}".encode())
         self.fd = fd
-        return self
+        return None
 
     def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
         if self.fd is not None:
             os.ftruncate(self.fd, 0)
             fcntl.flock(self.fd, fcntl.LOCK_UN)
