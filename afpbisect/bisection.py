@@ -102,11 +102,15 @@ def _replay(rng: Range, res, find_fix: bool) -> str:
     """A `git bisect replay` file reproducing our decisions (skips included).
 
     The range is first-parent (refs.commit_range), so is the replay. In find-fix mode the
-    terms are racy / fixed: git refuses to swap the meanings of its own good and bad."""
+    terms are racy / fixed: git refuses to swap the meanings of its own good and bad. The
+    terms come first: `git bisect replay` (2.47) reads them only there, though `git bisect
+    log` writes '--first-parent' before them."""
     old, new = ("racy", "fixed") if find_fix else ("good", "bad")
     terms = f"'--term-old={old}' '--term-new={new}' " if find_fix else ""
-    lines = [f"git bisect start --first-parent {terms}'{rng.bad.sha}' '{rng.good.sha}'"]
-    word = {Verdict.GOOD: old, Verdict.BAD: new, Verdict.SKIP: "skip"}
+    lines = [f"git bisect start {terms}'--first-parent' '{rng.bad.sha}' '{rng.good.sha}'"]
+    # Verdicts are in race terms in both modes (BAD = race seen): racy is find-fix's old term.
+    word = ({Verdict.BAD: old, Verdict.GOOD: new} if find_fix else {Verdict.GOOD: old, Verdict.BAD: new})
+    word[Verdict.SKIP] = "skip"
     seen = set()
     for st in res.steps:
         if st.verdict in word and st.commit not in seen and st.commit not in (rng.good.sha, rng.bad.sha):
