@@ -105,9 +105,6 @@ class PolicyConfig:
         build attempts) before the run aborts with InfraError; a resumed run starts anew.
     unhealthy_lead: a commit whose unhealthy cycles outnumber its clean ones by this much
         is SKIP (`verdict.decide`, rule 4, states the bound).
-    confirm_extra: hits asked of the culprit beyond the one that proved it (the culprit
-        re-test; its parent gets the heavy verification). Capped at max_calibration_cycles
-        valid cycles: one hit stays proof, a missing second one is only reported.
     light_miss: chance that a light step calls a racy commit GOOD, under the calibration's
         estimate of p. Costs cycles only, never correctness; 0.1 was cheapest (0.05 costs
         about the same, 0.02 and 0.2 more).
@@ -124,7 +121,6 @@ class PolicyConfig:
     max_calibration_cycles: int = 60
     max_consecutive_infra: int = 3
     unhealthy_lead: int = 3
-    confirm_extra: int = 1
     light_miss: float = 0.1
     light_tighten: float = 0.5
     bound_level: float = 0.9
@@ -141,8 +137,6 @@ class PolicyConfig:
                      "unhealthy_lead"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.confirm_extra < 0:
-            raise UsageError(f"confirm_extra must be >= 0, got {self.confirm_extra!r}")
         if self.max_verify_cycles is not None and self.max_verify_cycles < 1:
             raise UsageError(f"max_verify_cycles must be >= 1, got {self.max_verify_cycles!r}")
 
@@ -197,6 +191,8 @@ class BisectResult:
     p_estimate / p_lower: the calibration's hit rate and its `bound_level` lower bound.
     total_cycles: every cycle recorded in the store for this range (all sessions).
     new_cycles: cycles run by this call. rounds: searches run by this call.
+    recalibration: (hits, valid cycles) of the re-calibration on `confirmed` at the end
+        (the confidence is bounded against it and the calibration, the lower rate ruling).
     verified: the commit on the clean side of the boundary (heavy verification);
     confirmed: the one on the racy side (proven by a hit, re-tested).
     """
@@ -214,6 +210,7 @@ class BisectResult:
     confirmed: Any = None
     new_cycles: int = 0
     rounds: int = 1
+    recalibration: tuple | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -228,6 +225,7 @@ class BisectResult:
             "verified": self.verified,
             "confirmed": self.confirmed,
             "rounds": self.rounds,
+            "recalibration": None if self.recalibration is None else list(self.recalibration),
             "steps": [s.to_dict() for s in self.steps],
             "trace": list(self.trace),
         }
@@ -496,19 +494,83 @@ class _Run:
                     f"p_estimate={p_hat:.4f} p_lower={p_low:.4f}")
         return ev
 
-    def confirm(self, commit, index) -> None:
+    def recalibrate(self, commit, index) -> tuple[int, int]:
+        """The culprit's confirmation, and the rate measured again where it is used.
+
+        The hit rate is not a constant of the build (without the widener suricata-8.0.3 hit
+        about 1 cycle in 4 on a quiet machine and 8 of 8 beside a build: NOTES), so a
+        calibration made at the start may not hold at the end (issue 16). Fresh cycles on
+        the commit proven racy at the boundary, until `calibration_hits` hits or
+        `max_calibration_cycles` valid cycles: the same stopping rule as the calibration, so
+        `miss_bound_vs_reference` holds against it too. The cycles before `mark` selected
+        the commit (it hit in the search) and are left out. Returns (hits, valid cycles).
+        """
         cfg = self.cfg
-        want = 1 + cfg.confirm_extra
+        ev = self.ev(commit)
+        if ev.mark is None:
+            ev.mark = [ev.hits, ev.valid_cycles]
+            self._persist(commit, ev)
         self.visited.add(commit)
-        ev, new = self.cycle_until(
-            commit, lambda e: e.hits >= want or e.valid_cycles >= cfg.max_calibration_cycles)
-        if ev.hits >= want:
-            note = f"{ev.hits} hits in {ev.valid_cycles} valid cycles"
-        else:
-            note = (f"only {ev.hits} hit(s) in {ev.valid_cycles} valid cycles (wanted {want}): "
-                    f"a hit is still proof of the race, but the rate here looks low")
-        self.log(f"confirm {_short(commit)} [{index}]: race present: {note} ({new} new cycle(s))")
+        ev, new = self.cycle_until(commit, lambda e: e.since_mark()[0] >= cfg.calibration_hits
+                                   or e.since_mark()[1] >= cfg.max_calibration_cycles)
+        h, v = ev.since_mark()
+        note = f"re-calibration: {h} hits in {v} fresh valid cycles"
+        if h == 0:
+            note += ": the race no longer shows at this commit, so no bound holds against it"
+        self.log(f"confirm {_short(commit)} [{index}]: race present (proven by a hit); {note} "
+                 f"({new} new cycle(s))")
         self.record("confirm", commit, index, Verdict.BAD, ev, 0, new, note)
+        return h, v
+
+    def references(self, certain) -> list[tuple[int, int]]:
+        """(hits, valid cycles) of every reference the verification is bounded against: the
+        calibration, and the re-calibration on `certain` once it ran."""
+        refs = [self.reference()]
+        ev = self.store.get(certain)
+        if ev is not None and ev.mark is not None:
+            refs.append(ev.since_mark())
+        return refs
+
+    def fresh_needed(self, budget: float, refs: list[tuple[int, int]]) -> int | None:
+        """Clean cycles that bound the miss by `budget` against EVERY reference in `refs`
+        (the lower rate rules); None when one has no hit (nothing can be bounded)."""
+        if any(h == 0 for h, _ in refs):
+            return None
+        need = max(clean_cycles_needed_vs_reference(h, v, budget) for h, v in refs)
+        cap = self.cfg.max_verify_cycles
+        if cap is not None and need > cap:
+            self.log(f"verify: {need} clean cycles needed; capped at max_verify_cycles={cap}: "
+                     f"the confidence will be below the target")
+            need = cap
+        return need
+
+    def miss_bound(self, certain, fresh_clean: int) -> float:
+        """The answer's miss bound: the largest against any reference (1 if one has no hit)."""
+        return max(miss_bound_vs_reference(h, v, fresh_clean) if h else 1.0
+                   for h, v in self.references(certain))
+
+    def check_boundary(self, certain, certain_i, uncertain, uncertain_i, side: str) -> Verdict:
+        """Verify the clean side of the boundary heavily, re-calibrate on its racy side, and
+        verify further when the rate measured now asks more. GOOD = the answer stands."""
+        r = self.verify_round()
+        budget = (1.0 - self.cfg.confidence) * 6.0 / (math.pi * r) ** 2
+        # First against the calibration alone, whatever a killed run left of the
+        # re-calibration: a resumed run then asks of each step what the first run asked.
+        hits, valid = self.reference()
+        need = self.fresh_needed(budget, [(hits, valid)])
+        v = self.verify(uncertain, uncertain_i, need, f" ({side}); verification {r}: miss <= "
+                        f"{budget:.2g} for any p, against the calibration's {hits} hits in {valid} cycles")
+        if v is not Verdict.GOOD:
+            return v
+        self.recalibrate(certain, certain_i)
+        refs = self.references(certain)
+        again = self.fresh_needed(budget, refs)
+        if again is not None and again > need:
+            said = " and ".join(f"{h} hits in {v} cycles" for h, v in refs)
+            v = self.verify(uncertain, uncertain_i, again,
+                            f" ({side}); verification {r} extended: the re-calibration asks more "
+                            f"(miss <= {budget:.2g} against {said})")
+        return v
 
 
 # --- entry points -----------------------------------------------------------------------
@@ -596,19 +658,9 @@ def bisect(
             run.log(f"search: the {what} commit could be any of {len(cands)} (unbuildable "
                     f"commits in the way): " + ", ".join(_short(c) for c in cands))
 
-        # Union bound over verifications: the r-th gets 6 / (pi r)^2 of the budget.
-        r = run.verify_round()
-        budget = (1.0 - cfg.confidence) * 6.0 / (math.pi * r) ** 2
-        hits, valid = run.reference()
-        need = clean_cycles_needed_vs_reference(hits, valid, budget)
-        how = (f"; verification {r}: miss <= {budget:.2g} for any p, against the "
-               f"calibration's {hits} hits in {valid} cycles")
-        if cfg.max_verify_cycles is not None and need > cfg.max_verify_cycles:
-            run.log(f"verify: {need} clean cycles needed; capped at max_verify_cycles="
-                    f"{cfg.max_verify_cycles}: the confidence will be below the target")
-            need = cfg.max_verify_cycles
+        # The r-th verification gets 6 / (pi r)^2 of the budget (union bound over rounds).
         side = "first clean commit" if fix else "parent of the first bad commit"
-        v = run.verify(commits[uncertain_i], uncertain_i, need, f" ({side}){how}")
+        v = run.check_boundary(commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, side)
         if v is Verdict.GOOD:
             break
         ev_v = store[commits[uncertain_i]]
@@ -628,15 +680,10 @@ def bisect(
         run.log(f"verify caught the race on {_short(commits[uncertain_i])}: its light GOOD was a "
                 f"miss; searching again (stored evidence reused)")
 
-    # 4. Culprit confirmation. Its parent (fix: its racy neighbour) just had the heavy test;
-    #    the commit proven by a hit is re-tested for `confirm_extra` more hits. At the end:
-    #    the verification's reference does not include it, so it changes no decision.
-    if certain_i != racy_i:  # the endpoint's calibration is its confirmation
-        run.confirm(commits[certain_i], certain_i)
-
     p_hat, p_low = run.estimate()
     ev_u = store[commits[uncertain_i]]
-    confidence = 1.0 - miss_bound_vs_reference(hits, valid, ev_u.clean - run.selected(ev_u))
+    confidence = 1.0 - run.miss_bound(commits[certain_i], ev_u.clean - run.selected(ev_u))
+    recal = run.references(commits[certain_i])[-1]
     culprit = cands[0] if len(cands) == 1 else None
     total = sum(ev.cycles for c, ev in store.items() if c in run.in_range)
     if culprit is not None:
@@ -662,6 +709,7 @@ def bisect(
         confirmed=commits[certain_i],
         new_cycles=run.new_cycles,
         rounds=rounds,
+        recalibration=recal,
     )
 
 

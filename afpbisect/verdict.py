@@ -49,9 +49,9 @@ UNHEALTHY_LEAD = 3
 
 
 _FIELDS = ("cycles", "hits", "infra", "consecutive_infra", "build_error", "verdict", "clean_needed",
-           "unhealthy")
+           "unhealthy", "mark")
 # Keys a state file written before they existed may lack, with the value they then had.
-_OPTIONAL = {"unhealthy": 0}
+_OPTIONAL = {"unhealthy": 0, "mark": None}
 
 
 @dataclass
@@ -74,6 +74,9 @@ class Evidence:
     verdict: Verdict | None = None
     clean_needed: int = 0
     unhealthy: int = 0
+    # [hits, valid cycles] when a re-calibration of this commit began (policy.py): the
+    # cycles after it are a fresh sample, unselected by the search that chose the commit.
+    mark: list | None = None
 
     @property
     def clean(self) -> int:
@@ -111,18 +114,26 @@ class Evidence:
             "verdict": None if self.verdict is None else self.verdict.value,
             "clean_needed": self.clean_needed,
             "unhealthy": self.unhealthy,
+            "mark": None if self.mark is None else list(self.mark),
         }
 
+    def since_mark(self) -> tuple[int, int]:
+        """(hits, valid cycles) after `mark`: the re-calibration's own sample."""
+        if self.mark is None:
+            return 0, 0
+        return self.hits - self.mark[0], self.valid_cycles - self.mark[1]
+
     def untestable(self, lead: int = UNHEALTHY_LEAD) -> bool:
-        """True once unhealthy cycles outnumber clean ones by `lead`: SKIP (see `decide`)."""
-        return self.unhealthy - self.clean >= lead
+        """True once unhealthy cycles outnumber healthy ones (hits and clean) by `lead`:
+        SKIP (see `decide`)."""
+        return self.unhealthy - self.valid_cycles >= lead
 
     def skip_reason(self, lead: int = UNHEALTHY_LEAD) -> str | None:
         """Why this commit is SKIP (None while it is testable)."""
         if self.build_error is not None:
             return self.build_error
         if self.untestable(lead):
-            return (f"untestable: {self.unhealthy} unhealthy cycle(s) against {self.clean} clean "
+            return (f"untestable: {self.unhealthy} unhealthy cycle(s) against {self.valid_cycles} healthy "
                     f"(the target did not start, exited, or forwarded nothing)")
         return None
 
@@ -149,13 +160,17 @@ class Evidence:
         build_error = data["build_error"]
         if build_error is not None and not isinstance(build_error, str):
             raise ValueError(f"evidence 'build_error' must be a string or null, got {build_error!r}")
+        mark = data["mark"]
+        if mark is not None and not (isinstance(mark, list) and len(mark) == 2
+                                     and all(type(m) is int and m >= 0 for m in mark)):
+            raise ValueError(f"evidence 'mark' must be null or [hits, valid cycles], got {mark!r}")
         verdict = data["verdict"]
         if verdict is not None:
             try:
                 verdict = Verdict(verdict)
             except ValueError:
                 raise ValueError(f"evidence 'verdict' is not a verdict: {verdict!r}") from None
-        return cls(build_error=build_error, verdict=verdict, **counts)
+        return cls(build_error=build_error, verdict=verdict, mark=mark, **counts)
 
 
 def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3,
@@ -166,12 +181,12 @@ def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3,
       1. the commit did not build             -> SKIP
       2. at least one hit                      -> BAD   (the signature is specific: proof)
       3. `max_consecutive_infra` infra in a row -> ERROR (the caller aborts; not a verdict)
-      4. unhealthy cycles lead clean ones by `unhealthy_lead` -> SKIP (untestable)
+      4. unhealthy cycles lead healthy ones by `unhealthy_lead` -> SKIP (untestable)
       5. at least `clean_needed` clean cycles  -> GOOD
       6. otherwise                             -> None
 
     A hit wins over an infrastructure streak and over unhealthy cycles: evidence already
-    gathered stays valid. Rule 4 is a random walk (+1 unhealthy, -1 clean) reaching
+    gathered stays valid. Rule 4 is a random walk (+1 unhealthy, -1 healthy) reaching
     `lead`: a commit that never comes up healthy is SKIP after `lead` cycles, and one that
     is unhealthy with probability u < 1/2 per cycle is skipped by it at all with
     probability at most (u / (1 - u)) ** lead (gambler's ruin): 3.7% at u = 0.25, 0.14%

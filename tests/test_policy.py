@@ -328,7 +328,9 @@ def test_callbacks_and_trace():
     assert steps == res.steps and all(isinstance(s, StepRecord) for s in steps)
     phases = [s.phase for s in steps]
     assert phases[0] == "calibrate" and phases[1] == "endpoint"
-    assert "search" in phases and phases.count("verify") == res.rounds and phases[-1] == "confirm"
+    assert "search" in phases and res.rounds <= phases.count("verify") <= 2 * res.rounds
+    # the re-calibration confirms the culprit; a verification may follow it (extended)
+    assert phases.count("confirm") == 1 and "confirm" in phases[-2:]
     # one callback per cycle, plus one per build error (and per verdict)
     assert len({(c, k) for c, k in cycles}) >= env.cycles
     for s in steps:  # every decision is in the trace
@@ -339,7 +341,7 @@ def test_callbacks_and_trace():
 
 def test_config_is_validated():
     for bad in ({"confidence": 1.0}, {"confidence": 0}, {"calibration_hits": 0},
-                {"light_miss": 1.5}, {"max_consecutive_infra": 0}, {"confirm_extra": -1},
+                {"light_miss": 1.5}, {"max_consecutive_infra": 0}, {"unhealthy_lead": 0},
                 {"light_tighten": 0}, {"max_verify_cycles": 0}):
         with pytest.raises(UsageError):
             PolicyConfig(**bad)
@@ -489,3 +491,45 @@ def test_unhealthy_clean_endpoint_is_no_answer():
     env = SickEnv(40, 20, 0.9, sick=(0,))
     with pytest.raises(EndpointUnbuildable, match="cannot be used: untestable"):
         bisect(env.commits, env, PolicyConfig())
+
+
+# --- issue 16: the rate is measured again where it is used --------------------------------
+
+class DriftEnv(FakeEnv):
+    """The hit rate falls after the calibration (the machine got quiet: NOTES measured 8 of 8
+    beside a build and about 1 in 4 alone)."""
+
+    def __init__(self, *a, late_p=0.25, switch=8, **kw):
+        super().__init__(*a, **kw)
+        self.late_p, self.switch = late_p, switch
+
+    def cycle(self, commit):
+        out = super().cycle(commit)
+        if out is HIT and self.cycles > self.switch:
+            rng = self.streams[commit]
+            return HIT if rng.random() < self.late_p / self.p else CLEAN
+        return out
+
+
+def test_a_rate_that_falls_after_calibration_is_caught_by_the_recalibration():
+    wrong, extended = 0, 0
+    for seed in range(120):
+        env = DriftEnv(120, 70, 1.0, late_p=0.25, seed=seed)
+        res = bisect(env.commits, env, PolicyConfig())
+        hits, valid = res.recalibration
+        assert hits >= 1 and hits / valid < 1, res.recalibration   # the rate now, not 8 of 8
+        wrong += res.culprit != env.commits[70]
+        extended += any("extended" in line for line in res.trace)
+    # Against the start's 8 of 8 alone, each racy commit left GOOD on the boundary's clean
+    # side survives 6 clean cycles 18% of the time at p = 0.25; bounded against the rate
+    # seen now, the budget of 0.1% holds.
+    assert extended >= 60, extended
+    assert wrong <= 1, wrong
+
+
+def test_no_hit_in_the_recalibration_gives_no_confidence():
+    env = DriftEnv(60, 30, 1.0, late_p=1e-9, switch=20, seed=1)
+    res = bisect(env.commits, env, PolicyConfig(max_calibration_cycles=20))
+    assert res.recalibration[0] == 0 and res.confidence == 0.0
+    assert any("no longer shows" in line for line in res.trace)
+    assert any(line.startswith("warning: confidence") for line in res.trace)

@@ -57,3 +57,26 @@ def test_write_reports_keeps_the_earlier_report(tmp_path):
     assert json.loads((out / "previous" / "nightly-20261128T190640Z.json").read_text())["wall_seconds"] == 751
     # the earlier run's replay file went with its report: none is left to pass for the new run's
     assert not (out / "nightly.bisect-replay").exists()
+
+
+def test_forwarding_facts_and_their_markdown():
+    """Issue 16: per step, offered and forwarded per pair, shutdown counters, unhealthy cycles."""
+    from afpbisect.pipeline import forwarding_facts
+    from afpbisect.report import render
+    recs = [
+        {"index": 1, "started": True, "forwarded_after_start": {"SFE_0_RX": 900, "SFE_1_RX": 0},
+         "offered": {"SFE_0_TX": 901, "SFE_1_TX": 899}, "unhealthy": "forwarded nothing after start on SFE_1_RX",
+         "shutdown_counters": {"SFE_0_TX": {"packets": 2008}, "SFE_0_RX": {"packets": 0}}},
+        {"index": 2, "started": True, "forwarded_after_start": {"SFE_0_RX": 850, "SFE_1_RX": 830},
+         "offered": {"SFE_0_TX": 851, "SFE_1_TX": 840}},
+        {"index": 3, "started": False, "unhealthy": "exited before start (exit 1)"},
+    ]
+    facts = forwarding_facts(recs)
+    assert facts["pairs"] == {"SFE_0_RX": {"offered_min": 851, "forwarded_min": 850},
+                              "SFE_1_RX": {"offered_min": 840, "forwarded_min": 0}}
+    assert facts["unhealthy"] == [{"cycle": 1, "reason": "forwarded nothing after start on SFE_1_RX"},
+                                  {"cycle": 3, "reason": "exited before start (exit 1)"}]
+    md = render("forwarding.md.j2", r={"steps": [{"commit": "a" * 40, **facts}]})
+    assert "SFE_0_RX 850 of 851; SFE_1_RX 0 of 840" in md
+    assert "SFE_0 2008 / 0" in md
+    assert "cycle 3: exited before start (exit 1)" in md
