@@ -10,11 +10,11 @@ import time
 from . import PATCHES_DIR, __version__, policy
 from .context import Context
 from .errors import UsageError
-from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
+from .pipeline import PipelineEnv, Variant, evidence_store, mean_busy, save_evidence
 from .refs import Range, commit_range, split_range
 from .report import write_atomic, write_reports
 from .state import State
-from .verdict import Evidence, Verdict
+from .verdict import Verdict
 from .worktree import BuildTree, check_patches_apply, load_patch
 
 
@@ -137,15 +137,17 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
             if first is not None:   # built earlier in this run: no build for this step
                 facts.update(build_seconds=0.0, build_cached=True)
             facts["repro_seconds"] = round(sum(r.get("wall", r.get("duration", 0)) for r in mine), 1)
+            facts["cpu_busy"] = mean_busy(mine)
             ev = state.data["evidence"].get(st.commit, {})
             steps.append({"commit": st.commit, "position": rng.position(st.commit), "role": st.phase,
                           "verdict": st.verdict.value, "cycles": st.cycles, "new_cycles": st.new_cycles,
-                          "hits": st.hits, "subject": _subject(repo, st.commit), **facts})
+                          "hits": st.hits, "note": st.note, "subject": _subject(repo, st.commit), **facts})
             if st.verdict == Verdict.SKIP:
                 why = ev.get("build_error") or "; ".join(
                     sorted({u["reason"] for u in facts["unhealthy"]})) or "skipped"
                 skips.append({"commit": st.commit, "reason": why})
     found = res is not None and status == "found"
+    cals = _calibrations(steps, res)
     return {
         "afpbisect": __version__, "command": "run", "mode": "find-fix" if find_fix else "first-bad",
         "repo": ctx.opts.repo, "workdir": str(ctx.workdir),
@@ -166,20 +168,30 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
             "p_lower": res.p_lower if found else None,
             "total_cycles": res.total_cycles if res is not None else 0,
         },
-        "reference": _reference(state, rng.good.sha if find_fix else rng.bad.sha),
+        # The calibration of the racy endpoint: the sample later checks of this race can
+        # be bounded against (the nightly keeps it for its tip check).
+        "reference": next(({k: c[k] for k in ("commit", "hits", "cycles")}
+                           for c in cals if c["when"] == "start"), None),
+        "calibrations": cals,
         "steps": steps, "skips": skips, "trace": list(res.trace) if res is not None else [message],
         "wall_seconds": round(time.time() - t0, 1),
     }
 
 
-def _reference(state: State, racy: str) -> dict | None:
-    """The calibration of the racy endpoint (hits, valid cycles): the sample every later
-    check of this race can be bounded against (the nightly keeps it for its tip check)."""
-    raw = state.data.get("evidence", {}).get(racy)
-    if not raw or not raw.get("hits"):
-        return None
-    ev = Evidence.from_dict(raw)
-    return {"commit": racy, "hits": ev.hits, "cycles": ev.valid_cycles}
+def _calibrations(steps: list[dict], res) -> list[dict]:
+    """The hit rate as measured at the start and again at the end (issue 16), with the
+    machine's load during each: the confidence is bounded against both."""
+    if res is None or not getattr(res, "calibration", None):
+        return []
+    out = []
+    for when, role, sample in (("start", "calibrate", res.calibration), ("end", "confirm", res.recalibration)):
+        step = next((s for s in steps if s["role"] == role), None)
+        if step is None or not sample:
+            continue
+        hits, valid = sample
+        out.append({"when": when, "commit": step["commit"], "hits": hits, "cycles": valid,
+                    "p": round(hits / valid, 4) if valid else None, "cpu_busy": step["cpu_busy"]})
+    return out
 
 
 def vars_of(r) -> dict:

@@ -58,10 +58,11 @@ class PipelineEnv:
         session = self._session(commit)
         records = self.state.data["cycles"].setdefault(key, [])
         index = len(records) + 1
-        t0 = time.time()
+        t0, cpu0 = time.time(), cpu_times()
         rec: CycleRecord = session.cycle(index)
         d = rec.to_dict()
         d["wall"] = round(time.time() - t0, 2)
+        d["cpu_busy"] = cpu_busy(cpu0, cpu_times())
         records.append(d)
         self.state.save()
         rule = self.repro.settings.health
@@ -130,6 +131,32 @@ class PipelineEnv:
             "repro_logs": sorted({str(Path(r["log_path"]).parent.parent) for r in recs if r.get("log_path")}),
             **forwarding_facts(recs),
         }
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cores (/proc/stat), or None where there is none.
+
+    The hit rate moves with the machine's load (NOTES: 8 of 8 beside a build, 1 in 4 on a
+    quiet machine), so each cycle records how busy the machine was (issue 16)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)   # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_busy(before, after) -> float | None:
+    """Share of all cores busy between two cpu_times() readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
+
+
+def mean_busy(recs: list[dict]) -> float | None:
+    vals = [r["cpu_busy"] for r in recs if r.get("cpu_busy") is not None]
+    return round(sum(vals) / len(vals), 3) if vals else None
 
 
 def forwarding_facts(recs: list[dict]) -> dict:

@@ -191,6 +191,7 @@ class BisectResult:
     p_estimate / p_lower: the calibration's hit rate and its `bound_level` lower bound.
     total_cycles: every cycle recorded in the store for this range (all sessions).
     new_cycles: cycles run by this call. rounds: searches run by this call.
+    calibration: (hits, valid cycles) of the calibration at the start.
     recalibration: (hits, valid cycles) of the re-calibration on `confirmed` at the end
         (the confidence is bounded against it and the calibration, the lower rate ruling).
     verified: the commit on the clean side of the boundary (heavy verification);
@@ -211,6 +212,7 @@ class BisectResult:
     new_cycles: int = 0
     rounds: int = 1
     recalibration: tuple | None = None
+    calibration: tuple | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -226,6 +228,7 @@ class BisectResult:
             "confirmed": self.confirmed,
             "rounds": self.rounds,
             "recalibration": None if self.recalibration is None else list(self.recalibration),
+            "calibration": None if self.calibration is None else list(self.calibration),
             "steps": [s.to_dict() for s in self.steps],
             "trace": list(self.trace),
         }
@@ -320,7 +323,11 @@ class _Run:
         wrong answers in bench/simulate.py at p = 0.3 and 0.6).
         """
         ev = self.store.get(self.racy)
-        return (ev.hits, ev.valid_cycles) if ev is not None else (0, 0)
+        if ev is None:
+            return 0, 0
+        # Once the endpoint is re-calibrated (the culprit is the endpoint) its calibration
+        # stays what it was, so a resumed run decides every step as the first one did.
+        return (ev.mark[0], ev.mark[1]) if ev.mark is not None else (ev.hits, ev.valid_cycles)
 
     def estimate(self) -> tuple[float, float]:
         """(hits / cycles, `bound_level` lower bound) of the calibration; for reports."""
@@ -710,6 +717,7 @@ def bisect(
         new_cycles=run.new_cycles,
         rounds=rounds,
         recalibration=recal,
+        calibration=run.reference(),
     )
 
 
