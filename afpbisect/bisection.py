@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import time
 
-from . import PATCHES_DIR, __version__, policy
+from . import __version__, policy
 from .context import Context
 from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, mean_busy, save_evidence
 from .refs import Range, commit_range, split_range
 from .report import write_atomic, write_reports
-from .state import State
+from .state import State, identity_digest
 from .verdict import Verdict
+from .verify import check_variants
 from .worktree import BuildTree, check_patches_apply, load_patch
-
-
-def widener():
-    # Applied at every widen setting: with SURICATA_RING_SETUP_DELAY_US=0 it does nothing,
-    # and one product then serves every --widen-us (cache reuse).
-    return load_patch(PATCHES_DIR / "widener.patch")
 
 
 def _subject(repo, sha: str) -> str:
@@ -39,12 +34,16 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
         if r.note:
             say(f"note: {r.note}")
     ctx.docker()   # input is valid: now the engine (a clear error if it is away)
-    variant = Variant("widener", [widener()])
+    sc = ctx.opts.scenario
+    variant = Variant.of(sc)
     s = ctx.opts.settings
     identity = {"command": "run", "repo": ctx.opts.repo, "good": rng.good.sha, "bad": rng.bad.sha,
-                "find_fix": find_fix, "pairs": s.pairs, "threads": s.threads, "widen_us": s.widen_us,
-                "confidence": confidence, "cycles": fixed_cycles}
-    state = State.load_or_new(ctx.workdir / "state" / f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}.json",
+                "find_fix": find_fix, "pairs": s.pairs, "threads": s.threads, "env": s.env,
+                "scenario": sc.digest(), "confidence": confidence, "cycles": fixed_cycles}
+    stem = f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}-{sc.name}"
+    # Named by the run's whole identity: a run of the same range with other options or
+    # another scenario keeps its own state beside this one.
+    state = State.load_or_new(ctx.workdir / "state" / f"{stem}-{identity_digest(identity)}.json",
                               "run", identity, restart=ctx.opts.restart, say=say)
     say(f"range {rng.good.name}..{rng.bad.name}: {len(rng.commits) - 1} commits "
         f"(at least {max(1, (len(rng.commits) - 1).bit_length())} steps)")
@@ -79,7 +78,6 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     state.data["result"] = result
     state.save()
     out = ctx.workdir / "reports"
-    stem = f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}"
     result = write_reports(out, stem, result, "run.md.j2")
     if res is not None:
         write_atomic(out / f"{stem}.bisect-replay", _replay(rng, res, find_fix))
@@ -153,8 +151,9 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
         "repo": ctx.opts.repo, "workdir": str(ctx.workdir),
         "range": {"good": vars_of(rng.good), "bad": vars_of(rng.bad), "size": len(rng.commits) - 1,
                   "notes": [r.note for r in (rng.good, rng.bad) if r.note]},
-        "patches": [p.name for p in (widener(),)],
-        "settings": {"pairs": s.pairs, "threads": s.threads, "widen_us": s.widen_us, "confidence": confidence},
+        "scenario": ctx.opts.scenario.summary(),
+        "patches": [p.name for p in Variant.of(ctx.opts.scenario).patches],
+        "settings": {"pairs": s.pairs, "threads": s.threads, "env": s.env, "confidence": confidence},
         "result": {
             "status": status, "message": message,
             "candidates": list(res.candidates) if found else [],
@@ -200,7 +199,6 @@ def vars_of(r) -> dict:
 
 def _confirm_revert(ctx, rng, culprit: str, state: State, config) -> dict:
     """Revert the culprit on the BAD endpoint: the race must be gone."""
-    from .verify import check_variants
     patch_path = ctx.workdir / "run" / f"revert-{culprit[:12]}.patch"
     patch_path.parent.mkdir(parents=True, exist_ok=True)
     patch_path.write_text(ctx.repo.git.diff(culprit, f"{culprit}^") + "\n")
@@ -210,7 +208,7 @@ def _confirm_revert(ctx, rng, culprit: str, state: State, config) -> dict:
         return {"status": "error", "message": "culprit's revert is an empty diff"}
     tree = BuildTree(ctx.repo, ctx.workdir / "trees" / "check")
     try:
-        check_patches_apply(tree, rng.bad.sha, [widener(), revert])
+        check_patches_apply(tree, rng.bad.sha, [*Variant.of(ctx.opts.scenario).patches, revert])
     except UsageError as exc:
         return {"status": "not-applicable", "message": str(exc)}
     return check_variants(ctx, rng.bad.sha, [revert], state, config, label="revert")

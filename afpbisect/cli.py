@@ -16,8 +16,10 @@ from .context import Options, default_workdir, open_context
 from .errors import AfpError, Interrupted
 from .outcome import Outcome
 from .repro import ReproSettings
+from .scenario import builtin_names, load as load_scenario
 
 UPSTREAM = "https://github.com/OISF/suricata.git"
+DEFAULT_CONFIDENCE = 0.999
 
 
 def _emit(result: dict, as_json: bool) -> None:
@@ -29,6 +31,16 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+def _env_items(ctx, param, values) -> dict:
+    out = {}
+    for item in values:
+        name, eq, value = item.partition("=")
+        if not eq or not name or not name.replace("_", "").isalnum():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
+        out[name] = value
+    return out
+
+
 def common(fn):
     """Options every command that builds and runs takes."""
     opts = [
@@ -37,14 +49,18 @@ def common(fn):
         click.option("--workdir", type=click.Path(path_type=Path), default=default_workdir,
                      show_default="~/.cache/afpbisect", help="State, caches, products and logs."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout."),
-        click.option("--pairs", type=click.IntRange(1, 32), default=6, show_default=True,
-                     help="Interface pairs SFE_i_TX <-> SFE_i_RX."),
-        click.option("--threads", type=click.IntRange(1, 16), default=2, show_default=True,
-                     help="Threads per interface."),
-        click.option("--widen-us", type=click.IntRange(0, 10_000_000), default=500_000, show_default=True,
-                     help="SURICATA_RING_SETUP_DELAY_US for the widener; 0 runs without delay."),
-        click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.999,
-                     show_default=True, help="Target confidence for the whole answer."),
+        click.option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
+                     help="The bug: a built-in scenario (see `afpbisect scenarios`) or a scenario "
+                          "file (docs/scenarios.md). Default: the built-in default."),
+        click.option("--pairs", type=click.IntRange(1, 32), default=None,
+                     help="Interface pairs SFE_i_TX <-> SFE_i_RX (default: the scenario's)."),
+        click.option("--threads", type=click.IntRange(1, 16), default=None,
+                     help="Threads per interface (default: the scenario's)."),
+        click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE", callback=_env_items,
+                     help="Set a variable of the target's environment, over the scenario's (e.g. "
+                          "the delay its test patch reads). Repeatable."),
+        click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
+                     help="Target confidence for the whole answer (default 0.999; nightly: the scenario's)."),
         click.option("--cycles", type=click.IntRange(1, 10_000), default=None,
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
         click.option("--base-image", default="debian:bookworm", show_default=True,
@@ -68,10 +84,13 @@ def common(fn):
 
 
 def _options(kw: dict, update: bool = False) -> Options:
-    settings = ReproSettings(pairs=kw["pairs"], threads=kw["threads"], widen_us=kw["widen_us"])
+    """Everything the command was given, checked: the scenario is loaded and validated
+    here, before the workdir, the clone or Docker is touched (bad input: exit 2)."""
+    sc = load_scenario(kw["scenario_ref"])
+    settings = ReproSettings.from_scenario(sc, pairs=kw["pairs"], threads=kw["threads"], env=kw["env_items"])
     return Options(repo=kw["repo"], workdir=kw["workdir"], base_image=kw["base_image"],
                    jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
-                   fixed_cycles=kw["cycles"], eras_file=kw["eras_file"])
+                   fixed_cycles=kw["cycles"], eras_file=kw["eras_file"], scenario=sc)
 
 
 def _guard(fn):
@@ -133,14 +152,15 @@ def main() -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__)
 def cli():
-    """Find which Suricata commit introduced the AF-PACKET IPS startup race (ticket 8667),
-    and prove which patch removes it, by building and running the real thing in Docker."""
+    """Find which Suricata commit introduced an AF-PACKET regression (a scenario; by default
+    ticket 8667's IPS start-up race), and prove which patch removes it, by building and
+    running the real thing in Docker."""
 
 
 @cli.command(short_help="Bisect GOOD..BAD and name the first bad commit.")
 @click.argument("range_", metavar="GOOD..BAD")
-@click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD races: find the first commit where the race is gone.")
-@click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the race is gone.")
+@click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD has the bug: find the first commit where it is gone.")
+@click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the bug is gone.")
 @common
 @_guard
 def run(range_, find_fix, confirm_revert, **kw):
@@ -148,31 +168,30 @@ def run(range_, find_fix, confirm_revert, **kw):
     from .bisection import run_bisection
     with open_context(_options(kw), say=_say) as ctx:
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
-                               confidence=kw["confidence"])
+                               confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
     _emit(result, kw["as_json"])
     sys.exit(run_outcome(result).exit_code)
 
 
 @cli.command("verify-patch")
 @click.argument("patches", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--target", default="suricata-8.0.3", show_default=True,
-              help="Commit to verify on (default: the known-bad tip).")
+@click.option("--target", default=None, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
 @common
 @_guard
 def verify_patch(patches, target, **kw):
-    """Build TARGET + widener (+ PATCHES) and show, with a stated confidence, that the race
-    is gone with the patches and present without them."""
+    """Build TARGET + the scenario's test patches (+ PATCHES) and show, with a stated
+    confidence, that the bug is gone with the patches and present without them."""
     from .verify import run_verify
     from .worktree import load_patch
     loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
     with open_context(_options(kw), say=_say) as ctx:
-        result = run_verify(ctx, target, loaded, confidence=kw["confidence"])
+        result = run_verify(ctx, target, loaded, confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
     _emit(result, kw["as_json"])
     sys.exit(verify_outcome(result["verdict"]).exit_code)
 
 
 @cli.command()
-@click.option("--ref", default="main", show_default=True, help="Ref to test (users may write master).")
+@click.option("--ref", default=None, help="Ref to test (default: the scenario's [nightly] branch; users may write master).")
 @click.option("--last-good", default=None, help="Known good commit (overrides the job's own record).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where to write JSON, Markdown, JUnit and HTML reports (default WORKDIR/nightly).")
@@ -190,16 +209,27 @@ def nightly(ref, last_good, out_dir, no_fetch, **kw):
 
 
 @cli.command()
+def scenarios():
+    """List the built-in scenarios, one line each (NAME: title)."""
+    for name in builtin_names():
+        sc = load_scenario(name)
+        click.echo(f"{name}: {sc.title}" + (f" ({sc.ticket})" if sc.ticket else ""))
+
+
+@cli.command()
 @click.option("--commits", type=click.IntRange(50, 200), default=80, show_default=True)
 @click.option("--workdir", type=click.Path(path_type=Path), default=None,
               help="Default: a fresh temporary directory, removed afterwards.")
 @click.option("--keep", is_flag=True, help="Keep the synthetic repo and workdir.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
+              help="Scenario to run (default: the built-in default, whose bug the target plants).")
 @_guard
-def selftest(commits, workdir, keep, as_json):
+def selftest(commits, workdir, keep, as_json, scenario_ref):
     """Run the whole pipeline on a generated synthetic target with a planted bad commit."""
     from .selftest import run_selftest
-    result = run_selftest(commits=commits, workdir=workdir, keep=keep, say=_say)
+    load_scenario(scenario_ref)   # a bad scenario: one line, exit 2, before anything is made
+    result = run_selftest(commits=commits, workdir=workdir, keep=keep, say=_say, scenario=scenario_ref)
     _emit(result, as_json)
     sys.exit(0 if result["ok"] else 1)
 

@@ -39,6 +39,12 @@ class Options:
     update: bool = False
     fixed_cycles: int | None = None
     eras_file: Path | None = None
+    scenario: object = None    # scenario.Scenario: the bug (docs/scenarios.md); None = the default
+
+    def __post_init__(self) -> None:
+        if self.scenario is None:
+            from .scenario import load
+            self.scenario = load()
 
 
 @dataclass

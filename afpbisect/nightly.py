@@ -20,7 +20,7 @@ import docker.errors
 import requests.exceptions
 
 from . import __version__, policy
-from .bisection import run_bisection, widener
+from .bisection import run_bisection
 from .context import Context
 from .errors import AfpError, Interrupted, StateError, UsageError
 from .outcome import Outcome
@@ -30,15 +30,14 @@ from .report import render, write_atomic, write_reports
 from .state import State, check_writable
 from .verdict import Evidence, Verdict
 
-# Per-cycle hit rate assumed for the tip when no bisection of this job has calibrated one
-# yet: the rate measured WITHOUT the widener on real Suricata (NOTES: 7 of 30 cycles), a
-# floor for any widened run.  Once a bisection ran, its calibration is the reference.
-DEFAULT_P = 0.25
 
-
-def run_nightly(ctx: Context, ref: str, last_good: str | None = None, out_dir: Path | None = None,
-                confidence: float = 0.999) -> dict:
+def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out_dir: Path | None = None,
+                confidence: float | None = None) -> dict:
+    """Ref and confidence default to the scenario's [nightly] branch and confidence."""
     t0 = time.time()
+    night_cfg = ctx.opts.scenario["nightly"]
+    ref = ref or night_cfg["branch"]
+    confidence = confidence or night_cfg["confidence"]
     # All input first: nothing is built before the refs, the ancestry and --out are known good.
     out_dir = check_writable(Path(out_dir) if out_dir else ctx.workdir / "nightly")
     tip = resolve(ctx.repo, ref)
@@ -133,12 +132,13 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
     racy endpoint, a bound for any hit rate), or, before any, the assumed rate.  The
     evidence lives in the job state, so a killed night resumes instead of starting over."""
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, job, ctx.workdir,
-                      Variant("widener", [widener()]), say=ctx.say)
+                      Variant.of(ctx.opts.scenario), say=ctx.say)
     store = evidence_store(job)
     ev = store.setdefault(f"tip:{sha}", Evidence())
     ref = track.get("reference")
     reference = Evidence(cycles=ref["cycles"], hits=ref["hits"]) if ref else None
-    p = None if reference else (track.get("p_lower") or DEFAULT_P)
+    # Before any calibration of this job: the scenario's assumed rate (stated as assumed).
+    p = None if reference else (track.get("p_lower") or ctx.opts.scenario["nightly"]["assumed_rate"])
     cfg = policy.PolicyConfig(confidence=confidence, **(
         {"max_verify_cycles": ctx.opts.fixed_cycles} if ctx.opts.fixed_cycles else {}))
     how = (f"against the reference calibration ({ref['hits']} hits in {ref['cycles']} cycles)"
@@ -179,6 +179,7 @@ def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Pa
     track["history"].append(night)
     job.save()
     result = {"afpbisect": __version__, "command": "nightly", "repo": ctx.opts.repo, **night,
+              "scenario": ctx.opts.scenario.summary(),
               "ref": {"typed": tip.typed, "name": tip.name, "sha": tip.sha, "note": tip.note},
               "last_good_after": track["last_good"]}
     result = write_reports(out_dir, "nightly", result, "nightly.md.j2")
@@ -186,7 +187,8 @@ def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Pa
     # Every night of the job, whatever ref it tested (replays included), oldest first.
     nights = sorted((n for t in job.data["refs"].values() for n in t["history"]), key=lambda n: n["date"])
     write_atomic(out_dir / "history.html", render("nightly.html.j2", ref=tip.name, repo=ctx.opts.repo,
-                                                   nights=nights, svg=_timeline(nights)))
+                                                   nights=nights, svg=_timeline(nights),
+                                                   scenario=result["scenario"]))
     result["reports"].update(junit=str(out_dir / "junit.xml"), html=str(out_dir / "history.html"))
     ctx.say(f"nightly {tip.name} {tip.sha[:10]}: {outcome.label} (exit {code}); reports in {out_dir}")
     return result

@@ -16,14 +16,22 @@ from .errors import InfraError, StateError
 from .repro import CycleRecord, ReproEnv, ReproSession, peer_iface
 from .state import State
 from .verdict import CycleOutcome, Evidence
-from .worktree import Patch
+from .worktree import Patch, load_patch
 
 
 @dataclass
 class Variant:
-    """What is built for a commit: the test patches (widener, maybe a candidate fix)."""
+    """What is built for a commit: the scenario's test patches (8667: the widener), maybe
+    more (a candidate fix, a revert).  Only patches go into the build key (build.py), so a
+    scenario's traffic or cycle can change without throwing the build cache away."""
     name: str
     patches: list[Patch] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, scenario, extra: list[Patch] = (), label: str = "") -> "Variant":
+        base = [load_patch(tp.path) for tp in scenario.patches]
+        name = "+".join(p.path.stem for p in base) or "no-test-patches"
+        return cls(f"{name}+{label}" if label else name, [*base, *extra])
 
 
 class PipelineEnv:

@@ -64,7 +64,7 @@ class RangeError(AfpError):
 
 
 class NotReproducible(RangeError):
-    """Calibration saw no race signature at the racy endpoint."""
+    """Calibration saw no hit at the racy endpoint ("not reproducible on BAD")."""
 
 
 class EndpointNotClean(RangeError):
@@ -479,13 +479,13 @@ class _Run:
             what = "does not build" if ev.build_error is not None else "cannot be tested"
             raise EndpointUnbuildable(f"the {role} endpoint {commit} {what}: {why}")
         if ev.hits == 0:
-            self.log(f"calibrate {_short(commit)} [{index}]: no race signature in "
+            self.log(f"calibrate {_short(commit)} [{index}]: no hit in "
                      f"{ev.valid_cycles} valid cycles: refusing to bisect")
             raise NotReproducible(
-                f"the race does not reproduce at the {role} endpoint {commit}: no race signature "
-                f"in {ev.valid_cycles} cold starts ({ev.infra} infrastructure errors not counted). "
-                f"Nothing to bisect: check that this commit has the race, enable the window "
-                f"widener (without it the hit rate is about 0.25 per cycle), or allow more "
+                f"not reproducible on BAD: no hit at the {role} endpoint {commit} in "
+                f"{ev.valid_cycles} healthy cycles ({ev.infra} infrastructure errors and "
+                f"{ev.unhealthy} unhealthy cycles not counted). Nothing to bisect: check that this "
+                f"commit has the bug, the scenario's hit rule and test patches, or allow more "
                 f"calibration cycles (max_calibration_cycles={cfg.max_calibration_cycles})."
             )
         ev.verdict = Verdict.BAD
@@ -504,7 +504,7 @@ class _Run:
     def recalibrate(self, commit, index) -> tuple[int, int]:
         """The culprit's confirmation, and the rate measured again where it is used.
 
-        The hit rate is not a constant of the build (without the widener suricata-8.0.3 hit
+        The hit rate is not a constant of the build (ticket 8667 without its widener hit
         about 1 cycle in 4 on a quiet machine and 8 of 8 beside a build: NOTES), so a
         calibration made at the start may not hold at the end (issue 16). Fresh cycles on
         the commit proven racy at the boundary, until `calibration_hits` hits or

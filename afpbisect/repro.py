@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
+import signal
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
@@ -28,7 +30,7 @@ import requests.exceptions
 from . import PACKAGE_DIR, TEMPLATES_DIR
 from .engine import Engine, _short, check_capability_error, create_container, retrying
 from .errors import InfraError
-from .signals import parse_console_file
+from .signals import matching_lines, parse_console_file
 from .verdict import CycleOutcome
 
 log = logging.getLogger(__name__)
@@ -93,15 +95,23 @@ def peer_iface(iface: str) -> str:
 DEFAULT_HEALTH = HealthRule()
 
 
+# The scenario's [suricata] keys the yaml template reads, with the values it renders
+# when no scenario says otherwise (8667's repro: workers, inline IPS, no defrag).
+YAML_DEFAULTS = {"runmode": "workers", "copy_mode": "ips", "tpacket_v3": False, "ring_size": 0,
+                 "block_size": 0, "defrag": False, "bpf_filter": "", "cluster_type": "cluster_flow"}
+NO_HIT = {"console": [], "eve": [], "stats": [], "exit_codes": [], "crash": False}
+
+
 @dataclass
 class ReproSettings:
-    """How a cycle is run.  The defaults are the measured repro (shared NOTES)."""
+    """How a cycle is run.  `from_scenario` fills it from a scenario (docs/scenarios.md);
+    the defaults here are only the shape."""
 
-    pairs: int = 6                 # SFE_i_TX <-> SFE_i_RX pairs (ticket: >= 5-6 raises the hit rate)
-    threads: int = 2               # workers per interface (ticket: >= 2)
-    widen_us: int = 500_000        # SURICATA_RING_SETUP_DELAY_US for the test-only widener
+    pairs: int = 6                 # SFE_i_TX <-> SFE_i_RX pairs
+    threads: int = 2               # workers per interface
+    env: dict = field(default_factory=dict)   # the target's environment (test patches read it)
     traffic_pps: int = 3000        # frames per second over all pairs, into far_i_tx
-    traffic_seconds: float = 2.0   # traffic counted after "Engine started."
+    traffic_seconds: float = 2.0   # traffic counted after the start marker
     start_timeout: float = 120.0   # no marker by then: UNHEALTHY (the target hung)
     stop_timeout: float = 30.0     # not exited by then after SIGTERM: SIGKILL, UNHEALTHY
     caps: tuple = ("NET_ADMIN", "NET_RAW")
@@ -111,10 +121,31 @@ class ReproSettings:
     ring_size: int | None = None   # af-packet ring-size; None keeps Suricata's default
     cluster_id_base: int = 1       # cluster-ids are base, base+1, ... one per interface
     health: HealthRule = DEFAULT_HEALTH   # when a cycle counts as evidence
+    traffic_kind: str = "udp"      # udp | pcap | none
+    frame_size: int = 18           # UDP payload bytes
+    pcap: str = ""                 # host path of the pcap to replay (traffic_kind pcap)
+    start_marker: str = r"Engine started\."
+    extra_args: tuple = ()         # more Suricata command-line options
+    suricata: dict = field(default_factory=lambda: dict(YAML_DEFAULTS))
+    hit: dict = field(default_factory=lambda: dict(NO_HIT))   # the scenario's [hit]
 
     def cycle_budget(self) -> float:
         """Upper bound of one cycle's seconds (for the container lifetime check)."""
         return self.start_timeout + self.traffic_seconds + self.stop_timeout + 60.0
+
+    @classmethod
+    def from_scenario(cls, sc, pairs: int | None = None, threads: int | None = None,
+                      env: dict | None = None, **kw) -> "ReproSettings":
+        """The scenario's repro; `pairs`, `threads` and `env` (command-line overrides) win."""
+        su, tr, cy, he = sc["suricata"], sc["traffic"], sc["cycle"], sc["health"]
+        return cls(
+            pairs=pairs or su["pairs"], threads=threads or su["threads"], env={**sc.env, **(env or {})},
+            traffic_pps=tr["pps"], traffic_seconds=cy["seconds"], start_timeout=cy["start_timeout"],
+            stop_timeout=cy["stop_timeout"], send_rx=tr["both_ways"], ring_size=su["ring_size"] or None,
+            health=HealthRule(he["require_start"], he["min_forwarded"], he["require_clean_stop"]),
+            traffic_kind=tr["kind"], frame_size=tr["size"], pcap=tr["pcap"],
+            start_marker=he["start_marker"], extra_args=tuple(su["args"]),
+            suricata={k: su[k] for k in YAML_DEFAULTS}, hit=dict(sc["hit"]), **kw)
 
 
 def render_suricata_yaml(settings: ReproSettings, log_dir: str = C_LOGS, rule_dir: str = C_AFP) -> str:
@@ -127,6 +158,8 @@ def render_suricata_yaml(settings: ReproSettings, log_dir: str = C_LOGS, rule_di
     return env.get_template(YAML_TEMPLATE).render(
         pairs=settings.pairs, threads=settings.threads, ring_size=settings.ring_size,
         cluster_id_base=settings.cluster_id_base, log_dir=log_dir, rule_dir=rule_dir,
+        s={**YAML_DEFAULTS, **settings.suricata}, eve=bool(settings.hit.get("eve")),
+        stats=bool(settings.hit.get("stats")),
     )
 
 
@@ -139,7 +172,12 @@ def driver_config(settings: ReproSettings, session: str = "") -> dict:
         "product": C_PRODUCT,
         "yaml": f"{C_AFP}/suricata.yaml",
         "logs": C_LOGS,
-        "widen_us": int(settings.widen_us),
+        "env": dict(settings.env),
+        "traffic_kind": settings.traffic_kind,
+        "frame_size": int(settings.frame_size),
+        "pcap": f"{C_AFP}/traffic.pcap" if settings.traffic_kind == "pcap" else "",
+        "start_marker": settings.start_marker,
+        "extra_args": list(settings.extra_args),
         "traffic_pps": settings.traffic_pps,
         "send_rx": bool(settings.send_rx),
         "traffic_seconds": float(settings.traffic_seconds),
@@ -311,6 +349,8 @@ class ReproSession:
         (self.afp_dir / "suricata.yaml").write_text(render_suricata_yaml(self.settings))
         (self.afp_dir / "config.json").write_text(
             json.dumps(driver_config(self.settings, token), indent=2) + "\n")
+        if self.settings.traffic_kind == "pcap":
+            shutil.copyfile(self.settings.pcap, self.afp_dir / "traffic.pcap")
         stale = self.logs_dir / "serve" / "ready.json"
         if stale.exists():
             stale.unlink()
@@ -453,8 +493,10 @@ class ReproSession:
         if not path.is_file():
             rec.error = rec.error or f"no console log at {path}"
             return rec
-        sig = parse_console_file(path)
-        rec.signature_lines = sig.signature_lines
+        hit = self.settings.hit
+        sig = parse_console_file(path, [re.compile(rx) for rx in hit.get("console", [])],
+                                 self.settings.start_marker)
+        rec.signature_lines = sig.signature_lines + scenario_hits(rec, hit, path.parent)
         rec.signature_before_start = sig.signature_before_start
         rec.other_send_errors = len(sig.other_send_errors)
         rec.shutdown_counters = sig.shutdown_counters
@@ -466,6 +508,23 @@ class ReproSession:
 
 
 # ------------------------------------------------------------ Docker calls, retried
+
+def scenario_hits(rec: "CycleRecord", hit: dict, cycle_dir: Path) -> list[str]:
+    """Hits beyond the console: eve.json and stats.log lines, an exit code, a crash (the
+    scenario's [hit]); each is written as the line that proves it, for the record."""
+    out = []
+    for name, key in (("eve.json", "eve"), ("stats.log", "stats")):
+        if hit.get(key):
+            out += [f"{name}: {ln}" for ln in matching_lines(cycle_dir / name,
+                                                              [re.compile(rx) for rx in hit[key]])]
+    code = rec.exit_code
+    if code is not None and code in hit.get("exit_codes", []):
+        out.append(f"exit code {code} (a hit by the scenario)")
+    if hit.get("crash") and code is not None and code < 0 and not rec.killed \
+            and -code not in (signal.SIGTERM, signal.SIGKILL):
+        out.append(f"crashed: killed by {signal.Signals(-code).name}")
+    return out
+
 
 def _create(client, image, command, name, **kw):
     return create_container(client, image, command, name, **kw)

@@ -13,28 +13,41 @@ from pathlib import Path
 from .bisection import run_bisection
 from .context import Options, open_context
 from .repro import ReproSettings
+from .scenario import load as load_scenario
 from .synthetic import make_synthetic_repo
 from .verify import run_verify
 from .worktree import load_patch
 
-# 2 pairs x 2 threads and a 100 ms widener: the bad build hits nearly every cold start,
-# a good one starts in about 8 x 0.1 s.
-SETTINGS = dict(pairs=2, threads=2, widen_us=100_000)
+# 2 pairs x 2 threads, and the default scenario's test patches at a tenth of their delay
+# (its environment with every value / 5): the bad build of the synthetic target hits
+# nearly every cold start, a good one starts in about 8 x 0.1 s.
+SMALL = dict(pairs=2, threads=2)
 
 
-def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = False, say=print) -> dict:
+def _small_env(sc) -> dict:
+    return {k: str(int(v) // 5) if v.isdigit() else v for k, v in sc.env.items()}
+
+
+def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = False, say=print,
+                 scenario: str | None = None) -> dict:
+    """The synthetic target plants the default scenario's bug and, for a second scenario,
+    a block-size start-up bug (afpbisect/synthetic.py): the run must name the one its
+    scenario is about."""
     t0 = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="afpbisect-selftest-"))
     workdir = Path(workdir) if workdir else tmp / "work"
     try:
+        sc = load_scenario(scenario)
         syn = make_synthetic_repo(tmp / "target", n_commits=commits)
-        say(f"synthetic target: {len(syn.commits)} commits, planted bad commit {syn.planted[:10]}")
+        say(f"synthetic target: {len(syn.commits)} commits, planted bad commit {syn.planted[:10]}; "
+            f"scenario {sc.name}")
         # restart: the target is generated anew at a new path each time, so the saved state
         # of an earlier selftest in this workdir belongs to another repository; and a self-test
         # should decide every step again anyway. Builds still hit the product cache, and the
         # earlier reports are kept in reports/previous/.
         opts = Options(repo=str(syn.path), workdir=workdir, base_image="debian:bookworm", jobs=2,
-                       settings=ReproSettings(**SETTINGS), restart=True)
+                       settings=ReproSettings.from_scenario(sc, env=_small_env(sc), **SMALL),
+                       restart=True, scenario=sc)
         with open_context(opts, say=say) as ctx:
             run = run_bisection(ctx, f"{syn.good_ref}..{syn.bad_ref}")
             fix = run_verify(ctx, syn.bad_ref, [load_patch(syn.fixA_patch)])

@@ -7,6 +7,7 @@ newer afpbisect, or one made for a different command is a clear error, not a cra
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -75,6 +76,12 @@ class State:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+
+
+def identity_digest(identity: dict) -> str:
+    """A short name for a run's whole identity (range, scenario, options), so that runs
+    that differ in any of them keep their own state files side by side."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
 class WorkdirLock:

@@ -23,8 +23,13 @@ missing semicolon in `src/util-misc.c`) and the next commit fixes them.  Two mor
 faults test that a cycle proves something only when the target really ran as an IPS
 (issue 16), each undone by the next commit: at `exits_at` the program exits with an error
 before "Engine started.", at `silent_at` it starts but `AFPWritePacket()` forwards nothing
-(so it can never show the signature either).  The tip is tagged `suricata-2.0.0`, branch
-`main`.
+(so it can never show the signature either).  A second kind of bug can be planted at
+`option_bug_at`: "af-packet: validate block-size" with its test inverted, so that a
+configuration with any page-aligned `block-size` makes the program exit at start with
+`block-size N is not a multiple of the page size` -- a deterministic start-up error caused
+by a configuration option, for the scenario tests (docs/scenarios.md, second example).  It
+stays in every later commit; `git revert` of it is its fix.  The tip is tagged
+`suricata-2.0.0`, branch `main`.
 
 Determinism: authors, committers and dates come from the seed and are passed through the
 environment with the user's git configuration switched off, so a (n_commits, bad_at,
@@ -95,6 +100,7 @@ class SyntheticRepo:
     seed: int = 0
     exits: tuple[str, ...] = ()      # commits that exit before start
     silent: tuple[str, ...] = ()     # commits that start and forward nothing
+    option_bug: str | None = None    # the commit that plants the block-size bug
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,6 +221,25 @@ def plant_silence(src: str) -> str:
                          "silence")
 
 
+CONF_SOURCE = "src/conf-yaml.c"
+_OPTION_ANCHOR = '    } else if (strcmp(key, "ring-size") == 0)\n        SET(ring_size);\n'
+_OPTION_BUG = (
+    '    else if (strcmp(key, "block-size") == 0) {\n'
+    '        /* block-size must be a multiple of the page size */\n'
+    '        if (UtilParseInt(val, 0) % 4096 == 0) {\n'
+    '            SCLogError("af-packet: %s: block-size %s is not a multiple of the page size",\n'
+    '                    item->iface, val);\n'
+    '            exit(EXIT_FAILURE);\n'
+    '        }\n'
+    '    }\n')
+OPTION_BUG_TITLE = "af-packet: validate block-size"
+
+
+def plant_option_bug(src: str) -> str:
+    """The second kind of bug: a validation of `block-size` whose test is inverted."""
+    return _replace_once(src, _OPTION_ANCHOR, _OPTION_ANCHOR + _OPTION_BUG, "block-size validation")
+
+
 def barrier_before_ring(src: str) -> bool:
     """True when AFPCreateSocket() bumps the turn barrier before AFPSetupRing(): the bad
     order, where turn == 0 no longer implies that every peer socket is published."""
@@ -255,6 +280,7 @@ class _Tree:
     helpers: list[list] = field(default_factory=list)  # [id, broken]
     exits: bool = False      # this commit exits before start (planted fault)
     silent: bool = False     # this commit forwards nothing (planted fault)
+    option_bug: bool = False  # the block-size bug is in (from option_bug_at on)
 
 
 def _insert_header_notes(text: str, notes: list[str]) -> str:
@@ -276,6 +302,8 @@ def _render(tree: _Tree, templates: dict[str, tuple[str, int]]) -> dict[str, tup
     out[AFP_SOURCE] = (afp, 0o644)
     if tree.exits:
         out["src/suricata.c"] = (plant_early_exit(out["src/suricata.c"][0]), 0o644)
+    if tree.option_bug:
+        out[CONF_SOURCE] = (plant_option_bug(out[CONF_SOURCE][0]), 0o644)
     for rel, notes in tree.notes.items():
         out[rel] = (_insert_header_notes(out[rel][0], notes), out[rel][1])
 
@@ -486,7 +514,7 @@ patches/widener.patch.
 def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
                         broken_at: Iterable[int] = (), seed: int = 0,
                         patch_dir: Path | None = None, exits_at: Iterable[int] = (),
-                        silent_at: Iterable[int] = ()) -> SyntheticRepo:
+                        silent_at: Iterable[int] = (), option_bug_at: int | None = None) -> SyntheticRepo:
     """Create the synthetic target at `path` (must not exist, or be an empty directory).
 
     n_commits: commits in `suricata-1.0.0..suricata-2.0.0` plus commit 0 (>= 3).
@@ -495,6 +523,8 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
         the build.  The planted commit may be one of them.
     exits_at / silent_at: indexes of commits that exit before start / forward nothing
         (1 .. n_commits-2, not the planted commit); commit i+1 undoes each.
+    option_bug_at: index of the commit that plants the block-size bug (1 .. n_commits-1,
+        not the planted commit); it stays.
     patch_dir: where fix A / fix B go; default `<path>/.git/afpbisect/` (outside the work
         tree, removed with the repo).
     """
@@ -511,6 +541,7 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
     broken = _indexes("broken_at", broken_at, n)
     exits = _indexes("exits_at", exits_at, n, bad_at)
     silent = _indexes("silent_at", silent_at, n, bad_at)
+    option = _indexes("option_bug_at", [] if option_bug_at is None else [option_bug_at], n + 1, bad_at)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UsageError(f"{path} exists and is not an empty directory")
     path.mkdir(parents=True, exist_ok=True)
@@ -532,6 +563,9 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
         msg = _apply_step(tree, i, step, rng, when)
         tree.exits, tree.silent = i in exits, i in silent
         msg = _FAULT_TITLES["exits"] if tree.exits else _FAULT_TITLES["silent"] if tree.silent else msg
+        if i in option:
+            tree.option_bug = True
+            msg = f"{OPTION_BUG_TITLE}\n\nReject a block-size that the kernel would refuse, before the ring setup."
         files = _render(tree, templates)
         _write_tree(path, files, previous)
         previous = files
@@ -551,7 +585,8 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
         path=path, commits=commits, planted=commits[bad_at], good_ref=GOOD_TAG, bad_ref=BAD_TAG,
         fixA_patch=fix_a, fixB_patch=fix_b, broken=[commits[b] for b in sorted(broken)],
         planted_index=bad_at, broken_indexes=tuple(sorted(broken)), seed=seed,
-        exits=tuple(commits[i] for i in sorted(exits)), silent=tuple(commits[i] for i in sorted(silent)))
+        exits=tuple(commits[i] for i in sorted(exits)), silent=tuple(commits[i] for i in sorted(silent)),
+        option_bug=commits[option_bug_at] if option_bug_at is not None else None)
 
 
 _FAULT_TITLES = {"exits": "af-packet: require a block-size for ring setup",

@@ -1,11 +1,11 @@
-"""Verdicts, per-commit evidence and THE good/bad rule (ticket 8667).
+"""Verdicts, per-commit evidence and THE good/bad rule.
 
-The facts the rule rests on (NOTES.md, "The repro"):
+The facts the rule rests on (NOTES.md, "The repro"; docs/scenarios.md):
 
-* the race signature (`sending packet failed on socket 0: Socket operation on non-socket`)
-  never appears on a commit without the race: ONE hit is definitive proof of BAD;
-* on a commit with the race a cold start shows it only with probability p per cycle
-  (about 0.25 without the window widener, about 1 with it), so "no hit" is only evidence,
+* a scenario's hit (for ticket 8667, the ENOTSOCK line on fd 0) never appears on a commit
+  without the bug: ONE hit is definitive proof of BAD;
+* on a commit with a flaky bug a cycle shows it only with probability p (8667: about 0.25
+  without the test-only widener, about 1 with it), so "no hit" is only evidence,
   never proof: GOOD needs enough clean cycles that a bad commit would have shown a hit by
   then, except with a small probability `miss` = (1 - p) ** clean;
 * an infrastructure error (Docker, the container, the driver) is no evidence at all;

@@ -1,5 +1,5 @@
-"""`afpbisect verify-patch`: the race is present on TARGET + widener, and gone on
-TARGET + widener + PATCHES, each with a stated confidence.
+"""`afpbisect verify-patch`: the bug is present on TARGET + the scenario's test patches, and
+gone on TARGET + test patches + PATCHES, each with a stated confidence.
 
 Baseline first: it calibrates the per-cycle hit rate p on this very build.  The patched
 build is then run until a hit (the patch does not remove the race) or until enough clean
@@ -11,30 +11,36 @@ import time
 
 from . import __version__, policy
 from .context import Context
+from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
 from .refs import resolve
 from .report import write_reports
 from .state import State
+from .state import identity_digest
 from .verdict import Evidence, Verdict
 from .worktree import BuildTree, Patch, check_patches_apply
-from .bisection import widener
 
 
-def run_verify(ctx: Context, target: str, patches: list[Patch], confidence: float = 0.999) -> dict:
+def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidence: float = 0.999) -> dict:
     t0 = time.time()
+    sc = ctx.opts.scenario
+    target = target or sc["verify"]["target"]
+    if not target:
+        raise UsageError(f"scenario {sc.name} names no [verify] target: give --target")
     fixed_cycles = ctx.opts.fixed_cycles
     ref = resolve(ctx.repo, target)
     if ref.note:
         ctx.say(f"note: {ref.note}")
     # Fail fast, naming file and hunk, before any build.
-    check_patches_apply(BuildTree(ctx.repo, ctx.workdir / "trees" / "check"), ref.sha, [widener(), *patches])
+    check_patches_apply(BuildTree(ctx.repo, ctx.workdir / "trees" / "check"), ref.sha,
+                        [*Variant.of(sc).patches, *patches])
     s = ctx.opts.settings
     identity = {"command": "verify-patch", "repo": ctx.opts.repo, "target": ref.sha,
                 "patches": [p.digest() for p in patches], "pairs": s.pairs, "threads": s.threads,
-                "widen_us": s.widen_us, "confidence": confidence, "cycles": fixed_cycles}
-    stem = f"verify-{ref.sha[:10]}-{'-'.join(p.path.stem for p in patches)}"
-    state = State.load_or_new(ctx.workdir / "state" / f"{stem}.json", "verify", identity,
-                              restart=ctx.opts.restart, say=ctx.say)
+                "env": s.env, "scenario": sc.digest(), "confidence": confidence, "cycles": fixed_cycles}
+    stem = f"verify-{ref.sha[:10]}-{'-'.join(p.path.stem for p in patches)}-{sc.name}"
+    state = State.load_or_new(ctx.workdir / "state" / f"{stem}-{identity_digest(identity)}.json",
+                              "verify", identity, restart=ctx.opts.restart, say=ctx.say)
     # --cycles N caps both sides at N cycles; the confidence reported is what N gives.
     config = policy.PolicyConfig(confidence=confidence, **(
         {"max_verify_cycles": fixed_cycles, "max_calibration_cycles": fixed_cycles} if fixed_cycles else {}))
@@ -42,8 +48,9 @@ def run_verify(ctx: Context, target: str, patches: list[Patch], confidence: floa
     res = check_variants(ctx, ref.sha, patches, state, config, label="+".join(p.path.stem for p in patches))
     result = {"afpbisect": __version__, "command": "verify-patch", "repo": ctx.opts.repo,
               "target": {"typed": ref.typed, "name": ref.name, "sha": ref.sha, "note": ref.note},
-              "patches": [str(p.path) for p in patches],
-              "settings": {"pairs": s.pairs, "threads": s.threads, "widen_us": s.widen_us,
+              "patches": [str(p.path) for p in patches], "scenario": sc.summary(),
+              "test_patches": [p.name for p in Variant.of(sc).patches],
+              "settings": {"pairs": s.pairs, "threads": s.threads, "env": s.env,
                            "confidence": confidence},
               **res, "wall_seconds": round(time.time() - t0, 1)}
     state.data["result"] = result
@@ -56,11 +63,11 @@ def run_verify(ctx: Context, target: str, patches: list[Patch], confidence: floa
 
 def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, config,
                    label: str) -> dict:
-    """Baseline (widener) then patched (widener + patches) on one commit."""
-    base_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir,
-                           Variant("widener", [widener()]), say=ctx.say)
+    """Baseline (the scenario's test patches) then patched (test patches + patches) on one commit."""
+    sc = ctx.opts.scenario
+    base_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, Variant.of(sc), say=ctx.say)
     fix_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir,
-                          Variant(f"widener+{label}", [widener(), *patches]), say=ctx.say)
+                          Variant.of(sc, patches, label), say=ctx.say)
     store = evidence_store(state)
     base_ev = store.setdefault(f"base:{sha}", Evidence())
     fix_ev = store.setdefault(f"{label}:{sha}", Evidence())
@@ -85,21 +92,22 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
         base_env.close()
         fix_env.close()
     if base.verdict is Verdict.SKIP:
-        verdict, summary = "error", f"the target cannot be tested with the widener: {base_ev.skip_reason()}"
+        verdict, summary = "error", f"the target cannot be tested with the test patches: {base_ev.skip_reason()}"
     elif base.verdict is not Verdict.BAD:
         verdict = "not-reproduced"
-        summary = (f"the race did not reproduce on {sha[:10]} without the patch ({base_ev.valid_cycles} "
-                   "clean cycles): nothing to verify; pick a target with the race or a wider --widen-us")
+        summary = (f"the bug did not reproduce on {sha[:10]} without the patch ({base_ev.valid_cycles} "
+                   "clean cycles): nothing to verify; pick a target with the bug, or check the "
+                   "scenario's hit rule and test patches")
     elif fixed.verdict is Verdict.SKIP:
         verdict, summary = "error", f"the target cannot be tested with the patch: {fix_ev.skip_reason()}"
     elif fixed.verdict is Verdict.BAD:
         verdict = "present"
-        summary = (f"race PRESENT with {label}: {fix_ev.hits} of {fix_ev.valid_cycles} cycles show the "
-                   f"signature (baseline {base_ev.hits} of {base_ev.valid_cycles})")
+        summary = (f"bug PRESENT with {label} (scenario {sc.name}): {fix_ev.hits} of {fix_ev.valid_cycles} "
+                   f"cycles show a hit (baseline {base_ev.hits} of {base_ev.valid_cycles})")
     else:
         verdict = "cleared"
-        summary = (f"race CLEARED by {label}: 0 of {fix_ev.valid_cycles} cycles show the signature, "
-                   f"confidence {100 * fixed.confidence:.3f}%; without the patch {base_ev.hits} of "
+        summary = (f"bug CLEARED by {label} (scenario {sc.name}): 0 of {fix_ev.valid_cycles} cycles "
+                   f"show a hit, confidence {100 * fixed.confidence:.3f}%; without the patch {base_ev.hits} of "
                    f"{base_ev.valid_cycles} cycles do")
 
     def side(ev: Evidence) -> dict:

@@ -98,7 +98,9 @@ def main(argv=None) -> int:
     say = lambda m: print(m, file=sys.stderr, flush=True)
     rep = json.loads(a.report.read_text())
     s = rep["settings"]
-    settings = ReproSettings(pairs=s["pairs"], threads=s["threads"], widen_us=s["widen_us"])
+    # Reports before scenarios said widen_us; later ones carry the environment itself.
+    env = s.get("env") or {"SURICATA_RING_SETUP_DELAY_US": str(s.get("widen_us", 500000))}
+    settings = ReproSettings.from_scenario(load_scenario(), pairs=s["pairs"], threads=s["threads"], env=env)
     steps = spread([st for st in rep["steps"] if st["role"] == "search"], a.steps)
     a.workdir.mkdir(parents=True, exist_ok=True)
     eras_file = upstream_flags_rules(a.workdir / "eras-upstream-flags.toml") if a.naive_flags == "upstream" else None

@@ -40,7 +40,9 @@ def run_row(ctx, label, ref, extra, widen_us, cycles, say):
     b = ctx.builder.build(ctx.repo, sha, patches, label=label)
     if not b.ok:
         return {"label": label, "sha": sha, "error": f"build failed in {b.step}"}
-    settings = ReproSettings(pairs=ctx.opts.settings.pairs, threads=ctx.opts.settings.threads, widen_us=widen_us)
+    settings = ReproSettings.from_scenario(ctx.opts.scenario, pairs=ctx.opts.settings.pairs,
+                                           threads=ctx.opts.settings.threads,
+                                           env={"SURICATA_RING_SETUP_DELAY_US": str(widen_us)})
     logs = ctx.workdir / "logs" / "matrix" / f"{Path(b.product_dir).name}-w{widen_us}"
     logs.mkdir(parents=True, exist_ok=True)
     recs = []
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr, flush=True)
     opts = Options(repo=a.repo, workdir=a.workdir, base_image="debian:bookworm", jobs=2,
-                   settings=ReproSettings(pairs=a.pairs, threads=a.threads))
+                   settings=ReproSettings.from_scenario(load_scenario(), pairs=a.pairs, threads=a.threads))
     rows = [r for r in ROWS if not a.only or any(o in r[0] for o in a.only)]
     t0 = time.time()
     done = []

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SMALL = ["--pairs", "2", "--threads", "2", "--widen-us", "100000"]
+SMALL = ["--pairs", "2", "--threads", "2", "--env", "SURICATA_RING_SETUP_DELAY_US=100000"]
 
 
 def afp(*args, check_json=True, timeout=1500, env=None):

@@ -36,7 +36,7 @@ def test_repo_not_git(tmp_path, wd):
 
 
 @pytest.mark.parametrize("opt,val,pattern", [
-    ("--widen-us", "-5", "--widen-us"), ("--cycles", "0", "--cycles"),
+    ("--env", "NOEQUALS", "--env"), ("--cycles", "0", "--cycles"),
     ("--confidence", "2", "--confidence"), ("--pairs", "x", "--pairs"),
 ])
 def test_invalid_numbers(small_repo, wd, opt, val, pattern):
@@ -73,11 +73,13 @@ def test_workdir_not_writable(small_repo, tmp_path):
 
 
 def test_corrupt_state(small_repo, wd, tmp_path):
-    good, bad = git(small_repo, "rev-parse", "suricata-1.0.0"), git(small_repo, "rev-parse", "main")
-    st = tmp_path / "work" / "state" / f"run-{good[:10]}-{bad[:10]}.json"
+    # A run's state file is named by its whole identity (state.identity_digest); the
+    # nightly job's has a fixed name, so it is the one corrupted here.
+    st = tmp_path / "work" / "state" / "nightly.json"
     st.parent.mkdir(parents=True)
     st.write_text("{corrupt")
-    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), *wd, check_json=False)
+    code, _, err = afp("nightly", "--ref", "main", "--no-fetch", "--repo", str(small_repo), *wd,
+                       check_json=False)
     _one_line_exit2(code, err, "corrupt")
 
 

@@ -280,7 +280,7 @@ def test_refuses_when_the_bad_endpoint_does_not_reproduce():
     with pytest.raises(NotReproducible) as info:
         bisect(env.commits, env, PolicyConfig(max_calibration_cycles=25), store)
     assert not isinstance(info.value, InfraError)
-    assert "does not reproduce" in str(info.value) and "c0099" in str(info.value)
+    assert "not reproducible on BAD" in str(info.value) and "c0099" in str(info.value)
     assert store["c0099"].valid_cycles == 25 and store["c0099"].hits == 0
     assert env.cycles == store["c0099"].cycles  # nothing else was tried
 

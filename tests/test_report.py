@@ -50,6 +50,7 @@ def test_write_reports_keeps_the_earlier_report(tmp_path):
     out = tmp_path / "nightly"
     _run(out, "nightly", 751)
     night = {"status": "clean", "bisection": None, "wall_seconds": 12, "date": "2026-11-28",
+             "scenario": {"name": "8667", "title": "t"},
              "ref": {"name": "main"}, "sha": "0" * 40, "subject": "s", "hits": 0, "cycles": 25}
     res = write_reports(out, "nightly", night, "junit.xml.j2")
     assert json.loads((out / "nightly.json").read_text())["wall_seconds"] == 12

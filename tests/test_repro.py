@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from afpbisect.errors import InfraError, UsageError
+from afpbisect.scenario import load as load_scenario
 from afpbisect.repro import (
     CycleRecord,
     ReproEnv,
@@ -79,8 +80,8 @@ def test_yaml_is_valid_yaml_with_the_settings():
 
 
 def test_driver_config_carries_the_settings():
-    cfg = driver_config(ReproSettings(widen_us=20000, traffic_pps=100, send_rx=True), "tok")
-    assert cfg["widen_us"] == 20000 and cfg["traffic_pps"] == 100 and cfg["send_rx"] is True
+    cfg = driver_config(ReproSettings(env={"DELAY_US": "20000"}, traffic_pps=100, send_rx=True), "tok")
+    assert cfg["env"] == {"DELAY_US": "20000"} and cfg["traffic_pps"] == 100 and cfg["send_rx"] is True
     assert cfg["binary"] == "/opt/product/usr/local/bin/suricata"
     assert cfg["session"] == "tok"
 
@@ -271,10 +272,10 @@ def repro_image(engine):
 
 
 def _settings(**kw):
-    base = dict(pairs=2, threads=2, widen_us=200_000, traffic_pps=2000, traffic_seconds=2.0,
-                start_timeout=20.0, stop_timeout=5.0)
-    base.update(kw)
-    return ReproSettings(**base)
+    base = dict(pairs=2, threads=2, env={"SURICATA_RING_SETUP_DELAY_US": "200000"})
+    timing = dict(traffic_pps=2000, traffic_seconds=2.0, start_timeout=20.0, stop_timeout=5.0)
+    timing.update(kw)
+    return ReproSettings.from_scenario(load_scenario(), **base, **timing)
 
 
 @pytest.mark.docker

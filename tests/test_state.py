@@ -63,3 +63,13 @@ def test_unwritable_workdir(tmp_path):
     f.write_text("")
     with pytest.raises(UsageError, match="not writable"):
         check_writable(f / "sub")
+
+
+def test_identity_digest_names_each_run_apart():
+    """Issue 17: runs of one range with other options or another scenario keep their own
+    state files; the same identity always gets the same name (resume)."""
+    from afpbisect.state import identity_digest
+    a = {"good": "1" * 40, "bad": "2" * 40, "env": {"X": "1"}, "scenario": "d1"}
+    assert identity_digest(a) == identity_digest(dict(reversed(list(a.items()))))
+    assert identity_digest(a) != identity_digest({**a, "env": {"X": "0"}})
+    assert identity_digest(a) != identity_digest({**a, "scenario": "d2"})

@@ -5,15 +5,17 @@ Two subcommands (docs/ARCHITECTURE.md, "how a target is run"):
 
   serve --config /afp/config.json
       The container's main process.  Makes the veth pairs in the container's own network
-      namespace (pair i: SFE_i_TX <-> far_i_tx and SFE_i_RX <-> far_i_rx), keeps small
-      broadcast UDP frames flowing into far_i_tx (so they arrive on SFE_i_TX) for every pair,
+      namespace (pair i: SFE_i_TX <-> far_i_tx and SFE_i_RX <-> far_i_rx), keeps frames
+      flowing into far_i_tx (so they arrive on SFE_i_TX) for every pair -- small broadcast
+      UDP frames, or the frames of a pcap file, or none, as the scenario's [traffic] says --
       writes <logs>/serve/ready.json, and runs until SIGTERM or `max_seconds`, whichever
-      comes first.  Traffic flows between cycles too: the ticket's race needs packets
-      waiting on the read side when the workers come up (ticket 8667, "Steps").
+      comes first.  Traffic flows between cycles too: a start-up race needs packets waiting
+      on the read side when the workers come up.
 
   cycle --config /afp/config.json --index N
       One cold start of the target per the run contract, with the traffic of `serve` flowing:
-      start, wait for "Engine started.", count what reaches far_i_rx for `traffic_seconds`,
+      start (with the scenario's `env`), wait for the start marker (a regex), count what
+      reaches far_i_rx for `traffic_seconds`,
       SIGTERM, wait.  Prints ONE JSON record on stdout (also kept as
       <logs>/cycle-NNN/record.json).  The target is always terminated, whatever happens.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -39,7 +42,11 @@ DEFAULTS = {
     "product": "/opt/product",
     "yaml": "/afp/suricata.yaml",
     "logs": "/logs",
-    "widen_us": 500000,
+    "env": {},                    # environment of the target (the test patches read it)
+    "traffic_kind": "udp",        # udp | pcap | none
+    "frame_size": 18,             # UDP payload bytes
+    "pcap": "",                   # with traffic_kind pcap: the file, inside the container
+    "start_marker": r"Engine started\.",
     "traffic_pps": 3000,          # total frames per second over all pairs
     "send_rx": False,             # also send into far_i_rx (then far_i_tx sees forwards too)
     "traffic_seconds": 2.0,
@@ -49,7 +56,6 @@ DEFAULTS = {
     "extra_args": [],
 }
 
-MARKER = b"Engine started."
 ETH_P_ALL = 0x0003
 
 
@@ -157,23 +163,44 @@ def make_frame(pair: int, sport: int, payload_len: int = 18) -> bytes:
     return eth + ip + udp
 
 
+def read_pcap(path: str) -> list:
+    """The frames of a classic pcap file (Ethernet link type), in order."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    magic = data[:4]
+    endian = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
+              b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}.get(magic)
+    if endian is None or struct.unpack(endian + "I", data[20:24])[0] != 1:
+        raise ValueError(f"{path}: not a classic pcap file of Ethernet frames")
+    frames, pos = [], 24
+    while pos + 16 <= len(data):
+        incl = struct.unpack(endian + "I", data[pos + 8:pos + 12])[0]
+        frames.append(data[pos + 16:pos + 16 + incl])
+        pos += 16 + incl
+    if not frames:
+        raise ValueError(f"{path}: no frames")
+    return frames
+
+
 class Traffic:
     """Paced sender over one AF_PACKET raw socket per far interface."""
 
     SPORTS = 64
     TICK = 0.005
 
-    def __init__(self, pairs: int, pps: float, send_rx: bool):
+    def __init__(self, pairs: int, pps: float, send_rx: bool, kind: str = "udp", size: int = 18,
+                 pcap: str = ""):
         self.pps = max(float(pps), 1.0)
         self.targets = []  # (socket, [frames])
         names = [far_tx(i) for i in range(pairs)]
         if send_rx:
             names += [far_rx(i) for i in range(pairs)]
-        for idx, name in enumerate(names):
+        replay = read_pcap(pcap) if kind == "pcap" else None
+        for idx, name in enumerate(names if kind != "none" else []):
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             sock.bind((name, 0))
             sock.setblocking(False)
-            frames = [make_frame(idx % pairs, 1024 + k) for k in range(self.SPORTS)]
+            frames = replay or [make_frame(idx % pairs, 1024 + k, size) for k in range(self.SPORTS)]
             self.targets.append((sock, frames))
         self.sent = 0
         self.errors = 0
@@ -181,7 +208,7 @@ class Traffic:
 
     def send(self, count: int) -> None:
         n = len(self.targets)
-        for _ in range(count):
+        for _ in range(count if n else 0):
             k = self._cursor
             self._cursor += 1
             sock, frames = self.targets[k % n]
@@ -218,7 +245,8 @@ def cmd_serve(cfg: dict) -> int:
     t0 = time.monotonic()
     pairs = int(cfg["pairs"])
     setup = setup_veths(pairs)
-    traffic = Traffic(pairs, float(cfg["traffic_pps"]), bool(cfg["send_rx"]))
+    traffic = Traffic(pairs, float(cfg["traffic_pps"]), bool(cfg["send_rx"]), cfg["traffic_kind"],
+                      int(cfg["frame_size"]), cfg["pcap"])
     traffic.send(len(traffic.targets))  # one frame each, so "ready" means frames flow
     info = {
         "session": cfg.get("session"),
@@ -362,7 +390,7 @@ def run_cycle(cfg: dict, index: int) -> dict:
     os.makedirs(logdir)
 
     env = dict(os.environ)
-    env["SURICATA_RING_SETUP_DELAY_US"] = str(int(cfg["widen_us"]))
+    env.update({str(k): str(v) for k, v in (cfg.get("env") or {}).items()})
     lib = os.path.join(cfg["product"], "usr/local/lib")
     env["LD_LIBRARY_PATH"] = lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     argv = [cfg["binary"], "-c", cfg["yaml"], "--af-packet", "-l", logdir, "-k", "none",
@@ -377,7 +405,8 @@ def run_cycle(cfg: dict, index: int) -> dict:
         # stdin must not be a socket: the signature is sendto() on fd 0 (NOTES).
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=env, cwd=logdir, start_new_session=True)
-        marker_at = _wait_marker(proc, console, float(cfg["start_timeout"]))
+        marker_at = _wait_marker(proc, console, float(cfg["start_timeout"]),
+                                 re.compile(cfg["start_marker"].encode()))
         if marker_at is not None:
             rec["started"] = True
             rec["start_seconds"] = round(marker_at - t_spawn, 3)
@@ -388,7 +417,7 @@ def run_cycle(cfg: dict, index: int) -> dict:
             after, offered1 = snapshot(pairs, send_rx), offered(pairs, send_rx)
             rec["forwarded_after_start"] = _delta(before, after)
             rec["offered"] = _delta(offered0, offered1)
-            if not any(rec["offered"].values()):
+            if cfg["traffic_kind"] != "none" and not any(rec["offered"].values()):
                 # The rig, not the target: without frames offered the race cannot fire.
                 rec["error"] = "no frames offered during the traffic window (traffic generator not running?)"
             if proc.poll() is not None:
@@ -430,12 +459,13 @@ def run_cycle(cfg: dict, index: int) -> dict:
     return rec
 
 
-def _wait_marker(proc: subprocess.Popen, console: str, timeout: float) -> float | None:
-    """Monotonic time at which "Engine started." appeared in the console log, or None if the
-    target exited first or the timeout passed.  Suricata flushes every console line."""
+def _wait_marker(proc: subprocess.Popen, console: str, timeout: float, marker) -> float | None:
+    """Monotonic time at which the start marker (a compiled bytes regex, matched within a
+    line) appeared in the console log, or None if the target exited first or the timeout
+    passed.  Suricata flushes every console line."""
     deadline = time.monotonic() + timeout
     pos = 0
-    tail = b""
+    tail = b""   # the last line, while it is not complete
     with open(console, "rb") as fh:
         while True:
             fh.seek(pos)
@@ -443,14 +473,13 @@ def _wait_marker(proc: subprocess.Popen, console: str, timeout: float) -> float 
             if chunk:
                 pos += len(chunk)
                 buf = tail + chunk
-                if MARKER in buf:
+                if marker.search(buf):
                     return time.monotonic()
-                tail = buf[-len(MARKER):]
+                tail = buf[buf.rfind(b"\n") + 1:]
             if proc.poll() is not None:
                 # one last read: the marker may have been written just before exit
                 fh.seek(pos)
-                rest = fh.read()
-                if MARKER in tail + rest:
+                if marker.search(tail + fh.read()):
                     return time.monotonic()
                 return None
             if time.monotonic() >= deadline:

@@ -1,0 +1,146 @@
+"""Scenarios (issue 15): the bug as data, validated strictly, the built-in one for ticket
+8667 and a second kind of bug written only from docs/scenarios.md."""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from afpbisect import PACKAGE_DIR, PATCHES_DIR
+from afpbisect.errors import UsageError
+from afpbisect.scenario import builtin_names, load
+from afpbisect.synthetic import make_synthetic_repo
+from conftest import git
+from e2e_util import afp, docker_ok
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "scenarios.md"
+
+
+def docs_example(n: int) -> str:
+    """The n-th ```toml block of docs/scenarios.md, as a user would copy it."""
+    return re.findall(r"```toml\n(.*?)```", DOCS.read_text(), re.S)[n - 1]
+
+
+def test_builtin_is_the_default_and_listed():
+    sc = load()
+    assert sc.name == "8667" and "8667" in builtin_names()
+    assert sc.env == {"SURICATA_RING_SETUP_DELAY_US": "500000"}
+    assert [p.path.name for p in sc.patches] == ["widener.patch"]
+    assert sc["verify"]["target"] == "suricata-8.0.3" and sc["nightly"]["branch"] == "main"
+    assert load("8667").digest() == sc.digest()
+    code, _, err = afp("scenarios", check_json=False)
+    assert code == 0
+
+
+def test_docs_examples_load_as_written(tmp_path):
+    one = tmp_path / "8667.toml"
+    one.write_text(docs_example(1))
+    shutil.copy(PATCHES_DIR / "widener.patch", tmp_path)   # a user's file names patches beside it
+    assert load(one)["hit"] == load()["hit"]
+    two = tmp_path / "block.toml"
+    two.write_text(docs_example(2))
+    sc = load(two)
+    assert sc["suricata"]["block_size"] == 32768 and sc["hit"]["exit_codes"] == [1] and not sc.patches
+
+
+BAD = {
+    "unknown top key": ('name = "x"\nnmae = "y"\n[hit]\nconsole = ["a"]\n', "unknown key 'nmae'"),
+    "unknown section key": ('name = "x"\n[hit]\nconsole = ["a"]\nconsol = ["b"]\n', "unknown key [hit] 'consol'"),
+    "unknown section": ('name = "x"\n[hits]\nconsole = ["a"]\n', "unknown key 'hits'"),
+    "wrong type": ('name = "x"\n[hit]\nconsole = "a"\n', "key [hit] 'console' must be a list of strings"),
+    "wrong number type": ('name = "x"\n[hit]\nconsole = ["a"]\n[suricata]\npairs = "6"\n',
+                          "key [suricata] 'pairs' must be an integer"),
+    "regex": ('name = "x"\n[hit]\nconsole = ["a(b"]\n', "regex 'a(b' does not compile"),
+    "patch missing": ('name = "x"\n[hit]\nconsole = ["a"]\n[[patch]]\nfile = "nope.patch"\n',
+                      "nope.patch does not exist"),
+    "nothing is a hit": ('name = "x"\n[hit]\n', "says nothing is a hit"),
+    "choice": ('name = "x"\n[hit]\nconsole = ["a"]\n[traffic]\nkind = "tcp"\n',
+               "key [traffic] 'kind' must be one of udp, none, pcap"),
+    "no name": ('[hit]\nconsole = ["a"]\n', "key 'name' is required"),
+    "not toml": ('name = "x\n', "not valid TOML"),
+    "none forwards nothing": ('name = "x"\n[hit]\nconsole = ["a"]\n[traffic]\nkind = "none"\n',
+                              "'min_forwarded' must be 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_scenario_is_one_line_exit_2_before_anything(case, small_repo, tmp_path):
+    text, expected = BAD[case]
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    with pytest.raises(UsageError, match=re.escape(expected)):
+        load(f)
+    work = tmp_path / "work"
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), "--workdir", str(work),
+                       "--scenario", str(f), check_json=False,
+                       env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})   # never reached
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert str(f) in lines[0] and expected in lines[0], lines[0]
+    assert not work.exists(), "something was created before the scenario was checked"
+
+
+def test_unknown_scenario_name(tmp_path):
+    code, _, err = afp("run", "a..b", "--scenario", "no-such-bug", "--workdir", str(tmp_path / "w"),
+                       check_json=False)
+    assert code == 2 and "neither a built-in" in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_module_outside_the_synthetic_target_keeps_a_ticket_8667_constant():
+    """The bug lives in afpbisect/scenarios/8667.toml and patches/, not in code."""
+    constants = ("SURICATA_RING_SETUP_DELAY_US", "on socket 0", "Socket operation on non-socket",
+                 "suricata-8.0.3", "race-8667", "widener.patch", "500000", "500_000")
+    found = []
+    for py in sorted(PACKAGE_DIR.rglob("*.py")):
+        if py.name in ("synthetic.py", "doctor.py"):   # the fixture; doctor lists shipped files
+            continue
+        text = py.read_text()
+        found += [f"{py.name}: {c}" for c in constants if c in text]
+    assert found == []
+
+
+# --- the second kind of bug, on the real Docker engine ------------------------------------
+
+docker = pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")
+
+
+@pytest.fixture(scope="module")
+def option_bug(tmp_path_factory):
+    base = tmp_path_factory.mktemp("scenario2")
+    syn = make_synthetic_repo(base / "target", n_commits=40, seed=5, option_bug_at=17)
+    scenario = base / "block-size-rejected.toml"
+    scenario.write_text(docs_example(2))
+    return syn, scenario, base / "work"
+
+
+@pytest.mark.docker
+@docker
+def test_second_scenario_bisects_the_start_up_error(option_bug):
+    syn, scenario, work = option_bug
+    code, res, err = afp("run", f"{syn.good_ref}..{syn.bad_ref}", "--repo", str(syn.path), "--workdir",
+                         str(work), "--scenario", str(scenario), "--json")
+    assert code == 0, err
+    assert res["result"]["first_bad"] == syn.option_bug, err
+    assert res["scenario"]["name"] == "block-size-rejected" and res["patches"] == []
+    # deterministic: the calibration saw it every time, one cycle per bad commit in the search
+    assert res["calibrations"][0]["p"] == 1.0
+    assert all(s["cycles"] == 1 for s in res["steps"] if s["role"] == "search" and s["verdict"] == "bad")
+    assert "block-size-rejected" in Path(res["reports"]["markdown"]).read_text()
+
+
+@pytest.mark.docker
+@docker
+def test_second_scenario_find_fix_names_the_revert(option_bug):
+    syn, scenario, work = option_bug
+    git(syn.path, "checkout", "-q", "main")
+    for i in range(4):
+        (syn.path / "ChangeLog").write_text((syn.path / "ChangeLog").read_text() + f"\nafter {i}\n")
+        git(syn.path, "commit", "-qam", f"changelog: after {i}")
+        if i == 1:
+            git(syn.path, "revert", "--no-edit", syn.option_bug)
+    fix = git(syn.path, "log", "--format=%H", "-1", "--grep", "^Revert")
+    code, res, err = afp("run", "--find-fix", f"{syn.bad_ref}..main", "--repo", str(syn.path),
+                         "--workdir", str(work), "--scenario", str(scenario), "--json")
+    assert code == 0, err
+    assert res["result"]["first_fixed"] == fix
