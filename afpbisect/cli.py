@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -29,6 +30,25 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+def _finite(ctx, param, value):
+    """click's FloatRange lets nan through (every comparison with nan is false)."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter(f"{value} is not a number")
+    return value
+
+
+def _era_rules(ctx, param, value):
+    """Parse --eras while the command line is read: a bad file is reported as itself,
+    before the workdir, the clone or Docker is touched."""
+    if value is not None:
+        from .eras import ErasError, load_rules
+        try:
+            load_rules(value)
+        except ErasError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def common(fn):
     """Options every command that builds and runs takes."""
     opts = [
@@ -44,12 +64,13 @@ def common(fn):
         click.option("--widen-us", type=click.IntRange(0, 10_000_000), default=500_000, show_default=True,
                      help="SURICATA_RING_SETUP_DELAY_US for the widener; 0 runs without delay."),
         click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.999,
-                     show_default=True, help="Target confidence for the whole answer."),
+                     callback=_finite, show_default=True, help="Target confidence for the whole answer."),
         click.option("--cycles", type=click.IntRange(1, 10_000), default=None,
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
         click.option("--base-image", default="debian:bookworm", show_default=True,
                      help="Base image; built locally with debootstrap when it cannot be pulled."),
         click.option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     callback=_era_rules,
                      help="Era rules file (default: the shipped afpbisect/eras.toml), e.g. to take libhtp from elsewhere."),
         click.option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
                      help="make -j for builds."),
