@@ -49,6 +49,16 @@ def _era_rules(ctx, param, value):
     return value
 
 
+def _range_syntax(ctx, param, value):
+    """GOOD..BAD's syntax needs no repository: check it before a URL --repo is cloned."""
+    from .refs import split_range
+    try:
+        split_range(value)
+    except AfpError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def common(fn):
     """Options every command that builds and runs takes."""
     opts = [
@@ -159,7 +169,7 @@ def cli():
 
 
 @cli.command(short_help="Bisect GOOD..BAD and name the first bad commit.")
-@click.argument("range_", metavar="GOOD..BAD")
+@click.argument("range_", metavar="GOOD..BAD", callback=_range_syntax)
 @click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD races: find the first commit where the race is gone.")
 @click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the race is gone.")
 @common
