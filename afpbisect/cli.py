@@ -99,8 +99,11 @@ def common(fn):
 
 
 def _options(kw: dict, update: bool = False) -> Options:
+    from .worktree import normalise_source
     settings = ReproSettings(pairs=kw["pairs"], threads=kw["threads"], widen_us=kw["widen_us"])
-    return Options(repo=kw["repo"], workdir=kw["workdir"], base_image=kw["base_image"],
+    # Normalised here, before the workdir is made: a missing local --repo touches nothing,
+    # and `./x/` and `/abs/x` are one run (its identity is built from Options.repo).
+    return Options(repo=normalise_source(kw["repo"]), workdir=kw["workdir"], base_image=kw["base_image"],
                    jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
                    fixed_cycles=kw["cycles"], eras_file=kw["eras_file"])
 

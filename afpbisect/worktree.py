@@ -27,17 +27,25 @@ def clone_dir(workdir: Path, source: str) -> Path:
     return workdir / "repos" / f"{name}-{tag}.git"
 
 
+def normalise_source(source: str) -> str:
+    """One spelling per repository, since runs are told apart by it: a local path (checked
+    to be a git repository) becomes absolute and resolved, a URL loses a trailing slash.
+    A `.git` suffix is kept: on some hosts `x` and `x.git` are not the same repository."""
+    if "://" in source or source.startswith("git@"):
+        return source.rstrip("/") or source
+    p = Path(source).expanduser()
+    if not p.exists():
+        raise UsageError(f"--repo {source}: no such directory")
+    try:
+        git.Repo(p)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise UsageError(f"--repo {source}: not a git repository (bare or not)") from None
+    return str(p.resolve())
+
+
 def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: None) -> git.Repo:
     """Our bare clone of `source` (local path, bare or not, or URL); made once."""
-    if "://" not in source and not source.startswith("git@"):
-        p = Path(source).expanduser()
-        if not p.exists():
-            raise UsageError(f"--repo {source}: no such directory")
-        try:
-            git.Repo(p)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise UsageError(f"--repo {source}: not a git repository (bare or not)") from None
-        source = str(p.resolve())
+    source = normalise_source(source)
     dest = clone_dir(workdir, source)
     if not (dest / "HEAD").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)

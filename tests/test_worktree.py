@@ -64,3 +64,17 @@ def test_update_says_which_refs_moved(small_repo, tmp_path):
     repo = open_clone(tmp_path / "work", str(small_repo), update=True, say=said.append)
     assert said == [f"updated from {small_repo.resolve()}: 1 ref(s) changed (main)"]
     assert repo.git.rev_parse("main") == git(small_repo, "rev-parse", "main")
+
+
+def test_repo_spellings_are_one_source(small_repo, monkeypatch):
+    """A trailing slash or a relative path must not make "a different run" (issue 17)."""
+    from afpbisect.worktree import normalise_source
+    monkeypatch.chdir(small_repo.parent)
+    same = {normalise_source(s) for s in ("repo", "./repo/", str(small_repo) + "/", str(small_repo))}
+    assert same == {str(small_repo.resolve())}
+    assert normalise_source("https://example.org/x.git/") == "https://example.org/x.git"
+    # a .git suffix may name another repository on some hosts: kept as typed
+    assert normalise_source("https://example.org/x") == "https://example.org/x"
+    assert normalise_source("git@example.org:x/") == "git@example.org:x"
+    with pytest.raises(UsageError, match="no such directory"):
+        normalise_source("./nonexistent/")
