@@ -103,28 +103,40 @@ class Patch:
 
 
 def load_patch(path: Path) -> Patch:
-    """Read and validate a patch file; clear errors for missing or non-patch files."""
+    """Read and validate a patch file; clear errors for missing or non-patch files.
+
+    A patch is bytes: a comment in Latin-1 or a `git diff --binary` section is valid, and
+    `git apply` reads the file itself, so only the headers are decoded here (undecodable
+    bytes kept as surrogates, never an error)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"patch file {path} does not exist")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a patch (not text)") from None
-    files, hunks, current, n = [], [], None, 0
+    files, hunks, binary = _scan(path.read_bytes().decode("utf-8", errors="surrogateescape"))
+    if not files or not (hunks or binary):
+        raise UsageError(f"{path} is not a patch (no ---/+++ file headers with @@ hunks, "
+                         "no git binary patch)")
+    return Patch(path=path.resolve(), files=tuple(files), hunks=tuple(hunks))
+
+
+def _scan(text: str) -> tuple[list[str], list[tuple[str, int, int]], bool]:
+    """(files, hunks as (file, number from 1, old start line), whether a binary section is in it)."""
+    files, hunks, current, n, binary = [], [], None, 0, False
     for line in text.splitlines():
-        if line.startswith("+++ "):
+        if line.startswith("diff --git "):
+            # a binary section has no +++ line: its file is named only here
+            current, n = line.rsplit(" b/", 1)[-1], 0
+        elif line.startswith("+++ "):
             target = line[4:].split("\t")[0]
             current = target[2:] if target.startswith(("b/", "a/")) else target
             files.append(current)
             n = 0
-        m = _HUNK.match(line)
-        if m and current:
+        elif line == "GIT binary patch" and current:
+            files.append(current)
+            binary = True
+        elif (m := _HUNK.match(line)) and current:
             n += 1
             hunks.append((current, n, int(m.group(1))))
-    if not files or not hunks:
-        raise UsageError(f"{path} is not a patch (no ---/+++ file headers with @@ hunks)")
-    return Patch(path=path.resolve(), files=tuple(files), hunks=tuple(hunks))
+    return files, hunks, binary
 
 
 def _failing_hunk(patch: Patch, stderr: str) -> str:
@@ -166,8 +178,9 @@ class BuildTree:
         self.repo.git.worktree("add", "--detach", "--force", str(self.path), "HEAD")
 
     def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        # errors="replace": git quotes patch and file content in its messages, in any encoding
         return subprocess.run(["git", "-C", str(self.path), *args], capture_output=True,
-                              text=True, check=check)
+                              text=True, errors="replace", check=check)
 
     def head(self) -> str:
         return self._git("rev-parse", "HEAD").stdout.strip()
