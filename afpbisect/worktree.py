@@ -54,7 +54,7 @@ def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: N
         try:
             git.Repo.clone_from(source, tmp, bare=True, no_tags=False)
         except git.GitCommandError as exc:
-            raise UsageError(f"--repo {source}: cannot clone: {exc.stderr.strip()[:200]}") from None
+            raise UsageError(f"--repo {source}: cannot clone: {_git_reason(exc.stderr)}") from None
         tmp.rename(dest)
         repo = git.Repo(dest)
         # A bare clone maps branches 1:1; keep them as they are so `main` resolves.
@@ -64,6 +64,14 @@ def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: N
     if update:
         say(f"updated from {source}: {fetch(repo)}")
     return repo
+
+
+def _git_reason(stderr: str) -> str:
+    """git's own reason, one line: its last `fatal:`/`error:` line (the progress lines
+    before it, "Cloning into ...", say nothing the user needs)."""
+    lines = [l.strip(" '") for l in (stderr or "").splitlines() if l.strip(" '")]
+    reasons = [l for l in lines if l.startswith(("fatal:", "error:"))]
+    return ((reasons or lines or ["git failed"])[-1])[:200]
 
 
 def _refs(repo: git.Repo) -> dict[str, str]:
