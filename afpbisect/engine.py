@@ -142,7 +142,14 @@ API_TIMEOUT = 600
 
 
 def ping_seconds() -> float:
-    return float(os.environ.get("AFPBISECT_DOCKER_PING_SECONDS", "10"))
+    raw = os.environ.get("AFPBISECT_DOCKER_PING_SECONDS", "10")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):   # also false for nan
+        raise UsageError(f"AFPBISECT_DOCKER_PING_SECONDS={raw!r} is not a positive number of seconds")
+    return value
 
 
 def connect(run_id: str, base_url: str | None = None) -> Engine:

@@ -164,3 +164,10 @@ def test_clone_failure_is_one_line(tmp_path):
     _one_line_exit2(code, err, "cannot clone")
     assert "example.invalid" in err.split("cannot clone", 1)[1]
     assert not list((work / "repos").glob("*"))   # no half clone left behind
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "nan", "-1"])
+def test_bad_ping_seconds(small_repo, tmp_path, value):
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
+                       check_json=False, env={**NO_DOCKER, "AFPBISECT_DOCKER_PING_SECONDS": value})
+    _one_line_exit2(code, err, "AFPBISECT_DOCKER_PING_SECONDS")
