@@ -33,7 +33,6 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     for r in (rng.good, rng.bad):
         if r.note:
             say(f"note: {r.note}")
-    ctx.docker()   # input is valid: now the engine (a clear error if it is away)
     sc = ctx.opts.scenario
     variant = Variant.of(sc)
     s = ctx.opts.settings
@@ -45,6 +44,7 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     # another scenario keeps its own state beside this one.
     state = State.load_or_new(ctx.workdir / "state" / f"{stem}-{identity_digest(identity)}.json",
                               "run", identity, restart=ctx.opts.restart, say=say)
+    ctx.docker()   # input (the state included) is valid: now the engine (a clear error if away)
     say(f"range {rng.good.name}..{rng.bad.name}: {len(rng.commits) - 1} commits "
         f"(at least {max(1, (len(rng.commits) - 1).bit_length())} steps)")
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say)

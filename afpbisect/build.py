@@ -166,8 +166,8 @@ class DockerBuilder:
         self.logs = self.workdir / "logs" / "build"
         try:
             self.rules = eras.load_rules(eras_file)
-        except (OSError, ValueError, eras.ErasError) as exc:   # TOML syntax errors are ValueErrors
-            raise UsageError(f"era rules {eras_file or 'afpbisect/eras.toml'}: {exc}") from None
+        except eras.ErasError as exc:   # it names the file, and wraps OSError and TOML errors
+            raise UsageError(f"era rules {exc}") from None
 
     # ------------------------------------------------------------ keys and recipe
     def recipe_for(self, repo: git.Repo, sha: str) -> eras.Recipe:

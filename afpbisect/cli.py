@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -41,6 +42,35 @@ def _env_items(ctx, param, values) -> dict:
     return out
 
 
+def _finite(ctx, param, value):
+    """click's FloatRange lets nan through (every comparison with nan is false)."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter(f"{value} is not a number")
+    return value
+
+
+def _era_rules(ctx, param, value):
+    """Parse --eras while the command line is read: a bad file is reported as itself,
+    before the workdir, the clone or Docker is touched."""
+    if value is not None:
+        from .eras import ErasError, load_rules
+        try:
+            load_rules(value)
+        except ErasError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _range_syntax(ctx, param, value):
+    """GOOD..BAD's syntax needs no repository: check it before a URL --repo is cloned."""
+    from .refs import split_range
+    try:
+        split_range(value)
+    except AfpError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def common(fn):
     """Options every command that builds and runs takes."""
     opts = [
@@ -60,12 +90,13 @@ def common(fn):
                      help="Set a variable of the target's environment, over the scenario's (e.g. "
                           "the delay its test patch reads). Repeatable."),
         click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
-                     help="Target confidence for the whole answer (default 0.999; nightly: the scenario's)."),
+                     callback=_finite, help="Target confidence for the whole answer (default 0.999; nightly: the scenario's)."),
         click.option("--cycles", type=click.IntRange(1, 10_000), default=None,
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
         click.option("--base-image", default="debian:bookworm", show_default=True,
                      help="Base image; built locally with debootstrap when it cannot be pulled."),
         click.option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     callback=_era_rules,
                      help="Era rules file (default: the shipped afpbisect/eras.toml), e.g. to take libhtp from elsewhere."),
         click.option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
                      help="make -j for builds."),
@@ -86,9 +117,12 @@ def common(fn):
 def _options(kw: dict, update: bool = False) -> Options:
     """Everything the command was given, checked: the scenario is loaded and validated
     here, before the workdir, the clone or Docker is touched (bad input: exit 2)."""
+    from .worktree import normalise_source
     sc = load_scenario(kw["scenario_ref"])
     settings = ReproSettings.from_scenario(sc, pairs=kw["pairs"], threads=kw["threads"], env=kw["env_items"])
-    return Options(repo=kw["repo"], workdir=kw["workdir"], base_image=kw["base_image"],
+    # Normalised here, before the workdir is made: a missing local --repo touches nothing,
+    # and `./x/` and `/abs/x` are one run (its identity is built from Options.repo).
+    return Options(repo=normalise_source(kw["repo"]), workdir=kw["workdir"], base_image=kw["base_image"],
                    jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
                    fixed_cycles=kw["cycles"], eras_file=kw["eras_file"], scenario=sc)
 
@@ -158,7 +192,7 @@ def cli():
 
 
 @cli.command(short_help="Bisect GOOD..BAD and name the first bad commit.")
-@click.argument("range_", metavar="GOOD..BAD")
+@click.argument("range_", metavar="GOOD..BAD", callback=_range_syntax)
 @click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD has the bug: find the first commit where it is gone.")
 @click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the bug is gone.")
 @common

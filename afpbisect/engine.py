@@ -135,18 +135,54 @@ class DockerUnreachable(UsageError):
     engine that goes away in the middle of a run is retried, then an InfraError."""
 
 
+# Builds and image imports are single API calls that take minutes: the client keeps a long
+# timeout.  The first contact gets a short one, so that a daemon that accepts connections
+# and never answers (wedged) is an error within seconds, not a 10-minute hang.
+API_TIMEOUT = 600
+
+
+def ping_seconds() -> float:
+    raw = os.environ.get("AFPBISECT_DOCKER_PING_SECONDS", "10")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):   # also false for nan
+        raise UsageError(f"AFPBISECT_DOCKER_PING_SECONDS={raw!r} is not a positive number of seconds")
+    return value
+
+
 def connect(run_id: str, base_url: str | None = None) -> Engine:
     """Connect to the engine (DOCKER_HOST or the default socket); clear error if away."""
     url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    wait = ping_seconds()
     try:
-        client = docker.DockerClient(base_url=url, timeout=600)
-        client.ping()
+        probe = docker.DockerClient(base_url=url, timeout=wait)   # asks /version at once
+        try:
+            probe.ping()
+            version = probe.api.api_version
+        finally:
+            probe.close()
+        client = docker.DockerClient(base_url=url, version=version, timeout=API_TIMEOUT)
     except (docker.errors.DockerException, requests.exceptions.ConnectionError,
             requests.exceptions.Timeout) as exc:
+        if _timed_out(exc):
+            raise DockerUnreachable(
+                f"Docker engine at {url} did not answer within {wait:g} s; restart the daemon, set "
+                "DOCKER_HOST, or wait longer with AFPBISECT_DOCKER_PING_SECONDS") from None
         raise DockerUnreachable(
             f"Docker engine unreachable at {url} ({_short(exc)}); start the daemon or set DOCKER_HOST"
         ) from None
     return Engine(client=client, run_id=run_id, base_url=url)
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """docker-py wraps the requests timeout of its first call (the version query)."""
+    while exc is not None:
+        if isinstance(exc, requests.exceptions.Timeout):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def create_container(client: docker.DockerClient, image: str, command, name: str, **kw):

@@ -120,8 +120,9 @@ def parse_cond(raw: Any, where: str) -> Cond:
             raise ErasError(f"{where}: {kind} takes a non-empty string")
         return Cond(kind, arg)
     if kind == "file_matches":
-        if not isinstance(arg, Mapping) or set(arg) != {"path", "regex"}:
-            raise ErasError(f"{where}: file_matches takes {{ path = ..., regex = ... }}")
+        if (not isinstance(arg, Mapping) or set(arg) != {"path", "regex"}
+                or not all(isinstance(v, str) and v for v in arg.values())):
+            raise ErasError(f"{where}: file_matches takes {{ path = ..., regex = ... }}, two non-empty strings")
         try:
             rx = re.compile(arg["regex"], re.MULTILINE)
         except re.error as e:
@@ -163,6 +164,9 @@ def _str_list(raw: Any, where: str) -> tuple[str, ...]:
 
 
 def parse_rule(raw: Mapping[str, Any], index: int) -> Rule:
+    if not isinstance(raw, Mapping):
+        # `rule = [1, 2]` parses as TOML but is no [[rule]] table
+        raise ErasError(f"rule #{index + 1}: a rule is a table ([[rule]]), got {raw!r}")
     where = f"rule #{index + 1} ({raw.get('id', '?')})"
     unknown = set(raw) - _RULE_KEYS
     if unknown:
@@ -192,18 +196,34 @@ def parse_rule(raw: Mapping[str, Any], index: int) -> Rule:
 def load_rules(path: Path | None = None) -> list[Rule]:
     """Parse eras.toml (default: the package's own) into rules, in file order."""
     path = Path(path) if path is not None else DEFAULT_RULES
-    with path.open("rb") as f:
-        data = tomllib.load(f)
+    data = _read_toml(path)
     raw_rules = data.get("rule")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise ErasError(f"{path}: no [[rule]] entries")
-    rules = [parse_rule(r, i) for i, r in enumerate(raw_rules)]
+    try:
+        rules = [parse_rule(r, i) for i, r in enumerate(raw_rules)]
+    except ErasError as exc:   # a user's --eras file: say which file the rule is in
+        raise ErasError(f"{path}: {exc}") from None
     seen: set[str] = set()
     for r in rules:
         if r.id in seen:
             raise ErasError(f"{path}: duplicate rule id {r.id!r}")
         seen.add(r.id)
     return rules
+
+
+def _read_toml(path: Path) -> dict:
+    """The file's TOML; every way of not being one (missing, a directory, not UTF-8, bad
+    syntax) is an ErasError naming the file, so a --eras typo is one line, not a traceback."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ErasError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ErasError(f"{path}: not valid TOML (not UTF-8)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ErasError(f"{path}: not valid TOML ({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------

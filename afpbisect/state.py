@@ -18,6 +18,27 @@ from .errors import StateError, UsageError
 
 VERSION = 1
 _REQUIRED = {"version": int, "kind": str, "identity": dict, "created": float, "data": dict}
+# The tables of `data` the commands index into, and what each maps a name to: checked on
+# load so that a hand-edited or foreign file is one error here, not a TypeError mid-run.
+_TABLES = {"builds": dict, "cycles": list, "evidence": dict, "refs": dict}
+_JSON_NAMES = {dict: "an object", list: "a list"}
+
+
+def data_problem(data: dict) -> str | None:
+    """What is wrong with the shape of a state's `data`, or None."""
+    for key, inner in _TABLES.items():
+        table = data.get(key, {})
+        if not isinstance(table, dict) or not all(isinstance(v, inner) for v in table.values()):
+            return f"{key!r} must map names to {_JSON_NAMES[inner]}"
+    if not all(isinstance(r, dict) for recs in data.get("cycles", {}).values() for r in recs):
+        return "'cycles' records must be objects"
+    for track in data.get("refs", {}).values():
+        history = track.get("history", [])
+        if not isinstance(history, list) or not all(isinstance(n, dict) for n in history):
+            return "'refs' history must be a list of objects"
+    if not isinstance(data.get("result", {}), dict):
+        return "'result' must be an object"
+    return None
 
 
 class State:
@@ -63,6 +84,9 @@ class State:
                              f"afpbisect understands ({VERSION}); upgrade afpbisect or use --restart")
         if raw["version"] < VERSION:
             raise StateError(f"state file {path} has old version {raw['version']}; use --restart")
+        problem = data_problem(raw["data"])
+        if problem:
+            raise StateError(f"state file {path} is corrupt (data: {problem}); use --restart to discard it")
         return cls(path, raw["kind"], raw["identity"], raw["data"], raw["created"])
 
     def save(self) -> None:
@@ -102,7 +126,11 @@ class WorkdirLock:
     def try_acquire(self) -> str | None:
         """Take the lock and return None, or leave it and say who holds it (for callers
         that must not fail when a run is live, like `afpbisect clean`)."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:   # a directory, or a file we may not write, in its place
+            raise UsageError(f"workdir lock {self.path} cannot be opened ({exc.strerror}); "
+                             "remove it or use another --workdir") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -27,17 +27,25 @@ def clone_dir(workdir: Path, source: str) -> Path:
     return workdir / "repos" / f"{name}-{tag}.git"
 
 
+def normalise_source(source: str) -> str:
+    """One spelling per repository, since runs are told apart by it: a local path (checked
+    to be a git repository) becomes absolute and resolved, a URL loses a trailing slash.
+    A `.git` suffix is kept: on some hosts `x` and `x.git` are not the same repository."""
+    if "://" in source or source.startswith("git@"):
+        return source.rstrip("/") or source
+    p = Path(source).expanduser()
+    if not p.exists():
+        raise UsageError(f"--repo {source}: no such directory")
+    try:
+        git.Repo(p)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise UsageError(f"--repo {source}: not a git repository (bare or not)") from None
+    return str(p.resolve())
+
+
 def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: None) -> git.Repo:
     """Our bare clone of `source` (local path, bare or not, or URL); made once."""
-    if "://" not in source and not source.startswith("git@"):
-        p = Path(source).expanduser()
-        if not p.exists():
-            raise UsageError(f"--repo {source}: no such directory")
-        try:
-            git.Repo(p)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise UsageError(f"--repo {source}: not a git repository (bare or not)") from None
-        source = str(p.resolve())
+    source = normalise_source(source)
     dest = clone_dir(workdir, source)
     if not (dest / "HEAD").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +54,7 @@ def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: N
         try:
             git.Repo.clone_from(source, tmp, bare=True, no_tags=False)
         except git.GitCommandError as exc:
-            raise UsageError(f"--repo {source}: cannot clone: {exc.stderr.strip()[:200]}") from None
+            raise UsageError(f"--repo {source}: cannot clone: {_git_reason(exc.stderr)}") from None
         tmp.rename(dest)
         repo = git.Repo(dest)
         # A bare clone maps branches 1:1; keep them as they are so `main` resolves.
@@ -56,6 +64,14 @@ def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: N
     if update:
         say(f"updated from {source}: {fetch(repo)}")
     return repo
+
+
+def _git_reason(stderr: str) -> str:
+    """git's own reason, one line: its last `fatal:`/`error:` line (the progress lines
+    before it, "Cloning into ...", say nothing the user needs)."""
+    lines = [l.strip(" '") for l in (stderr or "").splitlines() if l.strip(" '")]
+    reasons = [l for l in lines if l.startswith(("fatal:", "error:"))]
+    return ((reasons or lines or ["git failed"])[-1])[:200]
 
 
 def _refs(repo: git.Repo) -> dict[str, str]:
@@ -95,28 +111,40 @@ class Patch:
 
 
 def load_patch(path: Path) -> Patch:
-    """Read and validate a patch file; clear errors for missing or non-patch files."""
+    """Read and validate a patch file; clear errors for missing or non-patch files.
+
+    A patch is bytes: a comment in Latin-1 or a `git diff --binary` section is valid, and
+    `git apply` reads the file itself, so only the headers are decoded here (undecodable
+    bytes kept as surrogates, never an error)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"patch file {path} does not exist")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a patch (not text)") from None
-    files, hunks, current, n = [], [], None, 0
+    files, hunks, binary = _scan(path.read_bytes().decode("utf-8", errors="surrogateescape"))
+    if not files or not (hunks or binary):
+        raise UsageError(f"{path} is not a patch (no ---/+++ file headers with @@ hunks, "
+                         "no git binary patch)")
+    return Patch(path=path.resolve(), files=tuple(files), hunks=tuple(hunks))
+
+
+def _scan(text: str) -> tuple[list[str], list[tuple[str, int, int]], bool]:
+    """(files, hunks as (file, number from 1, old start line), whether a binary section is in it)."""
+    files, hunks, current, n, binary = [], [], None, 0, False
     for line in text.splitlines():
-        if line.startswith("+++ "):
+        if line.startswith("diff --git "):
+            # a binary section has no +++ line: its file is named only here
+            current, n = line.rsplit(" b/", 1)[-1], 0
+        elif line.startswith("+++ "):
             target = line[4:].split("\t")[0]
             current = target[2:] if target.startswith(("b/", "a/")) else target
             files.append(current)
             n = 0
-        m = _HUNK.match(line)
-        if m and current:
+        elif line == "GIT binary patch" and current:
+            files.append(current)
+            binary = True
+        elif (m := _HUNK.match(line)) and current:
             n += 1
             hunks.append((current, n, int(m.group(1))))
-    if not files or not hunks:
-        raise UsageError(f"{path} is not a patch (no ---/+++ file headers with @@ hunks)")
-    return Patch(path=path.resolve(), files=tuple(files), hunks=tuple(hunks))
+    return files, hunks, binary
 
 
 def _failing_hunk(patch: Patch, stderr: str) -> str:
@@ -158,8 +186,9 @@ class BuildTree:
         self.repo.git.worktree("add", "--detach", "--force", str(self.path), "HEAD")
 
     def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        # errors="replace": git quotes patch and file content in its messages, in any encoding
         return subprocess.run(["git", "-C", str(self.path), *args], capture_output=True,
-                              text=True, check=check)
+                              text=True, errors="replace", check=check)
 
     def head(self) -> str:
         return self._git("rev-parse", "HEAD").stdout.strip()

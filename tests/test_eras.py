@@ -296,10 +296,25 @@ def test_env_override_keeps_first_position(tmp_path):
     ('[[rule]]\nid = "a"\nreason = "r"\napt = "x"\n', "list of non-empty strings"),
     ('[[rule]]\nid = "a"\nreason = "r"\n[[rule]]\nid = "a"\nreason = "r"\n', "duplicate rule id"),
     ('title = "no rules"\n', "no \\[\\[rule\\]\\]"),
+    # issue 17: entries that are not tables, and wrong-typed values, were tracebacks
+    ("rule = [1, 2]\n", "rule #1: a rule is a table"),
+    ('rule = ["base"]\n', "rule #1: a rule is a table"),
+    ('[[rule]]\nid = "a"\nreason = "r"\nwhen = { file_matches = { path = 1, regex = "x" } }\n', "file_matches"),
+    ('[[rule]]\nid = "a"\nreason = "r"\nwhen = { file_matches = { path = "x", regex = 1 } }\n', "file_matches"),
+    ('[[rule]]\nid = "a"\nreason = "r"\nenv = { 1 = 2 }\n', "env is a table of strings"),
+    ("rule = [\n", "not valid TOML"),
 ])
 def test_malformed_tables_are_rejected(tmp_path, body, msg):
     with pytest.raises(ErasError, match=msg):
         load_rules(write_rules(tmp_path, body))
+
+
+def test_unreadable_rules_file_is_an_eras_error(tmp_path):
+    """Missing, a directory, not UTF-8: one ErasError naming the file, never OSError."""
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe rule")
+    for path in (tmp_path / "none.toml", tmp_path, tmp_path / "bin.toml"):
+        with pytest.raises(ErasError, match=str(path)):
+            load_rules(path)
 
 
 # ------------------------------------------------------------------ keys

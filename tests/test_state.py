@@ -73,3 +73,38 @@ def test_identity_digest_names_each_run_apart():
     assert identity_digest(a) == identity_digest(dict(reversed(list(a.items()))))
     assert identity_digest(a) != identity_digest({**a, "env": {"X": "0"}})
     assert identity_digest(a) != identity_digest({**a, "scenario": "d2"})
+
+
+def test_lock_that_is_a_directory(tmp_path):
+    (tmp_path / "lock").mkdir()
+    with pytest.raises(UsageError, match=f"lock {tmp_path / 'lock'} cannot be opened"):
+        with WorkdirLock(tmp_path):
+            pass
+
+
+@pytest.mark.parametrize("data,where", [
+    ({"builds": []}, "'builds'"),
+    ({"builds": {"k": "x"}}, "'builds'"),
+    ({"cycles": {"k": "x"}}, "'cycles'"),
+    ({"cycles": {"k": ["x"]}}, "'cycles'"),
+    ({"evidence": []}, "'evidence'"),
+    ({"evidence": {"abc": 3}}, "'evidence'"),
+    ({"refs": {"main": []}}, "'refs'"),
+    ({"refs": {"main": {"history": {}}}}, "'refs'"),
+    ({"refs": {"main": {"history": ["x"]}}}, "'refs'"),
+    ({"result": []}, "'result'"),
+])
+def test_data_of_the_wrong_shape_is_corrupt(tmp_path, data, where):
+    """A valid header over wrong-typed data was a TypeError deep in a run (issue 17)."""
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"version": VERSION, "kind": "run", "identity": {}, "created": 1.0, "data": data}))
+    with pytest.raises(StateError, match=f"{p} is corrupt .*{where}.*--restart"):
+        State.load(p)
+
+
+def test_data_of_the_right_shape_loads(tmp_path):
+    p = tmp_path / "s.json"
+    data = {"builds": {"a:w": {"ok": True}}, "cycles": {"a:w": [{"index": 1}]}, "evidence": {"a": {}},
+            "refs": {"main": {"last_good": None, "history": [{"date": "x"}]}}, "result": {}, "other": 1}
+    State(p, "run", {}, data).save()
+    assert State.load(p).data == data

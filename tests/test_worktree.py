@@ -1,3 +1,5 @@
+import subprocess
+
 import pytest
 
 from afpbisect import PATCHES_DIR
@@ -64,3 +66,56 @@ def test_update_says_which_refs_moved(small_repo, tmp_path):
     repo = open_clone(tmp_path / "work", str(small_repo), update=True, say=said.append)
     assert said == [f"updated from {small_repo.resolve()}: 1 ref(s) changed (main)"]
     assert repo.git.rev_parse("main") == git(small_repo, "rev-parse", "main")
+
+
+def test_repo_spellings_are_one_source(small_repo, monkeypatch):
+    """A trailing slash or a relative path must not make "a different run" (issue 17)."""
+    from afpbisect.worktree import normalise_source
+    monkeypatch.chdir(small_repo.parent)
+    same = {normalise_source(s) for s in ("repo", "./repo/", str(small_repo) + "/", str(small_repo))}
+    assert same == {str(small_repo.resolve())}
+    assert normalise_source("https://example.org/x.git/") == "https://example.org/x.git"
+    # a .git suffix may name another repository on some hosts: kept as typed
+    assert normalise_source("https://example.org/x") == "https://example.org/x"
+    assert normalise_source("git@example.org:x/") == "git@example.org:x"
+    with pytest.raises(UsageError, match="no such directory"):
+        normalise_source("./nonexistent/")
+
+
+def _diff_of(repo, change, *diff_args) -> bytes:
+    """The patch git writes for `change` made in the user's repo, which is then reset."""
+    change(repo)
+    git(repo, "add", "-A")
+    out = subprocess.run(["git", "-C", str(repo), "diff", "--cached", *diff_args],
+                         check=True, capture_output=True).stdout
+    git(repo, "reset", "-q", "--hard")
+    return out
+
+
+def _latin1_comment(repo):
+    with open(repo / "src" / "a.c", "ab") as f:
+        f.write(b"/* caf\xe9: Latin-1, not UTF-8 */\n")
+
+
+def _binary_file(repo):
+    (repo / "src" / "blob.bin").write_bytes(bytes(range(256)) * 2)
+
+
+@pytest.mark.parametrize("change,args,path", [
+    (_latin1_comment, (), "src/a.c"),
+    (_binary_file, ("--binary",), "src/blob.bin"),
+])
+def test_non_utf8_and_binary_patches_load_and_apply(small_repo, tmp_path, change, args, path):
+    """Valid patches git itself writes were refused as "not a patch" (issue 17)."""
+    sha = git(small_repo, "rev-parse", "main")
+    patch_file = tmp_path / "p.patch"
+    patch_file.write_bytes(_diff_of(small_repo, change, *args))
+    p = load_patch(patch_file)
+    assert p.files == (path,)
+    repo = open_clone(tmp_path / "work", str(small_repo))
+    tree = BuildTree(repo, tmp_path / "work" / "trees" / "t")
+    tree.checkout(sha, [p])
+    expected = tmp_path / "expected"
+    git(small_repo, "worktree", "add", "-q", "--detach", str(expected), sha)
+    change(expected)
+    assert (tree.path / path).read_bytes() == (expected / path).read_bytes()

@@ -1,0 +1,174 @@
+"""Issue 17: every bad input is one line and exit 2, reported before anything is touched:
+no workdir made, no clone, no Docker contacted where the input alone is wrong."""
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import git
+from e2e_util import afp, docker_ok
+from test_cli_errors import _one_line_exit2
+
+# Docker away: an input error must be reported as itself, never as "Docker unreachable".
+NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent.sock", "AFPBISECT_DOCKER_RETRY_SECONDS": "2"}
+
+
+def _nothing_created(work: Path, existed: set = frozenset()):
+    """The workdir holds only what it held before: no clone (repos/), no state/, no lock."""
+    now = {p.name for p in work.iterdir()} if work.exists() else set()
+    assert now <= set(existed), sorted(now - set(existed))
+
+
+@pytest.mark.parametrize("body,pattern", [
+    ("rule = [1, 2]", "rule #1"),
+    ('rule = ["base"]', "rule #1"),
+    ('[[rule]]\nid = "x"\nreason = "r"\nwhen = { file_matches = { path = 1, regex = "a" } }', "file_matches"),
+    ('[[rule]]\nid = "x"\nreason = "r"\nwhen = { file_matches = { path = "a", regex = 3 } }', "file_matches"),
+    ('[[rule]]\nid = "x"\nreason = "r"\nenv = { 1 = "a" }\napt = "x"', "apt"),
+    ("rule = [", "--eras"),
+    (b"\xff\xfe rule", "--eras"),
+])
+def test_bad_eras_file(tmp_path, body, pattern):
+    f = tmp_path / "eras.toml"
+    f.write_bytes(body if isinstance(body, bytes) else body.encode())
+    work = tmp_path / "work"
+    code, _, err = afp("run", "a..b", "--repo", "https://example.invalid/x.git", "--workdir", str(work),
+                       "--eras", str(f), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, pattern)
+    assert str(f) in err
+    _nothing_created(work)
+
+
+def test_missing_eras_file(tmp_path):
+    work = tmp_path / "work"
+    code, _, err = afp("verify-patch", "x.patch", "--workdir", str(work), "--eras", str(tmp_path / "no.toml"),
+                       check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "no.toml")
+    _nothing_created(work)
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "-nan"])
+def test_confidence_nan(tmp_path, value):
+    work = tmp_path / "work"
+    code, _, err = afp("nightly", "--confidence", value, "--repo", "https://example.invalid/x.git",
+                       "--workdir", str(work), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "--confidence")
+    _nothing_created(work)
+
+
+@pytest.mark.parametrize("rng", ["v1.0.0", "a...b", "..b"])
+def test_range_syntax_before_clone(tmp_path, rng):
+    work = tmp_path / "work"
+    code, _, err = afp("run", rng, "--repo", "https://example.invalid/x.git", "--workdir", str(work),
+                       check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "GOOD..BAD")
+    _nothing_created(work)
+
+
+def test_missing_local_repo_before_workdir(tmp_path):
+    work = tmp_path / "work"
+    code, _, err = afp("run", "a..b", "--repo", str(tmp_path / "none"), "--workdir", str(work),
+                       check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "no such directory")
+    _nothing_created(work)
+
+
+def test_lock_is_a_directory(small_repo, tmp_path):
+    work = tmp_path / "work"
+    (work / "lock").mkdir(parents=True)
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), "--workdir", str(work),
+                       check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "lock")
+    assert str(work / "lock") in err
+    _nothing_created(work, {"lock"})
+
+
+@pytest.mark.parametrize("data", [
+    {"builds": []},
+    {"cycles": {"k": "x"}},
+    {"cycles": {"k": ["x"]}},
+    {"evidence": []},
+    {"evidence": {"abc": "x"}},
+    {"result": 3},
+])
+def test_state_data_of_the_wrong_shape(small_repo, tmp_path, data):
+    # A run's state file is named by its whole identity (state.identity_digest); the
+    # nightly job's has a fixed name, so it is the one given wrong-typed data here.
+    st = tmp_path / "work" / "state" / "nightly.json"
+    st.parent.mkdir(parents=True)
+    st.write_text(json.dumps({"version": 1, "kind": "nightly", "identity": {}, "created": 1.0, "data": data}))
+    code, _, err = afp("nightly", "--ref", "main", "--no-fetch", "--repo", str(small_repo),
+                       "--workdir", str(tmp_path / "work"), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "corrupt")
+    assert str(st) in err and "--restart" in err
+
+
+@pytest.fixture
+def silent_docker():
+    """A UNIX socket that accepts connections and never answers (a wedged daemon)."""
+    d = tempfile.mkdtemp(dir="/tmp")   # short: UNIX socket paths are limited to 108 bytes
+    path = os.path.join(d, "d.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(16)
+    held, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield path
+    stop.set()
+    t.join()
+    for c in held:
+        c.close()
+    srv.close()
+    os.unlink(path)
+    os.rmdir(d)
+
+
+def test_docker_that_never_answers(small_repo, tmp_path, silent_docker):
+    t0 = time.time()
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo),
+                       "--workdir", str(tmp_path / "work"), check_json=False, timeout=120,
+                       env={"DOCKER_HOST": f"unix://{silent_docker}", "AFPBISECT_DOCKER_RETRY_SECONDS": "2"})
+    assert time.time() - t0 < 25, err
+    _one_line_exit2(code, err, f"Docker engine at unix://{silent_docker} did not answer within 10 s")
+
+
+def test_options_carry_the_normalised_repo(small_repo, monkeypatch):
+    """Run identity is built from Options.repo: one spelling per repository."""
+    from afpbisect.cli import _options
+    monkeypatch.chdir(small_repo.parent)
+    kw = {"pairs": 2, "threads": 2, "scenario_ref": None, "env_items": {}, "workdir": Path("w"),
+          "base_image": "b", "jobs": 1,
+          "restart": False, "cycles": None, "eras_file": None}
+    assert _options({**kw, "repo": "./repo/"}).repo == str(small_repo.resolve())
+    assert _options({**kw, "repo": "https://example.org/x/"}).repo == "https://example.org/x"
+
+
+def test_clone_failure_is_one_line(tmp_path):
+    """git's stderr ("Cloning into ...", then "fatal: ...") was printed whole: two lines."""
+    work = tmp_path / "work"
+    code, _, err = afp("run", "a..b", "--repo", "https://example.invalid/x.git", "--workdir", str(work),
+                       check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "cannot clone")
+    assert "example.invalid" in err.split("cannot clone", 1)[1]
+    assert not list((work / "repos").glob("*"))   # no half clone left behind
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "nan", "-1"])
+def test_bad_ping_seconds(small_repo, tmp_path, value):
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
+                       check_json=False, env={**NO_DOCKER, "AFPBISECT_DOCKER_PING_SECONDS": value})
+    _one_line_exit2(code, err, "AFPBISECT_DOCKER_PING_SECONDS")
