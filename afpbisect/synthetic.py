@@ -360,12 +360,12 @@ _VERBS = ("document", "clarify", "explain", "note on", "describe")
 
 @dataclass(frozen=True)
 class _Step:
-    kind: str            # initial, devbump, planted, fix, release, changelog, note, doc
+    kind: str            # initial, devbump, planted, option, fix, release, changelog, note, doc
     breaks: bool         # also adds a helper that does not compile
     fixes: bool          # fixes the helpers broken by the previous commit
 
 
-def _plan(n: int, bad_at: int, broken: set[int], rng: random.Random) -> list[_Step]:
+def _plan(n: int, bad_at: int, broken: set[int], rng: random.Random, option: set[int] = frozenset()) -> list[_Step]:
     steps = []
     for i in range(n):
         fixes = (i - 1) in broken
@@ -373,6 +373,8 @@ def _plan(n: int, bad_at: int, broken: set[int], rng: random.Random) -> list[_St
             kind = "initial"
         elif i == bad_at:
             kind = "planted"
+        elif i in option:
+            kind = "option"   # the commit is the bug alone, so `git revert` of it is a clean fix
         elif i == n - 1:
             kind = "release"
         elif fixes:
@@ -405,6 +407,9 @@ def _apply_step(tree: _Tree, i: int, step: _Step, rng: random.Random, when: int)
                "done sequentially though.\n\n"
                "This patch releases the thread early, after bind but before the ring\n"
                "setups.\n\nTicket: #7272.")
+    elif step.kind == "option":
+        tree.option_bug = True
+        msg = f"{OPTION_BUG_TITLE}\n\nReject a block-size that the kernel would refuse, before the ring setup."
     elif step.kind == "fix":
         msg = "util: fix build\n\nAdd the missing semicolon in the alignment helper."
     elif step.kind == "release":
@@ -547,7 +552,7 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
     path.mkdir(parents=True, exist_ok=True)
 
     templates = _load_templates()
-    steps = _plan(n, bad_at, broken, rng)
+    steps = _plan(n, bad_at, broken, rng, option)
     tree = _Tree()
     when = _BASE_EPOCH
     env = _git_env(_PEOPLE[0], when)
@@ -563,9 +568,7 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
         msg = _apply_step(tree, i, step, rng, when)
         tree.exits, tree.silent = i in exits, i in silent
         msg = _FAULT_TITLES["exits"] if tree.exits else _FAULT_TITLES["silent"] if tree.silent else msg
-        if i in option:
-            tree.option_bug = True
-            msg = f"{OPTION_BUG_TITLE}\n\nReject a block-size that the kernel would refuse, before the ring setup."
+
         files = _render(tree, templates)
         _write_tree(path, files, previous)
         previous = files

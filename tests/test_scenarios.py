@@ -140,7 +140,8 @@ def test_second_scenario_find_fix_names_the_revert(option_bug):
         if i == 1:
             git(syn.path, "revert", "--no-edit", syn.option_bug)
     fix = git(syn.path, "log", "--format=%H", "-1", "--grep", "^Revert")
+    # another workdir: run does not refresh its clone of the target yet (issue 17)
     code, res, err = afp("run", "--find-fix", f"{syn.bad_ref}..main", "--repo", str(syn.path),
-                         "--workdir", str(work), "--scenario", str(scenario), "--json")
+                         "--workdir", str(work) + "-fix", "--scenario", str(scenario), "--json")
     assert code == 0, err
     assert res["result"]["first_fixed"] == fix
