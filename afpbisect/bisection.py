@@ -29,7 +29,7 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     fixed_cycles = ctx.opts.fixed_cycles
     say = ctx.say
     good_name, bad_name = split_range(range_text)
-    rng = commit_range(ctx.repo, good_name, bad_name, old_is_bad=find_fix)
+    rng = ctx.resolving(lambda: commit_range(ctx.repo, good_name, bad_name, old_is_bad=find_fix))
     for r in (rng.good, rng.bad):
         if r.note:
             say(f"note: {r.note}")
@@ -45,6 +45,10 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     state = State.load_or_new(ctx.workdir / "state" / f"{stem}-{identity_digest(identity)}.json",
                               "run", identity, restart=ctx.opts.restart, say=say)
     ctx.docker()   # input (the state included) is valid: now the engine (a clear error if away)
+    if ctx.fetched_note:   # said after the engine answered: bad input stays one line
+        say(ctx.fetched_note)
+    for r in (rng.good, rng.bad):
+        say(f"{r.typed} is {r.name} {r.sha}")
     say(f"range {rng.good.name}..{rng.bad.name}: {len(rng.commits) - 1} commits "
         f"(at least {max(1, (len(rng.commits) - 1).bit_length())} steps)")
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say)

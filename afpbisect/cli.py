@@ -195,12 +195,13 @@ def cli():
 @click.argument("range_", metavar="GOOD..BAD", callback=_range_syntax)
 @click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD has the bug: find the first commit where it is gone.")
 @click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the bug is gone.")
+@click.option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
 @common
 @_guard
-def run(range_, find_fix, confirm_revert, **kw):
+def run(range_, find_fix, confirm_revert, fetch_, **kw):
     """Bisect GOOD..BAD (e.g. v7.0.0..v8.0.3) and name the first bad commit."""
     from .bisection import run_bisection
-    with open_context(_options(kw), say=_say) as ctx:
+    with open_context(_options(kw, update=fetch_), say=_say) as ctx:
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
                                confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
     _emit(result, kw["as_json"])
@@ -210,15 +211,16 @@ def run(range_, find_fix, confirm_revert, **kw):
 @cli.command("verify-patch")
 @click.argument("patches", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--target", default=None, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
+@click.option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
 @common
 @_guard
-def verify_patch(patches, target, **kw):
+def verify_patch(patches, target, fetch_, **kw):
     """Build TARGET + the scenario's test patches (+ PATCHES) and show, with a stated
     confidence, that the bug is gone with the patches and present without them."""
     from .verify import run_verify
     from .worktree import load_patch
     loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
-    with open_context(_options(kw), say=_say) as ctx:
+    with open_context(_options(kw, update=fetch_), say=_say) as ctx:
         result = run_verify(ctx, target, loaded, confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
     _emit(result, kw["as_json"])
     sys.exit(verify_outcome(result["verdict"]).exit_code)

@@ -58,6 +58,25 @@ class Context:
     builder: DockerBuilder | None = None
     repro: ReproEnv | None = None
     _docker_ready: bool = field(default=False, repr=False)
+    _fetched: bool = field(default=False, repr=False)
+    fetched_note: str = ""
+
+    def resolving(self, fn):
+        """`fn()` (a ref resolution); when a ref is unknown, fetch the clone once and ask
+        again: a tag or commit newer than our clone must not be "unknown" (issue 17)."""
+        from .refs import UnknownRef
+        from .worktree import fetch
+        try:
+            return fn()
+        except UnknownRef:
+            if self._fetched:
+                raise
+            self._fetched = True
+            moved = fetch(self.repo)
+            result = fn()   # still unknown: the same one-line error as before the fetch
+            # Said with the resolved commits, once the engine answered (bad input: one line).
+            self.fetched_note = f"a ref was not in the clone of {self.opts.repo}; fetched: {moved}"
+            return result
 
     def docker(self) -> "Context":
         """Connect to the engine (clear error if away) and make builder + repro env.

@@ -50,7 +50,11 @@ def resolve(repo: git.Repo, name: str) -> Resolved:
             note = f"{name} does not exist; using {cand}" if cand != name else ""
             return Resolved(typed=name, name=cand, sha=sha, note=note)
     tried = " or ".join(candidates(name))
-    raise UsageError(f"unknown ref {name!r} (tried {tried}); list tags with `git tag -l 'suricata-*'`")
+    raise UnknownRef(f"unknown ref {name!r} (tried {tried}); list tags with `git tag -l 'suricata-*'`")
+
+
+class UnknownRef(UsageError):
+    """No such ref in our clone (the caller may fetch once and ask again)."""
 
 
 def split_range(text: str) -> tuple[str, str]:

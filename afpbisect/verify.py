@@ -28,7 +28,7 @@ def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidenc
     if not target:
         raise UsageError(f"scenario {sc.name} names no [verify] target: give --target")
     fixed_cycles = ctx.opts.fixed_cycles
-    ref = resolve(ctx.repo, target)
+    ref = ctx.resolving(lambda: resolve(ctx.repo, target))
     if ref.note:
         ctx.say(f"note: {ref.note}")
     # Fail fast, naming file and hunk, before any build.
@@ -45,6 +45,9 @@ def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidenc
     config = policy.PolicyConfig(confidence=confidence, **(
         {"max_verify_cycles": fixed_cycles, "max_calibration_cycles": fixed_cycles} if fixed_cycles else {}))
     ctx.docker()
+    if ctx.fetched_note:
+        ctx.say(ctx.fetched_note)
+    ctx.say(f"{ref.typed} is {ref.name} {ref.sha}")
     res = check_variants(ctx, ref.sha, patches, state, config, label="+".join(p.path.stem for p in patches))
     result = {"afpbisect": __version__, "command": "verify-patch", "repo": ctx.opts.repo,
               "target": {"typed": ref.typed, "name": ref.name, "sha": ref.sha, "note": ref.note},

@@ -172,3 +172,24 @@ def test_bad_ping_seconds(small_repo, tmp_path, value):
     code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
                        check_json=False, env={**NO_DOCKER, "AFPBISECT_DOCKER_PING_SECONDS": value})
     _one_line_exit2(code, err, "AFPBISECT_DOCKER_PING_SECONDS")
+
+
+def test_an_unknown_ref_is_fetched_once_and_each_ref_says_its_commit(small_repo, tmp_path):
+    """Issue 17: a tag made upstream after the tool's clone is fetched, not "unknown"; every
+    ref prints the commit it resolved to. Docker is away: this is all before it."""
+    work = tmp_path / "work"
+    code, _, err = afp("run", "v1.0.0..v2.0.0", "--repo", str(small_repo), "--workdir", str(work),
+                       check_json=False, env=NO_DOCKER)
+    assert code == 2 and "Docker engine unreachable" in err
+    git(small_repo, "tag", "suricata-3.0.0", "main")
+    sha = git(small_repo, "rev-parse", "main")
+    code, _, err = afp("run", "v1.0.0..v3.0.0", "--repo", str(small_repo), "--workdir", str(work),
+                       check_json=False, env=NO_DOCKER)
+    # one line: the fetch is said only with the error (the commit lines come once the engine answers)
+    assert code == 2 and "Docker engine unreachable" in err and "unknown ref" not in err, err
+    clone = next((work / "repos").iterdir())
+    assert git(clone, "rev-parse", "suricata-3.0.0") == sha
+    code, _, err = afp("run", "v1.0.0..v9.9.9", "--repo", str(small_repo), "--workdir", str(work),
+                       check_json=False, env=NO_DOCKER)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "unknown ref 'v9.9.9'" in lines[0], err
