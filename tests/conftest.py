@@ -32,3 +32,15 @@ def small_repo(tmp_path) -> Path:
             git(r, "branch", "side")
     git(r, "tag", "-a", "suricata-2.0.0", "-m", "annotated like upstream")
     return r
+
+
+def history_with_revert(repo: Path, culprit: str, commits: int, revert_after: int) -> str:
+    """On main after the tip: `commits` ChangeLog commits with upstream's revert of `culprit`
+    after the `revert_after`-th (as upstream reverted 923ad6af77); returns the revert's sha."""
+    git(repo, "checkout", "-q", "main")
+    for i in range(commits):
+        (repo / "ChangeLog").write_text((repo / "ChangeLog").read_text() + f"\nafter {i}\n")
+        git(repo, "commit", "-qam", f"changelog: after {i}")
+        if i == revert_after:
+            git(repo, "revert", "--no-edit", culprit)
+    return git(repo, "log", "--format=%H", "-1", "--grep", "^Revert")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from afpbisect.synthetic import make_synthetic_repo
-from conftest import git
+from conftest import git, history_with_revert
 from e2e_util import SMALL, afp, dangling_images, docker_ok, leftovers
 
 pytestmark = [pytest.mark.docker,
@@ -140,13 +140,7 @@ def test_confirm_revert_clears_the_race(target):
 
 def test_find_fix_names_the_revert(tmp_path):
     syn = make_synthetic_repo(tmp_path / "target", n_commits=50, seed=5)
-    git(syn.path, "checkout", "-q", "main")
-    for i in range(6):   # some history after the race, then upstream's revert, then more
-        (syn.path / "ChangeLog").write_text((syn.path / "ChangeLog").read_text() + f"\nafter {i}\n")
-        git(syn.path, "commit", "-qam", f"changelog: after {i}")
-        if i == 2:
-            git(syn.path, "revert", "--no-edit", syn.planted)
-    fix = git(syn.path, "log", "--format=%H", "-1", "--grep", "^Revert")
+    fix = history_with_revert(syn.path, syn.planted, 6, 2)
     code, res, err = afp("run", "--find-fix", f"{syn.bad_ref}..main", "--repo", str(syn.path),
                          "--workdir", str(tmp_path / "work"), "--json", *SMALL)
     assert code == 0, err

@@ -11,7 +11,7 @@ from afpbisect import PACKAGE_DIR, PATCHES_DIR
 from afpbisect.errors import UsageError
 from afpbisect.scenario import builtin_names, load
 from afpbisect.synthetic import make_synthetic_repo
-from conftest import git
+from conftest import history_with_revert
 from e2e_util import afp, docker_ok
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "scenarios.md"
@@ -133,15 +133,9 @@ def test_second_scenario_bisects_the_start_up_error(option_bug):
 @docker
 def test_second_scenario_find_fix_names_the_revert(option_bug):
     syn, scenario, work = option_bug
-    git(syn.path, "checkout", "-q", "main")
-    for i in range(4):
-        (syn.path / "ChangeLog").write_text((syn.path / "ChangeLog").read_text() + f"\nafter {i}\n")
-        git(syn.path, "commit", "-qam", f"changelog: after {i}")
-        if i == 1:
-            git(syn.path, "revert", "--no-edit", syn.option_bug)
-    fix = git(syn.path, "log", "--format=%H", "-1", "--grep", "^Revert")
-    # another workdir: run does not refresh its clone of the target yet (issue 17)
-    code, res, err = afp("run", "--find-fix", f"{syn.bad_ref}..main", "--repo", str(syn.path),
-                         "--workdir", str(work) + "-fix", "--scenario", str(scenario), "--json")
+    fix = history_with_revert(syn.path, syn.option_bug, 4, 1)
+    # main moved since this workdir's clone was made: --fetch updates it
+    code, res, err = afp("run", "--find-fix", f"{syn.bad_ref}..main", "--repo", str(syn.path), "--fetch",
+                         "--workdir", str(work), "--scenario", str(scenario), "--json")
     assert code == 0, err
     assert res["result"]["first_fixed"] == fix
