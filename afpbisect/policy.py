@@ -501,6 +501,54 @@ class _Run:
                     f"p_estimate={p_hat:.4f} p_lower={p_low:.4f}")
         return ev
 
+    def clear_streaks(self) -> None:
+        """A new call is a new session: an infrastructure streak recorded by an aborted run
+        is about that run's infrastructure, not about the commit."""
+        for commit, ev in self.store.items():
+            if commit in self.in_range and (ev.consecutive_infra or ev.verdict is Verdict.ERROR):
+                ev.consecutive_infra = 0
+                if ev.verdict is Verdict.ERROR:
+                    ev.verdict = None
+                self.log(f"resume: cleared the infrastructure-error streak on {_short(commit)}")
+
+    def boundary_failed(self, v: Verdict, commit, endpoint_role: str | None) -> None:
+        """The boundary's clean side did not verify: search again, or raise (always when it
+        is the clean endpoint, whose role `endpoint_role` names)."""
+        if v is Verdict.SKIP and self.store[commit].build_error is not None:
+            # it built before; a build error now means the environment changed
+            raise InfraError(f"{_short(commit)} built before and not now")
+        if endpoint_role is not None:
+            _clean_endpoint_failed(self, v, commit, endpoint_role)
+        if v is Verdict.SKIP:
+            # Unhealthy in its verification: it cannot carry the answer. The search now sees
+            # it as a skip and ends around it.
+            self.log(f"verify: {_short(commit)} became untestable; searching again")
+        else:
+            self.log(f"verify caught the race on {_short(commit)}: its light GOOD was a miss; "
+                     f"searching again (stored evidence reused)")
+
+    def answer(self, cands: list, certain, uncertain, what: str, rounds: int) -> BisectResult:
+        p_hat, p_low = self.estimate()
+        ev_u = self.store[uncertain]
+        confidence = 1.0 - self.miss_bound(certain, ev_u.clean - self.selected(ev_u))
+        culprit = cands[0] if len(cands) == 1 else None
+        total = sum(ev.cycles for c, ev in self.store.items() if c in self.in_range)
+        if culprit is not None:
+            self.log(f"answer: {_short(culprit)} is the {what} commit; confidence {confidence:.5f}; "
+                     f"p ~ {p_hat:.3f} (>= {p_low:.3f}); {total} cycles in all, {self.new_cycles} now")
+        else:
+            self.log(f"answer: the {what} commit is one of {len(cands)}: "
+                     + ", ".join(_short(c) for c in cands)
+                     + f"; confidence {confidence:.5f}; {total} cycles in all, {self.new_cycles} now")
+        if confidence < self.cfg.confidence:
+            self.log(f"warning: confidence {confidence:.5f} is below the target {self.cfg.confidence}")
+        return BisectResult(
+            candidates=cands, culprit=culprit, confidence=confidence, p_estimate=p_hat,
+            p_lower=p_low, total_cycles=total, steps=self.steps, trace=self.trace,
+            find_fix=self.cfg.find_fix, verified=uncertain, confirmed=certain,
+            new_cycles=self.new_cycles, rounds=rounds,
+            recalibration=self.references(certain)[-1], calibration=self.reference())
+
     def recalibrate(self, commit, index) -> tuple[int, int]:
         """The culprit's confirmation, and the rate measured again where it is used.
 
@@ -602,29 +650,16 @@ def bisect(
     infrastructure) and InfraError; the store stays valid for a resume after any of them.
     """
     cfg = config if config is not None else PolicyConfig()
-    commits = list(commits)
-    n = len(commits)
-    if n < 2:
-        raise UsageError(f"need at least the two endpoints, got {n} commit(s)")
-    if len(set(commits)) != n:
-        raise UsageError("the commit list has duplicates")
+    commits = _checked(commits)
+    n, fix = len(commits), cfg.find_fix
     store = {} if store is None else store
-    fix = cfg.find_fix
     racy_i, clean_i = (0, n - 1) if fix else (n - 1, 0)
     run = _Run(env, cfg, store, set(commits), commits[racy_i], on_step, on_cycle)
     racy_role, clean_role = ("old (racy)", "new (fixed)") if fix else ("BAD (new)", "GOOD (old)")
     what = "first clean" if fix else "first bad"
     run.log(f"bisect for the {what} commit; {n} commits {_short(commits[0])}..{_short(commits[-1])}; "
             f"target confidence {cfg.confidence}")
-
-    # A new call is a new session: an infrastructure streak recorded by an aborted run is
-    # about that run's infrastructure, not about the commit.
-    for commit, ev in store.items():
-        if commit in run.in_range and (ev.consecutive_infra or ev.verdict is Verdict.ERROR):
-            ev.consecutive_infra = 0
-            if ev.verdict is Verdict.ERROR:
-                ev.verdict = None
-            run.log(f"resume: cleared the infrastructure-error streak on {_short(commit)}")
+    run.clear_streaks()
 
     # 1. Calibration at the racy endpoint: the reference of every verification.
     run.calibrate(commits[racy_i], racy_i, racy_role)
@@ -634,11 +669,8 @@ def bisect(
     level = run.light_level(tighten=False)
     v = run.judge(commits[clean_i], clean_i, level, "endpoint",
                   f"; {clean_role} endpoint, light level {level}")
-    if v is Verdict.SKIP:
-        why = store[commits[clean_i]].skip_reason(cfg.unhealthy_lead)
-        raise EndpointUnbuildable(f"the {clean_role} endpoint {commits[clean_i]} cannot be used: {why}")
-    if v is Verdict.BAD:
-        raise EndpointNotClean(_not_clean_message(commits[clean_i], clean_role, fix))
+    if v is not Verdict.GOOD:
+        _clean_endpoint_failed(run, v, commits[clean_i], clean_role)
 
     # 3. Search with light steps; verify the clean side of the boundary; again on a hit.
     def oracle(i: int) -> Verdict:
@@ -655,70 +687,36 @@ def bisect(
         rounds += 1
         res = least_satisfying(n, oracle)
         cands = [commits[i] for i in res.candidates]
-        if fix:
-            certain_i, uncertain_i = res.last_good_index, res.first_bad_index
-        else:
-            certain_i, uncertain_i = res.first_bad_index, res.last_good_index
-        if len(cands) == 1:
-            run.log(f"search: {what} commit {_short(cands[0])} [{res.candidates[0]}]")
-        else:
-            run.log(f"search: the {what} commit could be any of {len(cands)} (unbuildable "
-                    f"commits in the way): " + ", ".join(_short(c) for c in cands))
-
+        certain_i, uncertain_i = ((res.last_good_index, res.first_bad_index) if fix
+                                  else (res.first_bad_index, res.last_good_index))
+        run.log(f"search: {what} commit {_short(cands[0])} [{res.candidates[0]}]" if len(cands) == 1
+                else f"search: the {what} commit could be any of {len(cands)} (unbuildable "
+                     f"commits in the way): " + ", ".join(_short(c) for c in cands))
         # The r-th verification gets 6 / (pi r)^2 of the budget (union bound over rounds).
         side = "first clean commit" if fix else "parent of the first bad commit"
         v = run.check_boundary(commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, side)
         if v is Verdict.GOOD:
             break
-        ev_v = store[commits[uncertain_i]]
-        if v is Verdict.SKIP and ev_v.build_error is not None:
-            # it built before; a build error now means the environment changed
-            raise InfraError(f"{_short(commits[uncertain_i])} built before and not now")
-        if uncertain_i == clean_i:
-            if v is Verdict.SKIP:
-                raise EndpointUnbuildable(f"the {clean_role} endpoint {commits[clean_i]} cannot be "
-                                          f"used: {ev_v.skip_reason(cfg.unhealthy_lead)}")
-            raise EndpointNotClean(_not_clean_message(commits[clean_i], clean_role, fix))
-        if v is Verdict.SKIP:
-            # Unhealthy in its verification: it cannot carry the answer. The search now sees
-            # it as a skip and ends around it.
-            run.log(f"verify: {_short(commits[uncertain_i])} became untestable; searching again")
-            continue
-        run.log(f"verify caught the race on {_short(commits[uncertain_i])}: its light GOOD was a "
-                f"miss; searching again (stored evidence reused)")
+        run.boundary_failed(v, commits[uncertain_i], clean_role if uncertain_i == clean_i else None)
 
-    p_hat, p_low = run.estimate()
-    ev_u = store[commits[uncertain_i]]
-    confidence = 1.0 - run.miss_bound(commits[certain_i], ev_u.clean - run.selected(ev_u))
-    recal = run.references(commits[certain_i])[-1]
-    culprit = cands[0] if len(cands) == 1 else None
-    total = sum(ev.cycles for c, ev in store.items() if c in run.in_range)
-    if culprit is not None:
-        run.log(f"answer: {_short(culprit)} is the {what} commit; confidence {confidence:.5f}; "
-                f"p ~ {p_hat:.3f} (>= {p_low:.3f}); {total} cycles in all, {run.new_cycles} now")
-    else:
-        run.log(f"answer: the {what} commit is one of {len(cands)}: "
-                + ", ".join(_short(c) for c in cands)
-                + f"; confidence {confidence:.5f}; {total} cycles in all, {run.new_cycles} now")
-    if confidence < cfg.confidence:
-        run.log(f"warning: confidence {confidence:.5f} is below the target {cfg.confidence}")
-    return BisectResult(
-        candidates=cands,
-        culprit=culprit,
-        confidence=confidence,
-        p_estimate=p_hat,
-        p_lower=p_low,
-        total_cycles=total,
-        steps=run.steps,
-        trace=run.trace,
-        find_fix=fix,
-        verified=commits[uncertain_i],
-        confirmed=commits[certain_i],
-        new_cycles=run.new_cycles,
-        rounds=rounds,
-        recalibration=recal,
-        calibration=run.reference(),
-    )
+    return run.answer(cands, commits[certain_i], commits[uncertain_i], what, rounds)
+
+
+def _checked(commits) -> list:
+    commits = list(commits)
+    if len(commits) < 2:
+        raise UsageError(f"need at least the two endpoints, got {len(commits)} commit(s)")
+    if len(set(commits)) != len(commits):
+        raise UsageError("the commit list has duplicates")
+    return commits
+
+
+def _clean_endpoint_failed(run: "_Run", v: Verdict, commit, role: str) -> None:
+    """The clean endpoint cannot anchor the search: no answer (RangeError)."""
+    if v is Verdict.SKIP:
+        why = run.store[commit].skip_reason(run.cfg.unhealthy_lead)
+        raise EndpointUnbuildable(f"the {role} endpoint {commit} cannot be used: {why}")
+    raise EndpointNotClean(_not_clean_message(commit, role, run.cfg.find_fix))
 
 
 def _not_clean_message(commit, role: str, fix: bool) -> str:

@@ -535,14 +535,8 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
     """
     path = Path(path).resolve()
     n = int(n_commits)
-    if n < 3:
-        raise UsageError(f"n_commits must be >= 3, got {n}")
     rng = random.Random(f"afpbisect-synthetic:{seed}")
-    if bad_at is None:
-        bad_at = rng.randrange(1, n)
-    bad_at = int(bad_at)
-    if not 1 <= bad_at <= n - 1:
-        raise UsageError(f"bad_at must be in 1..{n - 1}, got {bad_at}")
+    bad_at = _bad_at(n, bad_at, rng)
     broken = _indexes("broken_at", broken_at, n)
     exits = _indexes("exits_at", exits_at, n, bad_at)
     silent = _indexes("silent_at", silent_at, n, bad_at)
@@ -594,6 +588,16 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
 
 _FAULT_TITLES = {"exits": "af-packet: require a block-size for ring setup",
                  "silent": "af-packet: rework the IPS write path"}
+
+
+def _bad_at(n: int, bad_at: int | None, rng: random.Random) -> int:
+    """The planted commit's index: given, or drawn from the seed (before anything else is)."""
+    if n < 3:
+        raise UsageError(f"n_commits must be >= 3, got {n}")
+    bad_at = int(rng.randrange(1, n) if bad_at is None else bad_at)
+    if not 1 <= bad_at <= n - 1:
+        raise UsageError(f"bad_at must be in 1..{n - 1}, got {bad_at}")
+    return bad_at
 
 
 def _indexes(name: str, values: Iterable[int], n: int, planted: int | None = None) -> set[int]:
