@@ -136,16 +136,18 @@ class ReproSettings:
     @classmethod
     def from_scenario(cls, sc, pairs: int | None = None, threads: int | None = None,
                       env: dict | None = None, **kw) -> "ReproSettings":
-        """The scenario's repro; `pairs`, `threads` and `env` (command-line overrides) win."""
+        """The scenario's repro; `pairs`, `threads`, `env` (command-line overrides) and any
+        other field given in `kw` (tests, benches) win."""
         su, tr, cy, he = sc["suricata"], sc["traffic"], sc["cycle"], sc["health"]
-        return cls(
+        fields_ = dict(
             pairs=pairs or su["pairs"], threads=threads or su["threads"], env={**sc.env, **(env or {})},
             traffic_pps=tr["pps"], traffic_seconds=cy["seconds"], start_timeout=cy["start_timeout"],
             stop_timeout=cy["stop_timeout"], send_rx=tr["both_ways"], ring_size=su["ring_size"] or None,
             health=HealthRule(he["require_start"], he["min_forwarded"], he["require_clean_stop"]),
             traffic_kind=tr["kind"], frame_size=tr["size"], pcap=tr["pcap"],
             start_marker=he["start_marker"], extra_args=tuple(su["args"]),
-            suricata={k: su[k] for k in YAML_DEFAULTS}, hit=dict(sc["hit"]), **kw)
+            suricata={k: su[k] for k in YAML_DEFAULTS}, hit=dict(sc["hit"]))
+        return cls(**{**fields_, **kw})
 
 
 def render_suricata_yaml(settings: ReproSettings, log_dir: str = C_LOGS, rule_dir: str = C_AFP) -> str:

@@ -348,7 +348,7 @@ def test_no_container_left_after_exception_mid_cycle(engine, repro_image, tmp_pa
     env = ReproEnv(engine, _settings(traffic_seconds=0.5))
     product = _product(tmp_path, "good")
 
-    def boom(path):
+    def boom(path, *_):
         assert _ours(engine), "the container should still be there mid-cycle"
         raise RuntimeError("boom mid-cycle")
 
