@@ -17,7 +17,7 @@ from .context import Options, default_workdir, open_context
 from .errors import AfpError, Interrupted
 from .outcome import Outcome
 from .repro import ReproSettings
-from .scenario import builtin_names, load as load_scenario
+from .scenario import ENV_NAME, builtin_names, load as load_scenario
 
 UPSTREAM = "https://github.com/OISF/suricata.git"
 DEFAULT_CONFIDENCE = 0.999
@@ -36,10 +36,20 @@ def _env_items(ctx, param, values) -> dict:
     out = {}
     for item in values:
         name, eq, value = item.partition("=")
-        if not eq or not name or not name.replace("_", "").isalnum():
+        if not eq or not ENV_NAME.fullmatch(name):
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
         out[name] = value
     return out
+
+
+def _nonempty_path(ctx, param, value):
+    """A path option as a Path; an empty one is refused (Path("") would silently be the
+    current directory)."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise click.BadParameter("empty path")
+    return Path(value)
 
 
 def _finite(ctx, param, value):
@@ -76,7 +86,7 @@ def common(fn):
     opts = [
         click.option("--repo", default=UPSTREAM, show_default=True,
                      help="Target repository: local path (bare or not) or URL."),
-        click.option("--workdir", type=click.Path(path_type=Path), default=default_workdir,
+        click.option("--workdir", type=click.Path(), callback=_nonempty_path, default=default_workdir,
                      show_default="~/.cache/afpbisect", help="State, caches, products and logs."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout."),
         click.option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
@@ -229,7 +239,7 @@ def verify_patch(patches, target, fetch_, **kw):
 @cli.command()
 @click.option("--ref", default=None, help="Ref to test (default: the scenario's [nightly] branch; users may write master).")
 @click.option("--last-good", default=None, help="Known good commit (overrides the job's own record).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out_dir", type=click.Path(), callback=_nonempty_path, default=None,
               help="Where to write JSON, Markdown, JUnit and HTML reports (default WORKDIR/nightly).")
 @click.option("--no-fetch", is_flag=True, help="Do not update the repository from its remote.")
 @common
@@ -238,7 +248,11 @@ def nightly(ref, last_good, out_dir, no_fetch, **kw):
     """Nightly regression job: test REF; on a regression bisect last_good..REF.
     Exit 0 clean, 1 regression found, 2 usage error, 3 infrastructure error."""
     from .nightly import run_nightly
-    with open_context(_options(kw, update=not no_fetch), say=_say) as ctx:
+    from .state import check_writable
+    opts = _options(kw, update=not no_fetch)
+    if out_dir is not None:
+        out_dir = check_writable(out_dir, "--out")   # before the clone: one line, exit 2
+    with open_context(opts, say=_say) as ctx:
         result = run_nightly(ctx, ref, last_good=last_good, out_dir=out_dir, confidence=kw["confidence"])
     _emit(result, kw["as_json"])
     sys.exit(result["exit_code"])
@@ -254,7 +268,7 @@ def scenarios():
 
 @cli.command()
 @click.option("--commits", type=click.IntRange(50, 200), default=80, show_default=True)
-@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+@click.option("--workdir", type=click.Path(), callback=_nonempty_path, default=None,
               help="Default: a fresh temporary directory, removed afterwards.")
 @click.option("--keep", is_flag=True, help="Keep the synthetic repo and workdir.")
 @click.option("--json", "as_json", is_flag=True)
@@ -271,7 +285,7 @@ def selftest(commits, workdir, keep, as_json, scenario_ref):
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(path_type=Path), default=default_workdir,
+@click.option("--workdir", type=click.Path(), callback=_nonempty_path, default=default_workdir,
               show_default="~/.cache/afpbisect", help="Workdir whose dead runs' containers to remove.")
 @click.option("--all", "all_", is_flag=True,
               help="Remove every afpbisect container on this host instead, live runs and other users' included.")
@@ -302,7 +316,7 @@ def clean(workdir, all_, volumes):
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(path_type=Path), default=default_workdir,
+@click.option("--workdir", type=click.Path(), callback=_nonempty_path, default=default_workdir,
               show_default="~/.cache/afpbisect", help="Workdir whose filesystem needs the disk space (not created).")
 @click.option("--json", "as_json", is_flag=True, help="The checks as JSON on stdout.")
 @_guard

@@ -122,24 +122,33 @@ def _raise_interrupt(signum, frame):
 def open_context(opts: Options, say=print):
     workdir = check_writable(opts.workdir)
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with WorkdirLock(workdir):
-        repo = open_clone(workdir, opts.repo, update=opts.update, say=say)
-        ctx = Context(opts, workdir, repo, uuid.uuid4().hex[:10], say)
+    # From here on a signal is an Interrupted (one "interrupted" line, exit 128+N), the clone
+    # included: SIGTERM during it used to kill the process without a word.
+    for s in old:
+        signal.signal(s, _raise_interrupt)
+    try:
+        with WorkdirLock(workdir):
+            repo = open_clone(workdir, opts.repo, update=opts.update, say=say)
+            ctx = Context(opts, workdir, repo, uuid.uuid4().hex[:10], say)
+            yield from _running(ctx, old, say)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _running(ctx: "Context", old: dict, say):
+    """The body of open_context once the clone is there: whatever ends the run, nothing of
+    it stays running.  Signals are held off meanwhile so a second Ctrl-C cannot cut the
+    cleanup short (open_context restores the caller's handlers after)."""
+    try:
+        yield ctx
+    finally:
         for s in old:
-            signal.signal(s, _raise_interrupt)
-        try:
-            yield ctx
-        finally:
-            # Whatever ended the run, nothing of it stays running.  Signals are held
-            # off meanwhile so a second Ctrl-C cannot cut the cleanup short.
-            for s in old:
-                signal.signal(s, signal.SIG_IGN)
-            if ctx.engine is not None:
-                try:
-                    n = ctx.engine.cleanup_run()
-                    if n:
-                        say(f"removed {n} container(s) of this run")
-                except Exception as exc:  # daemon gone: the labels let `clean` finish later
-                    say(f"could not remove this run's containers ({exc}); run `afpbisect clean`")
-            for s, h in old.items():
-                signal.signal(s, h)
+            signal.signal(s, signal.SIG_IGN)
+        if ctx.engine is not None:
+            try:
+                n = ctx.engine.cleanup_run()
+                if n:
+                    say(f"removed {n} container(s) of this run")
+            except Exception as exc:  # daemon gone: the labels let `clean` finish later
+                say(f"could not remove this run's containers ({exc}); run `afpbisect clean`")

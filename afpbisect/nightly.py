@@ -39,7 +39,7 @@ def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out
     ref = ref or night_cfg["branch"]
     confidence = confidence or night_cfg["confidence"]
     # All input first: nothing is built before the refs, the ancestry and --out are known good.
-    out_dir = check_writable(Path(out_dir) if out_dir else ctx.workdir / "nightly")
+    out_dir = check_writable(out_dir if out_dir is not None else ctx.workdir / "nightly", "--out")
     tip = resolve(ctx.repo, ref)
     if tip.note:
         ctx.say(f"note: {tip.note}")
@@ -190,7 +190,8 @@ def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Pa
                                                    nights=nights, svg=_timeline(nights),
                                                    scenario=result["scenario"]))
     result["reports"].update(junit=str(out_dir / "junit.xml"), html=str(out_dir / "history.html"))
-    ctx.say(f"nightly {tip.name} {tip.sha[:10]}: {outcome.label} (exit {code}); reports in {out_dir}")
+    why = f": {error}" if error else ""
+    ctx.say(f"nightly {tip.name} {tip.sha[:10]}: {outcome.label} (exit {code}){why}; reports in {out_dir}")
     return result
 
 

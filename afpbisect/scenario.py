@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import PACKAGE_DIR, PATCHES_DIR
 from .errors import UsageError
+from .worktree import load_patch
 
 try:
     import tomllib
@@ -26,6 +27,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
     import tomli as tomllib
 
 BUILTIN_DIR = PACKAGE_DIR / "scenarios"
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")   # one rule for [[patch]] env and --env
 DEFAULT = "8667"
 
 # section -> key -> (type, default).  `list` means a list of strings; `dict` a table of strings.
@@ -162,25 +164,27 @@ def _check_values(s: dict, path: Path) -> None:
     for (sec, key), allowed in CHOICES.items():
         if s[sec][key] not in allowed:
             raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be one of {', '.join(allowed)}")
-    for where in ("console", "eve", "stats"):
-        for rx in s["hit"][where]:
-            try:
-                re.compile(str(rx))
-            except re.error as exc:
-                raise UsageError(f"scenario {path}: key [hit] {where!r}: regex {rx!r} does not "
-                                 f"compile ({exc})") from None
+    regexes = [("hit", w, rx) for w in ("console", "eve", "stats") for rx in s["hit"][w]]
+    for sec, key, rx in regexes + [("health", "start_marker", s["health"]["start_marker"])]:
+        try:
+            re.compile(str(rx))
+        except re.error as exc:
+            raise UsageError(f"scenario {path}: key [{sec}] {key!r}: regex {rx!r} does not "
+                             f"compile ({exc})") from None
     if not any(s["hit"][k] for k in ("console", "eve", "stats", "exit_codes")) and not s["hit"]["crash"]:
         raise UsageError(f"scenario {path}: [hit] says nothing is a hit: give console, eve, stats, "
                          f"exit_codes or crash")
-    if not all(isinstance(c, int) for c in s["hit"]["exit_codes"]):
-        raise UsageError(f"scenario {path}: key [hit] 'exit_codes' must be a list of integers")
+    if not all(isinstance(c, int) and 0 <= c <= 255 for c in s["hit"]["exit_codes"]):
+        raise UsageError(f"scenario {path}: key [hit] 'exit_codes' must be a list of integers "
+                         f"in 0..255 (a signal is [hit] crash)")
     _check_ranges(s, path)
 
 
 def _check_ranges(s: dict, path: Path) -> None:
     for sec, key, lo, hi in (("suricata", "pairs", 1, 32), ("suricata", "threads", 1, 16),
                              ("traffic", "pps", 0, 1_000_000), ("traffic", "size", 0, 1400),
-                             ("health", "min_forwarded", 0, 10**9)):
+                             ("health", "min_forwarded", 0, 10**9), ("suricata", "ring_size", 0, 10**7),
+                             ("suricata", "block_size", 0, 1 << 30)):
         if not lo <= s[sec][key] <= hi:
             raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be in {lo}..{hi}")
     for key in ("seconds", "start_timeout", "stop_timeout"):
@@ -188,6 +192,12 @@ def _check_ranges(s: dict, path: Path) -> None:
             raise UsageError(f"scenario {path}: key [cycle] {key!r} must be in (0, 3600] seconds")
     if not 0.5 <= s["nightly"]["confidence"] < 1.0 or not 0.0 < s["nightly"]["assumed_rate"] <= 1.0:
         raise UsageError(f"scenario {path}: [nightly] confidence must be in [0.5, 1), assumed_rate in (0, 1]")
+    # Values that go into suricata.yaml or onto the command line: no quote, backslash or
+    # line break can smuggle in another key.
+    for key, values in (("bpf_filter", [s["suricata"]["bpf_filter"]]), ("args", s["suricata"]["args"])):
+        if any(re.search(r'["\\\n\r]', str(v)) for v in values):
+            raise UsageError(f"scenario {path}: key [suricata] {key!r} must not contain quotes, "
+                             f"backslashes or line breaks")
     if s["traffic"]["kind"] == "none" and s["health"]["min_forwarded"] > 0:
         raise UsageError(f"scenario {path}: key [health] 'min_forwarded' must be 0 when "
                          f"[traffic] kind = \"none\" (nothing is offered to forward)")
@@ -215,8 +225,14 @@ def _patch(table: dict, i: int, path: Path, builtin: bool) -> TestPatch:
         raise UsageError(f"scenario {path}: key {what} 'file' is required (a patch file)")
     name = _typed(table["file"], str, f"{what} 'file'", path)
     env = _typed(table.get("env", {}), dict, f"{what} 'env'", path)
+    bad = [k for k in env if not ENV_NAME.fullmatch(k)]
+    if bad:
+        raise UsageError(f"scenario {path}: key {what} 'env': {bad[0]!r} is not a variable name "
+                         f"(letters, digits and _, not starting with a digit)")
     # Built-ins name the project's patches/; a user's file names files beside it.
     p = (PATCHES_DIR if builtin else path.parent) / name
-    if not p.is_file():
-        raise UsageError(f"scenario {path}: key {what} 'file': patch {p} does not exist")
+    try:
+        load_patch(p)   # a patch at all: checked now, before anything is cloned
+    except UsageError as exc:
+        raise UsageError(f"scenario {path}: key {what} 'file': {exc}") from None
     return TestPatch(p.resolve(), dict(env))

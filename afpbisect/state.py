@@ -153,7 +153,11 @@ class WorkdirLock:
             self.fd = None
 
 
-def check_writable(workdir: Path) -> Path:
+def check_writable(workdir: Path, option: str = "--workdir") -> Path:
+    """The directory `option` names, made and probed; an empty path is refused (it would
+    silently mean the current directory)."""
+    if not str(workdir).strip():
+        raise UsageError(f"{option}: empty path")
     workdir = Path(workdir).expanduser()
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -161,5 +165,5 @@ def check_writable(workdir: Path) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UsageError(f"workdir {workdir} is not writable ({exc.strerror}); pick another with --workdir") from None
+        raise UsageError(f"{option} {workdir} is not writable ({exc.strerror}); pick another with {option}") from None
     return workdir.resolve()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,9 @@ def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: N
             git.Repo.clone_from(source, tmp, bare=True, no_tags=False)
         except git.GitCommandError as exc:
             raise UsageError(f"--repo {source}: cannot clone: {_git_reason(exc.stderr)}") from None
+        finally:
+            if not (tmp / "HEAD").exists():   # cut short: nothing half-made stays behind
+                shutil.rmtree(tmp, ignore_errors=True)
         tmp.rename(dest)
         repo = git.Repo(dest)
         # A bare clone maps branches 1:1; keep them as they are so `main` resolves.
@@ -117,8 +121,10 @@ def load_patch(path: Path) -> Patch:
     `git apply` reads the file itself, so only the headers are decoded here (undecodable
     bytes kept as surrogates, never an error)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"patch file {path} does not exist")
+    if not path.is_file():
+        raise UsageError(f"patch file {path} is not a regular file")
     files, hunks, binary = _scan(path.read_bytes().decode("utf-8", errors="surrogateescape"))
     if not files or not (hunks or binary):
         raise UsageError(f"{path} is not a patch (no ---/+++ file headers with @@ hunks, "

@@ -1,6 +1,9 @@
 """Issue 17: every bad input is one line and exit 2, reported before anything is touched:
 no workdir made, no clone, no Docker contacted where the input alone is wrong."""
 import json
+import sys
+import subprocess
+import signal
 import os
 import socket
 import tempfile
@@ -193,3 +196,58 @@ def test_an_unknown_ref_is_fetched_once_and_each_ref_says_its_commit(small_repo,
                        check_json=False, env=NO_DOCKER)
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "unknown ref 'v9.9.9'" in lines[0], err
+
+
+
+# --- found by a hostile tour of the CLI (2026-12-01) --------------------------------------
+
+def test_nightly_out_is_named_as_itself_before_the_clone(small_repo, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    work = tmp_path / "work"
+    code, _, err = afp("nightly", "--repo", str(small_repo), "--workdir", str(work), "--out", str(afile),
+                       check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, f"--out {afile} is not writable")
+    assert not (work / "repos").exists()
+
+
+@pytest.mark.parametrize("opt", ["--workdir", "--out"])
+def test_an_empty_path_is_not_the_current_directory(small_repo, tmp_path, monkeypatch, opt):
+    monkeypatch.chdir(tmp_path)
+    args = ["nightly", "--repo", str(small_repo), "--workdir", str(tmp_path / "w"), opt, ""]
+    code, _, err = afp(*args, check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, f"Invalid value for '{opt}': empty path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"], "something was made here"
+
+
+def test_a_patch_that_is_a_directory_is_said_so(small_repo, tmp_path):
+    code, _, err = afp("verify-patch", str(tmp_path), "--repo", str(small_repo), "--workdir",
+                       str(tmp_path / "w"), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "is not a regular file")
+
+
+def test_sigterm_during_the_clone_says_interrupted_and_leaves_no_partial_clone(tmp_path):
+    """A --repo URL whose server accepts and never answers: the clone hangs until SIGTERM."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    work = tmp_path / "work"
+    proc = subprocess.Popen([sys.executable, "-m", "afpbisect", "run", "a..b", "--repo",
+                             f"http://127.0.0.1:{port}/x.git", "--workdir", str(work)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **NO_DOCKER})
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not list((work / "repos").glob("*.tmp")):
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        srv.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert not list((work / "repos").glob("*.tmp")), "a partial clone was left"

@@ -61,6 +61,20 @@ BAD = {
     "not toml": ('name = "x\n', "not valid TOML"),
     "none forwards nothing": ('name = "x"\n[hit]\nconsole = ["a"]\n[traffic]\nkind = "none"\n',
                               "'min_forwarded' must be 0"),
+    # found by a hostile tour (2026-12-01): all were accepted and failed later, or never
+    "start marker regex": ('name = "x"\n[hit]\nconsole = ["a"]\n[health]\nstart_marker = "[z-a]"\n',
+                           "key [health] 'start_marker': regex '[z-a]' does not compile"),
+    "exit code": ('name = "x"\n[hit]\nexit_codes = [999]\n', "'exit_codes' must be a list of integers in 0..255"),
+    "negative size": ('name = "x"\n[hit]\nconsole = ["a"]\n[suricata]\nring_size = -1\n',
+                      "key [suricata] 'ring_size' must be in 0..10000000"),
+    "yaml injection": ('name = "x"\n[hit]\nconsole = ["a"]\n[suricata]\nbpf_filter = "udp\\"\\n  evil: yes"\n',
+                       "'bpf_filter' must not contain quotes"),
+    "env name": ('name = "x"\n[hit]\nconsole = ["a"]\n[[patch]]\nfile = "p.patch"\nenv = { "A=B" = "1" }\n',
+                 "'A=B' is not a variable name"),
+    "patch is a directory": ('name = "x"\n[hit]\nconsole = ["a"]\n[[patch]]\nfile = "."\n',
+                             "is not a regular file"),
+    "patch is not a patch": ('name = "x"\n[hit]\nconsole = ["a"]\n[[patch]]\nfile = "junk.patch"\n',
+                             "[[patch]] #1 'file':"),
 }
 
 
@@ -69,6 +83,8 @@ def test_bad_scenario_is_one_line_exit_2_before_anything(case, small_repo, tmp_p
     text, expected = BAD[case]
     f = tmp_path / "s.toml"
     f.write_text(text)
+    shutil.copy(PATCHES_DIR / "widener.patch", tmp_path / "p.patch")
+    (tmp_path / "junk.patch").write_text("hello\n")
     with pytest.raises(UsageError, match=re.escape(expected)):
         load(f)
     work = tmp_path / "work"
