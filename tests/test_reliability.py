@@ -8,6 +8,7 @@ import sys
 import time
 
 import docker
+import docker.errors
 import pytest
 
 from afpbisect.eras import DEFAULT_RULES
@@ -53,6 +54,13 @@ def _wait(pred, timeout, proc=None):
 
 
 def _ours(work):
+    """This workdir's containers; one removed between the listing and its inspection (the
+    run cleans up as it goes) is simply not there: retry rather than fail on NotFound."""
+    for _ in range(5):
+        try:
+            return docker.from_env().containers.list(all=True, filters=workdir_filter(work))
+        except docker.errors.NotFound:
+            time.sleep(0.2)
     return docker.from_env().containers.list(all=True, filters=workdir_filter(work))
 
 
