@@ -156,7 +156,7 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
         "range": {"good": vars_of(rng.good), "bad": vars_of(rng.bad), "size": len(rng.commits) - 1,
                   "notes": [r.note for r in (rng.good, rng.bad) if r.note]},
         "scenario": ctx.opts.scenario.summary(),
-        "patches": [p.name for p in Variant.of(ctx.opts.scenario).patches],
+        "patches": [p.name for p in env.variant.patches],
         "settings": {"pairs": s.pairs, "threads": s.threads, "env": s.env, "confidence": confidence},
         "result": {
             "status": status, "message": message,
@@ -184,7 +184,7 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
 def _calibrations(steps: list[dict], res) -> list[dict]:
     """The hit rate as measured at the start and again at the end (issue 16), with the
     machine's load during each: the confidence is bounded against both."""
-    if res is None or not getattr(res, "calibration", None):
+    if res is None or not res.calibration:
         return []
     out = []
     for when, role, sample in (("start", "calibrate", res.calibration), ("end", "confirm", res.recalibration)):

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 SMALL = ["--pairs", "2", "--threads", "2", "--env", "SURICATA_RING_SETUP_DELAY_US=100000"]
@@ -53,3 +54,15 @@ def leftovers(work, dangling_before: set) -> dict:
         "veths": [l for l in ip.splitlines() if "SFE_" in l or "far_" in l],
         "netns": netns.splitlines() if netns else [],
     }
+
+
+def wait_for(pred, timeout, proc=None) -> bool:
+    """Poll `pred` until it holds (True), the timeout passes or `proc` exits (False)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.3)
+    return False

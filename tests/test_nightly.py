@@ -96,7 +96,7 @@ import time
 import docker
 
 from dockerproxy import DockerProxy
-from e2e_util import workdir_filter
+from e2e_util import wait_for, workdir_filter
 
 
 def _start_nightly(syn, work, out, env=None, *extra):
@@ -104,15 +104,6 @@ def _start_nightly(syn, work, out, env=None, *extra):
             "--out", str(out), "--json", *SMALL, "--ref", syn.bad_ref, "--last-good", syn.good_ref, *extra]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
-
-
-def _until(pred, timeout, proc):
-    end = time.time() + timeout
-    while time.time() < end and proc.poll() is None:
-        if pred():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def _junit_error(out):
@@ -127,7 +118,7 @@ def test_sigterm_mid_night_is_neither_clean_nor_regression(job, tmp_path):
     cycling = lambda: "cycles" in (work / "state" / "nightly.json").read_text() \
         if (work / "state" / "nightly.json").exists() else False
     try:
-        assert _until(cycling, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no cycle"
+        assert wait_for(cycling, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no cycle"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -151,7 +142,7 @@ def test_infrastructure_error_in_the_bisection_is_exit_3_with_reports(job, tmp_p
     proc = _start_nightly(syn, work, out, env)
     try:
         bisecting = lambda: any((work / "state").glob("run-*.json"))
-        assert _until(bisecting, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no bisection"
+        assert wait_for(bisecting, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no bisection"
         proxy.stop()
         _, err = proc.communicate(timeout=600)
     finally:

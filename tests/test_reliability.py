@@ -14,7 +14,7 @@ import pytest
 from afpbisect.eras import DEFAULT_RULES
 from afpbisect.synthetic import make_synthetic_repo
 from dockerproxy import DockerProxy
-from e2e_util import SMALL, afp, docker_ok, workdir_filter
+from e2e_util import SMALL, afp, docker_ok, wait_for, workdir_filter
 
 pytestmark = [pytest.mark.docker,
               pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")]
@@ -42,17 +42,6 @@ def _state(work):
         return {}
 
 
-def _wait(pred, timeout, proc=None):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        if proc is not None and proc.poll() is not None:
-            return False
-        time.sleep(0.3)
-    return False
-
-
 def _ours(work):
     """This workdir's containers; one removed between the listing and its inspection (the
     run cleans up as it goes) is simply not there: retry rather than fail on NotFound."""
@@ -68,7 +57,7 @@ def test_kill9_then_resume(syn, tmp_path):
     work = tmp_path / "work"
     proc = _start(syn, work)
     decided = lambda: sum(1 for e in _state(work).get("evidence", {}).values() if e.get("verdict")) >= 3
-    assert _wait(decided, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no progress"
+    assert wait_for(decided, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no progress"
     proc.kill()
     proc.wait()
     before = {k: v for k, v in _state(work)["evidence"].items() if v.get("verdict")}
@@ -92,7 +81,7 @@ def test_sigint_mid_cycle_exits_fast_and_clean(syn, tmp_path):
     proc = _start(syn, work)
     cycling = lambda: bool(docker.from_env().containers.list(filters={"label": "afpbisect.role=repro"})) \
         and len(_state(work).get("cycles", {})) >= 1
-    assert _wait(cycling, 900, proc), "never reached a repro cycle"
+    assert wait_for(cycling, 900, proc), "never reached a repro cycle"
     time.sleep(1.0)
     t0 = time.time()
     proc.send_signal(signal.SIGINT)
@@ -111,7 +100,7 @@ def test_daemon_away_for_a_while(syn, tmp_path):
     env = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock", "AFPBISECT_DOCKER_RETRY_SECONDS": "90"}
     proc = _start(syn, work, env)
     try:
-        assert _wait(lambda: len(_state(work).get("cycles", {})) >= 2, 900, proc), "no progress"
+        assert wait_for(lambda: len(_state(work).get("cycles", {})) >= 2, 900, proc), "no progress"
         proxy.stop()
         time.sleep(8)
         proxy.start()
@@ -146,7 +135,7 @@ def test_sigint_in_the_fetch_phase_is_an_interrupt_not_a_fetch_failure(syn, tmp_
     # A fixup that only waits keeps the fetch container up long enough to be interrupted.
     proc = _start(syn, work, extra=_eras_with_fixup(tmp_path, "sleep 120"))
     fetching = lambda: any("-fetch-" in c.name for c in _ours(work) if c.status == "running")
-    assert _wait(fetching, 600, proc), "never reached a fetch phase"
+    assert wait_for(fetching, 600, proc), "never reached a fetch phase"
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
