@@ -274,7 +274,7 @@ class _Run:
     """Cycles, builds, the trace and the store for one call."""
 
     def __init__(self, env: Env, config: PolicyConfig, store: dict, in_range: set, racy,
-                 on_step=None, on_cycle=None):
+                 on_step=None, on_cycle=None, on_trace=None):
         self.env = env
         self.cfg = config
         self.store = store
@@ -282,6 +282,7 @@ class _Run:
         self.racy = racy  # the commit racy by assumption: the calibrated reference
         self.on_step = on_step
         self.on_cycle = on_cycle
+        self.on_trace = on_trace  # decisions shown live (syzkaller traces as it goes)
         self.trace: list = []
         self.steps: list = []
         self.new_cycles = 0
@@ -291,6 +292,8 @@ class _Run:
 
     def log(self, line: str) -> None:
         self.trace.append(line)
+        if self.on_trace is not None:
+            self.on_trace(line)
 
     def ev(self, commit) -> Evidence:
         ev = self.store.get(commit)
@@ -638,6 +641,7 @@ def bisect(
     store: dict | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     on_cycle: Callable[[Any, Evidence], None] | None = None,
+    on_trace: Callable[[str], None] | None = None,
 ) -> BisectResult:
     """Find the first racy commit (with `find_fix`: the first clean one) in `commits`.
 
@@ -654,7 +658,7 @@ def bisect(
     n, fix = len(commits), cfg.find_fix
     store = {} if store is None else store
     racy_i, clean_i = (0, n - 1) if fix else (n - 1, 0)
-    run = _Run(env, cfg, store, set(commits), commits[racy_i], on_step, on_cycle)
+    run = _Run(env, cfg, store, set(commits), commits[racy_i], on_step, on_cycle, on_trace)
     racy_role, clean_role = ("old (racy)", "new (fixed)") if fix else ("BAD (new)", "GOOD (old)")
     what = "first clean" if fix else "first bad"
     run.log(f"bisect for the {what} commit; {n} commits {_short(commits[0])}..{_short(commits[-1])}; "
@@ -735,6 +739,7 @@ def check_patch(
     evidence: Evidence | None = None,
     on_cycle: Callable[[Any, Evidence], None] | None = None,
     p_lower: float | None = None,
+    on_trace: Callable[[str], None] | None = None,
 ) -> PatchCheck:
     """Cycles on one build; the env decides what it builds (with or without the patch).
 
@@ -753,7 +758,7 @@ def check_patch(
     """
     cfg = config if config is not None else PolicyConfig()
     ev = evidence if evidence is not None else Evidence()
-    run = _Run(env, cfg, {commit: ev}, {commit}, commit, on_cycle=on_cycle)
+    run = _Run(env, cfg, {commit: ev}, {commit}, commit, on_cycle=on_cycle, on_trace=on_trace)
     ev.consecutive_infra = 0  # a new session
     if ev.verdict is Verdict.ERROR:
         ev.verdict = None
