@@ -1,0 +1,140 @@
+"""The search phase and the entry point `bisect`: light steps over the weighted, priced
+search (`afpbisect.search.weighted_least_satisfying`), then the boundary verified."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import UsageError
+from ..search import weighted_least_satisfying
+from ..verdict import Evidence, Verdict
+from .calibrate import calibrate
+from .config import Env, PolicyConfig
+from .endpoint import boundary_failed, check_up_front
+from .records import BisectResult, StepRecord
+from .run import Run, short
+from .verify import check_boundary, miss_bound, references
+
+
+class _Calibrated(Exception):
+    """The first calibration just ran: search again, so that every GOOD the search still
+    relies on is judged at the calibrated level (the store makes the replay free)."""
+
+
+def bisect(
+    commits: list,
+    env: Env,
+    config: PolicyConfig | None = None,
+    store: dict | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
+    on_cycle: Callable[[Any, Evidence], None] | None = None,
+    on_trace: Callable[[str], None] | None = None,
+    weights: list | None = None,
+    cost: Callable[[int], float] | None = None,
+) -> BisectResult:
+    """Find the first racy commit (with `find_fix`: the first clean one) in `commits`.
+
+    commits: oldest first; commits[0] the old endpoint, commits[-1] the new one.
+    store: commit -> Evidence, the resumable state, mutated in place. Persist it on every
+        `on_cycle(commit, evidence)` (after each cycle or build result) or at least on
+        every `on_step(record)` (after each decision). `on_trace(line)` gets each decision's
+        trace line as it is made. Calling again with the same store runs no finished step
+        again and gives the same answer.
+    weights: prior mass of each index being the answer (None = uniform; `prior.py`);
+        cost(i): seconds to build commits[i] now (None = `build_seconds`; `cost.py`). They
+        choose the order of the questions, never the answer or its proof.
+    Raises NotReproducible, EndpointNotClean, EndpointUnbuildable (RangeError, not
+    infrastructure) and InfraError; the store stays valid for a resume after any of them.
+    """
+    cfg = config if config is not None else PolicyConfig()
+    commits = _checked(commits, weights)
+    n, fix = len(commits), cfg.find_fix
+    store = {} if store is None else store
+    racy_i, clean_i = (0, n - 1) if fix else (n - 1, 0)
+    run = Run(env, cfg, store, commits, commits[racy_i], on_step, on_cycle, on_trace, cost)
+    racy_role, clean_role = ("old (racy)", "new (fixed)") if fix else ("BAD (new)", "GOOD (old)")
+    what = "first clean" if fix else "first bad"
+    run.log(f"bisect for the {what} commit; {n} commits {short(commits[0])}..{short(commits[-1])}; "
+            f"target confidence {cfg.confidence}; endpoints "
+            + ("built only if needed" if cfg.lazy_endpoints else "checked first"))
+    run.clear_streaks()
+    if not cfg.lazy_endpoints and run.reference() is None:
+        check_up_front(run, racy_i, clean_i, racy_role, clean_role)
+    oracle = _oracle(run, fix)
+    rounds = 0
+    while True:
+        rounds += 1
+        try:
+            res = weighted_least_satisfying(n, oracle, weights, cost, cfg.slack_bits)
+        except _Calibrated:
+            run.log("search again from the start: calibrated now, so every GOOD it relies on "
+                    "is judged at the calibrated level (stored evidence reused)")
+            continue
+        cands = [commits[i] for i in res.candidates]
+        certain_i, uncertain_i = ((res.last_good_index, res.first_bad_index) if fix
+                                  else (res.first_bad_index, res.last_good_index))
+        run.log(f"search: {what} commit {short(cands[0])} [{res.candidates[0]}]" if len(cands) == 1
+                else f"search: the {what} commit could be any of {len(cands)} (unbuildable "
+                     f"commits in the way): " + ", ".join(short(c) for c in cands))
+        if run.reference() is None:
+            # the search never saw the race: it ends on the racy endpoint, calibrated now
+            calibrate(run, commits[certain_i], certain_i, f"{racy_role} endpoint")
+            continue
+        side = "first clean commit" if fix else "parent of the first bad commit"
+        v = check_boundary(run, commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, side)
+        if v is Verdict.GOOD:
+            break
+        boundary_failed(run, v, commits[uncertain_i], clean_role if uncertain_i == clean_i else None)
+    return _answer(run, cands, commits[certain_i], commits[uncertain_i], what, rounds)
+
+
+def _oracle(run: Run, fix: bool):
+    """A light step in search terms (with find_fix: racy = search-GOOD)."""
+    def oracle(i: int, window: tuple[int, int]) -> Verdict:
+        commit = run.commits[i]
+        light = run.light_level(window)
+        race = run.judge(commit, i, light, "search", f"; light level {light}")
+        if race is Verdict.BAD and run.reference() is None:
+            if calibrate(run, commit, i, "first commit seen racy"):
+                raise _Calibrated()
+            race = Verdict.SKIP
+        if race is Verdict.SKIP:
+            return Verdict.SKIP
+        if fix:  # old = racy = search-GOOD, new = fixed = search-BAD
+            return Verdict.GOOD if race is Verdict.BAD else Verdict.BAD
+        return race
+    return oracle
+
+
+def _checked(commits, weights) -> list:
+    commits = list(commits)
+    if len(commits) < 2:
+        raise UsageError(f"need at least the two endpoints, got {len(commits)} commit(s)")
+    if len(set(commits)) != len(commits):
+        raise UsageError("the commit list has duplicates")
+    if weights is not None and len(weights) != len(commits):
+        raise UsageError(f"{len(weights)} prior weights for {len(commits)} commits")
+    return commits
+
+
+def _answer(run: Run, cands: list, certain, uncertain, what: str, rounds: int) -> BisectResult:
+    p_hat, p_low = run.estimate()
+    ev_u = run.store[uncertain]
+    confidence = 1.0 - miss_bound(run, certain, ev_u.clean - run.selected(ev_u))
+    culprit = cands[0] if len(cands) == 1 else None
+    total = sum(ev.cycles for c, ev in run.store.items() if c in run.in_range)
+    if culprit is not None:
+        run.log(f"answer: {short(culprit)} is the {what} commit; confidence {confidence:.5f}; "
+                f"p ~ {p_hat:.3f} (>= {p_low:.3f}); {total} cycles in all, {run.new_cycles} now")
+    else:
+        run.log(f"answer: the {what} commit is one of {len(cands)}: "
+                + ", ".join(short(c) for c in cands)
+                + f"; confidence {confidence:.5f}; {total} cycles in all, {run.new_cycles} now")
+    if confidence < run.cfg.confidence:
+        run.log(f"warning: confidence {confidence:.5f} is below the target {run.cfg.confidence}")
+    return BisectResult(
+        candidates=cands, culprit=culprit, confidence=confidence, p_estimate=p_hat,
+        p_lower=p_low, total_cycles=total, steps=run.steps, trace=run.trace,
+        find_fix=run.cfg.find_fix, verified=uncertain, confirmed=certain,
+        new_cycles=run.new_cycles, rounds=rounds,
+        recalibration=references(run, certain)[-1], calibration=run.reference(),
+        calibrated=run.calibrated)
