@@ -1,13 +1,18 @@
 """`afpbisect run`: range -> calibrated, adaptive bisection -> confirmed culprit -> report.
 
-The policy (policy.py) decides; this module only wires the real environment to it and
+The policy (policy/) decides, in the order the prior and the build price give (prior.py, cost.py); this module only wires the real environment to it and
 turns its result into the report, plus a `git bisect replay` file so anyone can check
 the answer with git's own notion of "first bad commit"."""
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from . import __version__, policy
+from . import cost as cost_mod
+from . import prior as prior_mod
 from .context import Context
 from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, mean_busy, save_evidence
@@ -24,7 +29,8 @@ def _subject(repo, sha: str) -> str:
 
 
 def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
-                  confirm_revert: bool = False, confidence: float = 0.999) -> dict:
+                  confirm_revert: bool = False, confidence: float = 0.999,
+                  suspects: tuple = (), check_endpoints: bool = False) -> dict:
     t0 = time.time()
     fixed_cycles = ctx.opts.fixed_cycles
     say = ctx.say
@@ -38,7 +44,8 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     s = ctx.opts.settings
     identity = {"command": "run", "repo": ctx.opts.repo, "good": rng.good.sha, "bad": rng.bad.sha,
                 "find_fix": find_fix, "pairs": s.pairs, "threads": s.threads, "env": s.env,
-                "scenario": sc.digest(), "confidence": confidence, "cycles": fixed_cycles}
+                "scenario": sc.digest(), "confidence": confidence, "cycles": fixed_cycles,
+                "suspects": sorted(suspects), "check_endpoints": check_endpoints}
     stem = f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}-{sc.name}"
     # Named by the run's whole identity: a run of the same range with other options or
     # another scenario keeps its own state beside this one.
@@ -53,7 +60,10 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
         f"(at least {max(1, (len(rng.commits) - 1).bit_length())} steps)")
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say)
     store = evidence_store(state)
-    config = policy.PolicyConfig(confidence=confidence, find_fix=find_fix)
+    config = policy.PolicyConfig(confidence=confidence, find_fix=find_fix,
+                                 lazy_endpoints=not check_endpoints)
+    commits = list(rng.commits)
+    order = search_order(ctx, commits, commits[0] if find_fix else commits[-1], variant, env, suspects)
 
     def persist(*_a):
         save_evidence(state, store)
@@ -64,8 +74,8 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
             res = policy.bisect_fixed(list(rng.commits), env, fixed_cycles, find_fix=find_fix,
                                       store=store, on_cycle=persist)
         else:
-            res = policy.bisect(list(rng.commits), env, config, store=store, on_step=persist,
-                                on_cycle=persist)
+            res = policy.bisect(commits, env, config, store=store, on_step=persist,
+                                on_cycle=persist, weights=order.prior.weights, cost=order.cost)
     except policy.RangeError as exc:
         # Not reproducible at BAD, race already at GOOD, endpoint unbuildable: an honest
         # "no answer", with the evidence kept.
@@ -77,6 +87,7 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     if res is not None and confirm_revert and res.culprit:
         revert = _confirm_revert(ctx, rng, res.culprit, state, config)
     result = _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0)
+    result["search_order"] = order.to_dict()
     if revert is not None:
         result["revert_check"] = revert
     state.data["result"] = result
@@ -88,6 +99,45 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     say(_headline(result))
     say(f"report: {result['reports']['markdown']}")
     return result
+
+
+@dataclass
+class SearchOrder:
+    prior: prior_mod.Prior
+    model: cost_mod.BuildCostModel
+    cost: object
+
+    def to_dict(self) -> dict:
+        return {"prior": self.prior.to_dict(), "cost_model": self.model.to_dict()}
+
+
+def search_order(ctx: Context, commits: list, racy: str, variant: Variant, env: PipelineEnv,
+                 suspects) -> SearchOrder:
+    """The prior (scenario + test patches + --suspect) and the build price the search
+    orders its questions by; neither can change the answer (policy/__init__.py)."""
+    sc = ctx.opts.scenario
+    patterns = list(sc.sections["hit"].get("console", []))
+    patch_files = [f for p in variant.patches for f in p.files]
+    pr = prior_mod.for_range(ctx.repo, commits, racy, patterns, patch_files, suspects)
+    samples = [s for f in sorted((ctx.workdir / "reports").glob("run-*.json"))
+               for s in cost_mod.samples_from_steps(_steps_of(f))]
+    model = cost_mod.fit(samples) if len(samples) >= 4 else cost_mod.BuildCostModel()
+    index = {c[:12]: i for i, c in enumerate(commits)}
+    cost = cost_mod.pricer(model, lambda: [index[p] for p in env.built_prefixes() if p in index])
+    for path, why in sorted(pr.paths.items()):
+        ctx.say(f"suspect path {path} ({why})")
+    ctx.say(f"prior: {len(pr.suspects)} of {len(commits) - 1} commits touch a suspect path "
+            f"and share half the mass; build price: {model.near:.0f}-{model.far:.0f}s "
+            f"({'fitted on ' + str(len(samples)) + ' builds of this workdir' if len(samples) >= 4 else 'default'})")
+    return SearchOrder(pr, model, cost)
+
+
+def _steps_of(path: Path) -> list:
+    try:
+        steps = json.loads(path.read_text()).get("steps", [])
+    except (OSError, ValueError, AttributeError):
+        return []   # a report being written or from another version: no samples
+    return steps if isinstance(steps, list) else []
 
 
 def _headline(result: dict) -> str:

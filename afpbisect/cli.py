@@ -206,14 +206,21 @@ def cli():
 @click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD has the bug: find the first commit where it is gone.")
 @click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the bug is gone.")
 @click.option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
+@click.option("--suspect", "suspects", multiple=True, metavar="PATH",
+              help="A path the culprit probably touches (repeatable; like `git bisect start -- PATH`, "
+                   "but sound: it orders the probes, other commits keep half the prior mass).")
+@click.option("--check-endpoints", is_flag=True,
+              help="Build and test both endpoints before the search (calibrate BAD, light-check GOOD), "
+                   "as before; by default an endpoint is built only if the answer needs it.")
 @common
 @_guard
-def run(range_, find_fix, confirm_revert, fetch_, **kw):
+def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **kw):
     """Bisect GOOD..BAD (e.g. v7.0.0..v8.0.3) and name the first bad commit."""
     from .bisection import run_bisection
     with open_context(_options(kw, update=fetch_), say=_say) as ctx:
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
-                               confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
+                               confidence=kw["confidence"] or DEFAULT_CONFIDENCE,
+                               suspects=tuple(suspects), check_endpoints=check_endpoints)
     _emit(result, kw["as_json"])
     sys.exit(run_outcome(result).exit_code)
 

@@ -47,6 +47,7 @@ class PipelineEnv:
         created = time.strftime("%Y%m%dT%H%M%S", time.gmtime(state.created))
         self.log_root = self.workdir / "logs" / "repro" / f"{state.path.stem}-{created}"
         self.builds: dict[str, BuildResult] = {}
+        self._products: set | None = None
         for k in ("builds", "cycles", "evidence"):
             state.data.setdefault(k, {})
 
@@ -94,6 +95,15 @@ class PipelineEnv:
     def close(self) -> None:
         for k in list(self.sessions):
             self.sessions.pop(k).close()
+
+    def built_prefixes(self) -> set:
+        """sha[:12] of every commit built in this workdir (any run, any variant): what the
+        cost model counts as near. Products are named <sha12>-<key> (build.py); read once,
+        then this run's builds are added as they happen."""
+        if self._products is None:
+            root = self.builder.products
+            self._products = {p.name[:12] for p in root.iterdir()} if root.is_dir() else set()
+        return self._products | {k[:12] for k, r in self.builds.items() if r.ok}
 
     # ------------------------------------------------------------ helpers
     def key_of(self, sha: str) -> str:

@@ -7,6 +7,7 @@ when every commit between them was skipped ("The first bad commit could be any o
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -88,3 +89,74 @@ def least_satisfying(n: int, oracle: Callable[[int], Verdict]) -> SearchResult:
         last_good_index=lo,
         steps=steps,
     )
+
+
+# --- weighted, cost-aware search (issue 18) ---------------------------------------------
+
+def _entropy(q: float) -> float:
+    """Bits a probe gives when it sends the culprit left with probability q."""
+    if q <= 0.0 or q >= 1.0:
+        return 0.0
+    return -(q * math.log2(q) + (1.0 - q) * math.log2(1.0 - q))
+
+
+def weighted_pick(lo: int, hi: int, skipped: set, prefix: list, cost=None,
+                  slack: float = 0.0) -> int | None:
+    """The probe in (lo, hi) for a culprit in (lo, hi] with prior mass `prefix` (cumulative:
+    mass of (a, b] = prefix[b] - prefix[a]).
+
+    Bayesian bisection: the best probe sends half the window's mass each way (its answer
+    is then worth a full bit). With `cost(i)` (build seconds) the cheapest probe among
+    those that lose at most `slack` bits against the best is taken: a cached or
+    near-built commit is worth a slightly worse split. Ties: the better split, then the
+    one nearest the window's middle by count (so a uniform prior gives git's midpoint).
+    """
+    total = prefix[hi] - prefix[lo]
+    cands = [i for i in range(lo + 1, hi) if i not in skipped]
+    if not cands:
+        return None
+    if total <= 0.0:   # no mass left in the window: plain bisection by count
+        return min(cands, key=lambda i: (abs(i - midpoint(lo, hi)), i))
+    # rounded: equal splits must tie exactly, whatever the float sums did
+    info = {i: round(_entropy((prefix[i] - prefix[lo]) / total), 9) for i in cands}
+    best = max(info.values())
+    mid = midpoint(lo, hi)
+    pool = [i for i in cands if info[i] >= best - (slack if cost is not None else 0.0) - 1e-9]
+    return min(pool, key=lambda i: (cost(i) if cost is not None else 0.0, -info[i],
+                                    abs(i - mid), i))
+
+
+def weighted_least_satisfying(n: int, oracle: Callable[[int, tuple], Verdict], weights=None,
+                              cost=None, slack: float = 0.0) -> SearchResult:
+    """`least_satisfying` with a prior and a price: `weights[i]` is the prior mass that
+    index i is the first BAD one (index 0 cannot be; None = uniform), `cost(i)` what
+    asking i costs now. `oracle(i, (lo, hi))` also gets the window the answer splits, so
+    the caller can price a wrong answer. Same answer as `least_satisfying` for every
+    monotone oracle, and the same skip rule (tests/test_search.py, against brute force);
+    only the order of the questions changes.
+    """
+    if n < 2:
+        raise ValueError(f"need at least the two endpoints, got n={n}")
+    w = [1.0] * n if weights is None else [max(0.0, float(x)) for x in weights]
+    if len(w) != n:
+        raise ValueError(f"need {n} weights, got {len(w)}")
+    prefix = [0.0]
+    for i in range(1, n):
+        prefix.append(prefix[-1] + w[i])
+    prefix[0] = 0.0
+    lo, hi = 0, n - 1
+    skipped: set = set()
+    steps: list = []
+    while (i := weighted_pick(lo, hi, skipped, prefix, cost, slack)) is not None:
+        verdict = oracle(i, (lo, hi))
+        steps.append((i, verdict))
+        if verdict is Verdict.GOOD:
+            lo = i
+        elif verdict is Verdict.BAD:
+            hi = i
+        elif verdict is Verdict.SKIP:
+            skipped.add(i)
+        else:
+            raise ValueError(f"oracle returned {verdict!r} for index {i}; want GOOD, BAD or SKIP")
+    return SearchResult(candidates=list(range(lo + 1, hi + 1)), first_bad_index=hi,
+                        last_good_index=lo, steps=steps)

@@ -49,9 +49,9 @@ UNHEALTHY_LEAD = 3
 
 
 _FIELDS = ("cycles", "hits", "infra", "consecutive_infra", "build_error", "verdict", "clean_needed",
-           "unhealthy", "mark")
+           "unhealthy", "mark", "calib")
 # Keys a state file written before they existed may lack, with the value they then had.
-_OPTIONAL = {"unhealthy": 0, "mark": None}
+_OPTIONAL = {"unhealthy": 0, "mark": None, "calib": None}
 
 
 @dataclass
@@ -77,6 +77,10 @@ class Evidence:
     # [hits, valid cycles] when a re-calibration of this commit began (policy.py): the
     # cycles after it are a fresh sample, unselected by the search that chose the commit.
     mark: list | None = None
+    # [hits, valid] when this commit's calibration began, then [.., .., hits, valid] when it
+    # ended (policy/calibrate.py): the reference sample of every verification. Cycles
+    # before its start (the hit that showed the commit racy) selected it and are left out.
+    calib: list | None = None
 
     @property
     def clean(self) -> int:
@@ -115,7 +119,14 @@ class Evidence:
             "clean_needed": self.clean_needed,
             "unhealthy": self.unhealthy,
             "mark": None if self.mark is None else list(self.mark),
+            "calib": None if self.calib is None else list(self.calib),
         }
+
+    def calibration(self) -> tuple[int, int] | None:
+        """(hits, valid cycles) of the finished calibration on this commit, else None."""
+        if self.calib is None or len(self.calib) != 4:
+            return None
+        return self.calib[2] - self.calib[0], self.calib[3] - self.calib[1]
 
     def since_mark(self) -> tuple[int, int]:
         """(hits, valid cycles) after `mark`: the re-calibration's own sample."""
@@ -164,13 +175,17 @@ class Evidence:
         if mark is not None and not (isinstance(mark, list) and len(mark) == 2
                                      and all(type(m) is int and m >= 0 for m in mark)):
             raise ValueError(f"evidence 'mark' must be null or [hits, valid cycles], got {mark!r}")
+        calib = data["calib"]
+        if calib is not None and not (isinstance(calib, list) and len(calib) in (2, 4)
+                                      and all(type(m) is int and m >= 0 for m in calib)):
+            raise ValueError(f"evidence 'calib' must be null or [hits, valid(, hits, valid)], got {calib!r}")
         verdict = data["verdict"]
         if verdict is not None:
             try:
                 verdict = Verdict(verdict)
             except ValueError:
                 raise ValueError(f"evidence 'verdict' is not a verdict: {verdict!r}") from None
-        return cls(build_error=build_error, verdict=verdict, mark=mark, **counts)
+        return cls(build_error=build_error, verdict=verdict, mark=mark, calib=calib, **counts)
 
 
 def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3,

@@ -40,6 +40,7 @@ class FakeEnv:
         self.done: dict = {}  # commit -> cycles run
         self.cycles = 0
         self.builds = self.releases = 0
+        self.built_commits: set = set()   # every commit a build was asked of
         self.live: set = set()
         self.crash_at = None  # crash instead of running cycle number crash_at (1-based)
         self.frozen = False  # any build or cycle is an error (for "redo nothing")
@@ -54,6 +55,7 @@ class FakeEnv:
             self.build_infra[i] -= 1
             raise InfraError("docker daemon went away")
         self.builds += 1
+        self.built_commits.add(commit)
         if commit in self.unbuildable:
             return "error: ‘AFPPeer’ has no member named ‘sock’\nmake: *** [all] Error 2"
         self.live.add(commit)
@@ -106,9 +108,10 @@ def test_finds_the_culprit(p, seed):
 
 
 def test_a_false_good_is_caught_by_the_verification():
-    # c0249 (the third midpoint) is racy but starts clean more often than its light level:
-    # the light test calls it GOOD, the boundary lands on it, the verification catches it.
-    forced = {(249, k): CLEAN for k in range(12)}
+    # c0249 (the third midpoint) is racy but starts clean more often than its light level
+    # (priced at 14 here): the light test calls it GOOD, the boundary lands on it, the
+    # verification catches it.
+    forced = {(249, k): CLEAN for k in range(20)}
     env = FakeEnv(400, 240, 0.5, seed=3, forced=forced)
     res = run(env)
     assert res.culprit == "c0240"
@@ -185,11 +188,14 @@ def test_an_infra_streak_aborts_and_resumes():
 
 
 def test_build_infra_errors_are_retried_then_abort():
-    env = FakeEnv(100, 60, 0.5, seed=7, build_infra={99: 2})
+    env = FakeEnv(100, 60, 0.5, seed=7, build_infra={49: 2})   # the first probe
     assert run(env).culprit == "c0060"
-    env = FakeEnv(100, 60, 0.5, seed=7, build_infra={99: 3})
+    env = FakeEnv(100, 60, 0.5, seed=7, build_infra={49: 3})
     with pytest.raises(InfraError, match="build attempts"):
         run(env)
+    env = FakeEnv(100, 60, 0.5, seed=7, build_infra={99: 3})
+    with pytest.raises(InfraError, match="build attempts"):
+        run(env, lazy_endpoints=False)   # the eager order builds the BAD endpoint first
 
 
 def test_infra_error_raised_by_a_cycle_counts_as_infra():
@@ -282,7 +288,12 @@ def test_refuses_when_the_bad_endpoint_does_not_reproduce():
     assert not isinstance(info.value, InfraError)
     assert "not reproducible on BAD" in str(info.value) and "c0099" in str(info.value)
     assert store["c0099"].valid_cycles == 25 and store["c0099"].hits == 0
-    assert env.cycles == store["c0099"].cycles  # nothing else was tried
+    # lazily, the search met no race, so it ended on the BAD endpoint and calibrated it there
+    env = FakeEnv(100, 100, 0.5, seed=16)
+    store = {}
+    with pytest.raises(NotReproducible):
+        bisect(env.commits, env, PolicyConfig(max_calibration_cycles=25, lazy_endpoints=False), store)
+    assert env.cycles == store["c0099"].cycles  # eagerly, nothing else was tried
 
 
 def test_refuses_when_the_good_endpoint_is_racy():
@@ -298,15 +309,26 @@ def test_a_racy_good_endpoint_missed_by_the_light_check_is_caught_later():
         run(env)
 
 
-def test_refuses_unbuildable_endpoints():
+def test_refuses_unbuildable_endpoints_it_needs():
+    for lazy in (True, False):
+        env = FakeEnv(100, 99, 0.5, seed=19)   # the answer is at the BAD endpoint
+        env.unbuildable = {"c0099"}
+        with pytest.raises(EndpointUnbuildable):
+            run(env, lazy_endpoints=lazy)
+        env = FakeEnv(100, 1, 0.5, seed=19)    # the answer's parent is the GOOD endpoint
+        env.unbuildable = {"c0000"}
+        with pytest.raises(EndpointUnbuildable):
+            run(env, lazy_endpoints=lazy)
+
+
+def test_lazy_endpoints_are_never_built_when_the_answer_is_inside():
     env = FakeEnv(100, 50, 0.5, seed=19)
-    env.unbuildable = {"c0099"}
+    env.unbuildable = {"c0000", "c0099"}
+    res = run(env)
+    assert res.culprit == "c0050" and res.confidence >= 0.999
+    assert "c0000" not in env.built_commits and "c0099" not in env.built_commits
     with pytest.raises(EndpointUnbuildable):
-        run(env)
-    env = FakeEnv(100, 50, 0.5, seed=19)
-    env.unbuildable = {"c0000"}
-    with pytest.raises(EndpointUnbuildable):
-        run(env)
+        run(FakeEnv(100, 50, 0.5, seed=19, unbuildable={99}), lazy_endpoints=False)
 
 
 def test_low_hit_rate_calibration_proceeds_with_few_hits():
@@ -322,7 +344,7 @@ def test_low_hit_rate_calibration_proceeds_with_few_hits():
 def test_callbacks_and_trace():
     env = FakeEnv(200, 77, 0.5, infra=0.05, unbuildable={40}, seed=21)
     steps, cycles = [], []
-    res = bisect(env.commits, env, PolicyConfig(), {}, on_step=steps.append,
+    res = bisect(env.commits, env, PolicyConfig(lazy_endpoints=False), {}, on_step=steps.append,
                  on_cycle=lambda c, ev: cycles.append((c, ev.cycles)))
     assert isinstance(res, BisectResult)
     assert steps == res.steps and all(isinstance(s, StepRecord) for s in steps)
@@ -489,6 +511,9 @@ def test_unhealthy_is_not_an_infrastructure_streak():
 
 def test_unhealthy_clean_endpoint_is_no_answer():
     env = SickEnv(40, 20, 0.9, sick=(0,))
+    with pytest.raises(EndpointUnbuildable, match="cannot be used: untestable"):
+        bisect(env.commits, env, PolicyConfig(lazy_endpoints=False))
+    env = SickEnv(40, 1, 0.9, sick=(0,))   # lazily: only when the answer needs it
     with pytest.raises(EndpointUnbuildable, match="cannot be used: untestable"):
         bisect(env.commits, env, PolicyConfig())
 

@@ -165,3 +165,91 @@ def test_same_answer_as_git_with_skips(linear_repo):
         res = least_satisfying(n, make_oracle(first_bad, skipped, []))
         cands, _ = _git_bisect(repo, revs, first_bad, skipped)
         assert res.candidates == cands == expected_candidates(first_bad, skipped, n), (first_bad, skipped)
+
+
+# --- the weighted, cost-aware search (issue 18) -----------------------------------------
+
+from afpbisect.search import weighted_least_satisfying  # noqa: E402
+
+
+@st.composite
+def priced_worlds(draw):
+    n, first_bad, skipped = draw(worlds())
+    rng = random.Random(draw(st.integers(0, 2 ** 32)))
+    shape = draw(st.sampled_from(["uniform", "spiky", "zeros", "random"]))
+    if shape == "uniform":
+        weights = [1.0] * n
+    elif shape == "spiky":   # most mass on a few commits, which may or may not hold the culprit
+        weights = [100.0 if rng.random() < 0.05 else 0.01 for _ in range(n)]
+    elif shape == "zeros":   # a prior that rules commits out entirely must still be sound
+        weights = [0.0 if rng.random() < 0.7 else rng.random() for _ in range(n)]
+    else:
+        weights = [rng.random() for _ in range(n)]
+    costs = [rng.choice([0.0, 5.0, 300.0]) for _ in range(n)]
+    slack = draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+    return n, first_bad, skipped, weights, costs, slack
+
+
+@settings(max_examples=400, deadline=None)
+@given(priced_worlds())
+def test_weighted_matches_brute_force(world):
+    """Whatever the prior (wrong, spiky, zero on the culprit) and the prices, the answer
+    is git bisect's; only the order of the questions changes."""
+    n, first_bad, skipped, weights, costs, slack = world
+    calls: list = []
+    oracle = make_oracle(first_bad, skipped, calls)
+    res = weighted_least_satisfying(n, lambda i, window: oracle(i), weights,
+                                    cost=costs.__getitem__, slack=slack)
+    assert res.candidates == expected_candidates(first_bad, skipped, n)
+    assert len(calls) == len(set(calls)), "each index asked once"
+    assert 0 not in calls and n - 1 not in calls, "the endpoints are known, not asked"
+    assert set(res.candidates[:-1]) <= set(res.skipped)
+
+
+def test_uniform_prior_asks_what_git_asks():
+    for n in (2, 3, 4, 101, 3071):
+        for first_bad in {1, max(1, n // 3), n - 1}:
+            plain: list = []
+            weighted: list = []
+            least_satisfying(n, make_oracle(first_bad, set(), plain))
+            o = make_oracle(first_bad, set(), weighted)
+            weighted_least_satisfying(n, lambda i, w: o(i))
+            assert weighted == plain
+
+
+def test_prior_on_the_culprit_needs_fewer_questions():
+    n, culprit = 3071, 1604
+    weights = [1.0] * n
+    weights[culprit] = n   # half the mass on one commit
+    calls: list = []
+    o = make_oracle(culprit, set(), calls)
+    res = weighted_least_satisfying(n, lambda i, w: o(i), weights)
+    assert res.candidates == [culprit]
+    assert len(calls) <= 3   # the commit and its parent, roughly: log2(1/0.5) + 2
+
+
+def test_the_oracle_gets_the_window_it_splits():
+    seen = []
+
+    def oracle(i, window):
+        seen.append((i, window))
+        return BAD if i >= 7 else GOOD
+
+    weighted_least_satisfying(20, oracle)
+    lo, hi = 0, 19
+    for i, window in seen:
+        assert window == (lo, hi) and lo < i < hi
+        lo, hi = (i, hi) if i < 7 else (lo, i)   # GOOD moves lo, BAD moves hi
+
+
+def test_a_cheap_probe_within_the_slack_wins():
+    # uniform over 100: the best split is 50; 45 loses about 0.01 bit and is free
+    costs = {i: 300.0 for i in range(100)}
+    costs[45] = 0.0
+    calls: list = []
+    o = make_oracle(99, set(), calls)
+    weighted_least_satisfying(100, lambda i, w: o(i), cost=costs.__getitem__, slack=0.05)
+    assert calls[0] == 45
+    calls.clear()
+    weighted_least_satisfying(100, lambda i, w: o(i), cost=costs.__getitem__, slack=0.0)
+    assert calls[0] == 49

@@ -1,0 +1,98 @@
+"""What a probe costs to build now: the model the cost-aware search prices probes with.
+
+A build reuses the tree, ccache and cargo state of the commits built before it, so its
+cost depends on how far (in commits) the nearest built one is: a neighbour rebuilds in
+seconds, a far jump is close to a full compile (docs/results/build-sample.md). The model:
+
+    seconds(d) = near + (far - near) * min(1, log2(1 + d) / log2(1 + horizon))
+
+fitted by least squares on the builds recorded in real runs' reports (`fit`; bench/plan.py
+prints the fit). A cached product costs nothing.
+"""
+from __future__ import annotations
+
+import bisect as _bisect
+import math
+from dataclasses import dataclass
+
+FAR_WITHIN = 16   # a probe is "far" when no built commit is this close (issue 18's model)
+
+
+@dataclass(frozen=True)
+class BuildCostModel:
+    near: float = 25.0     # seconds; fitted on 2026-11-25..12-01 real runs (bench/plan.py)
+    far: float = 330.0
+    horizon: int = 256
+
+    def seconds(self, distance: int | None) -> float:
+        """Build seconds with the nearest built commit `distance` away (None: none built)."""
+        return self.near + (self.far - self.near) * _x(distance, self.horizon)
+
+    def to_dict(self) -> dict:
+        return {"near": round(self.near, 1), "far": round(self.far, 1), "horizon": self.horizon}
+
+
+def _x(distance: int | None, horizon: int) -> float:
+    if distance is None:
+        return 1.0
+    return min(1.0, math.log2(1 + max(0, distance)) / math.log2(1 + horizon))
+
+
+def fit(samples: list, horizon: int = 256) -> BuildCostModel:
+    """Least squares of seconds = near * (1 - x) + far * x over (distance, seconds)."""
+    if len(samples) < 2:
+        return BuildCostModel(horizon=horizon)
+    xs = [_x(d, horizon) for d, _ in samples]
+    ys = [s for _, s in samples]
+    # normal equations of y = a*(1-x) + b*x
+    s11 = sum((1 - x) ** 2 for x in xs)
+    s12 = sum((1 - x) * x for x in xs)
+    s22 = sum(x * x for x in xs)
+    t1 = sum((1 - x) * y for x, y in zip(xs, ys))
+    t2 = sum(x * y for x, y in zip(xs, ys))
+    det = s11 * s22 - s12 * s12
+    if abs(det) < 1e-9:
+        return BuildCostModel(horizon=horizon)
+    near = (t1 * s22 - t2 * s12) / det
+    far = (s11 * t2 - s12 * t1) / det
+    return BuildCostModel(max(0.0, near), max(near, far), horizon)
+
+
+def nearest(built: list, i: int) -> int | None:
+    """Distance from i to the nearest index in the sorted list `built` (None if empty)."""
+    if not built:
+        return None
+    k = _bisect.bisect_left(built, i)
+    return min(abs(built[j] - i) for j in (k - 1, k) if 0 <= j < len(built))
+
+
+def pricer(model: BuildCostModel, built):
+    """cost(i) for the search: 0 for a built (cached) index, else the model at the
+    distance to the nearest built one. `built()` gives the built indexes now; it is read
+    again only when their number changes (a pick prices hundreds of candidates)."""
+    seen = {"n": -1, "sorted": [], "set": set()}
+
+    def cost(i: int) -> float:
+        now = built()
+        if len(now) != seen["n"]:
+            seen.update(n=len(now), sorted=sorted(now), set=set(now))
+        if i in seen["set"]:
+            return 0.0
+        return model.seconds(nearest(seen["sorted"], i))
+    return cost
+
+
+def samples_from_steps(steps: list) -> list:
+    """(distance to the nearest commit built before it in the run, build seconds) of each
+    fresh build in a run report's steps, in the order they were built."""
+    built: list = []
+    out = []
+    for st in steps:
+        pos, secs = st.get("position"), st.get("build_seconds")
+        if pos is None:
+            continue
+        if st.get("build_ok") and not st.get("build_cached") and secs:
+            out.append((nearest(sorted(built), pos), float(secs)))
+        if st.get("build_ok") and pos not in built:
+            built.append(pos)
+    return out
