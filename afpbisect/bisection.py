@@ -17,7 +17,8 @@ from .context import Context
 from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, mean_busy, save_evidence
 from .refs import Range, commit_range, split_range
-from .report import write_atomic, write_reports
+from .provenance import stamp
+from .report import write_atomic, write_command_reports
 from .state import State, identity_digest
 from .verdict import Verdict
 from .verify import check_variants
@@ -88,16 +89,19 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
         revert = _confirm_revert(ctx, rng, res.culprit, state, config)
     result = _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0)
     result["search_order"] = order.to_dict()
+    result["made"] = stamp(ctx.opts, command="run", range=range_text, find_fix=find_fix,
+                           confirm_revert=confirm_revert, confidence=confidence,
+                           suspects=list(suspects), check_endpoints=check_endpoints)
     if revert is not None:
         result["revert_check"] = revert
     state.data["result"] = result
     state.save()
     out = ctx.workdir / "reports"
-    result = write_reports(out, stem, result, "run.md.j2")
+    result = write_command_reports(out, stem, result)
     if res is not None:
         write_atomic(out / f"{stem}.bisect-replay", _replay(rng, res, find_fix))
     say(_headline(result))
-    say(f"report: {result['reports']['markdown']}")
+    say(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
     return result
 
 

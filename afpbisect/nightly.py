@@ -25,6 +25,7 @@ from .context import Context
 from .errors import AfpError, Interrupted, StateError, UsageError
 from .outcome import Outcome
 from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
+from .provenance import stamp
 from .refs import resolve
 from .report import render, write_atomic, write_reports
 from .state import State, check_writable
@@ -92,12 +93,12 @@ def _new_night(ctx: Context, tip, good: str | None, replay: bool) -> dict:
             "sha": tip.sha, "subject": ctx.repo.commit(tip.sha).summary, "last_good": good,
             "replay": replay, "bisection": None, "verdict": None, "cycles": 0, "hits": 0,
             "unhealthy": 0, "infra": 0, "build_error": None, "error": None, "p_assumed": None,
-            "reference": None}
+            "reference": None, "build_seconds": None, "repro_seconds": None}
 
 
 def _night(ctx: Context, tip, track: dict, night: dict, job: State, confidence: float) -> Outcome:
     ctx.docker()
-    check = _check_tip(ctx, tip.sha, track, confidence, job)
+    check = _check_tip(ctx, tip.sha, track, confidence, job, times=night)
     ev = check.evidence
     night.update(verdict=check.verdict.value, cycles=ev.cycles, hits=ev.hits, unhealthy=ev.unhealthy,
                  infra=ev.infra, build_error=ev.skip_reason(), p_assumed=check.p_lower,
@@ -118,7 +119,8 @@ def _night(ctx: Context, tip, track: dict, night: dict, job: State, confidence: 
     r = bis["result"]
     night["bisection"] = {"status": r["status"], "candidates": r["candidates"],
                           "first_bad": r["first_bad"], "subject": r["subject"],
-                          "confidence": r["confidence"], "report": bis["reports"]["markdown"]}
+                          "confidence": r["confidence"], "report": bis["reports"]["markdown"],
+                          "wall_seconds": bis["wall_seconds"]}
     if r["p_lower"]:
         track["p_lower"] = r["p_lower"]
     if r.get("reference"):
@@ -126,7 +128,8 @@ def _night(ctx: Context, tip, track: dict, night: dict, job: State, confidence: 
     return Outcome.REGRESSION
 
 
-def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: State) -> policy.PatchCheck:
+def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: State,
+               times: dict | None = None) -> policy.PatchCheck:
     """The policy's rule on the tip (policy.check_patch): BAD at the first hit; GOOD after
     as many clean cycles as the job's reference calibration asks (its last bisection's
     racy endpoint, a bound for any hit rate), or, before any, the assumed rate.  The
@@ -150,6 +153,9 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
                                   on_cycle=lambda *_: save_evidence(job, store))
     finally:
         save_evidence(job, store)
+        if times is not None:   # the JUnit's time per testcase: the tip's build, its cycles
+            facts = env.step_facts(sha)
+            times.update(build_seconds=facts["build_seconds"], repro_seconds=facts["repro_seconds"])
         env.close()
 
 
@@ -180,19 +186,36 @@ def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Pa
     job.save()
     result = {"afpbisect": __version__, "command": "nightly", "repo": ctx.opts.repo, **night,
               "scenario": ctx.opts.scenario.summary(),
+              "made": stamp(ctx.opts, command="nightly", ref=tip.typed, replay=night["replay"]),
               "ref": {"typed": tip.typed, "name": tip.name, "sha": tip.sha, "note": tip.note},
               "last_good_after": track["last_good"]}
     result = write_reports(out_dir, "nightly", result, "nightly.md.j2")
     write_atomic(out_dir / "junit.xml", render("junit.xml.j2", r=result))
     # Every night of the job, whatever ref it tested (replays included), oldest first.
     nights = sorted((n for t in job.data["refs"].values() for n in t["history"]), key=lambda n: n["date"])
-    write_atomic(out_dir / "history.html", render("nightly.html.j2", ref=tip.name, repo=ctx.opts.repo,
-                                                   nights=nights, svg=_timeline(nights),
-                                                   scenario=result["scenario"]))
+    view = history_view(nights, tip.name, night["replay"])
+    write_atomic(out_dir / "history.html", render("nightly.html.j2", ref=view["ref"], repo=ctx.opts.repo,
+                                                   nights=view["timeline"], others=view["others"],
+                                                   svg=_timeline(view["timeline"]),
+                                                   scenario=result["scenario"], r=result))
     result["reports"].update(junit=str(out_dir / "junit.xml"), html=str(out_dir / "history.html"))
     why = f": {error}" if error else ""
     ctx.say(f"nightly {tip.name} {tip.sha[:10]}: {outcome.label} (exit {code}){why}; reports in {out_dir}")
     return result
+
+
+def history_view(nights: list[dict], ref: str, replay: bool) -> dict:
+    """Which nights make the timeline: the scheduled nights of the branch the job watches.
+
+    A replay (--last-good, e.g. of a release from before its culprit) or a night of
+    another ref is listed apart: on main's timeline a replayed release's red point read as a
+    regression of main (issue 19).  The branch watched is this night's ref, or after a
+    replay the ref of the latest scheduled night."""
+    scheduled = [n for n in nights if not n.get("replay")]
+    if replay and scheduled:
+        ref = scheduled[-1]["ref"]
+    timeline = [n for n in scheduled if n.get("ref") == ref]
+    return {"ref": ref, "timeline": timeline, "others": [n for n in nights if n not in timeline]}
 
 
 def _timeline(history: list[dict]) -> dict:

@@ -147,6 +147,9 @@ class PipelineEnv:
             "start_median": statistics.median(starts) if starts else None,
             "forwarded_after_start": [sum(v or 0 for v in (r.get("forwarded_after_start") or {}).values()) for r in recs],
             "repro_logs": sorted({str(Path(r["log_path"]).parent.parent) for r in recs if r.get("log_path")}),
+            # Per cycle, for the reports' pictures (hits per cycle with and without a patch).
+            "cycle_outcomes": [r.get("outcome") for r in recs],
+            "signature_counts": [len(r.get("signature_lines") or []) for r in recs],
             **forwarding_facts(recs),
         }
 

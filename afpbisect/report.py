@@ -11,18 +11,40 @@ from pathlib import Path
 import jinja2
 
 from . import TEMPLATES_DIR
+from .junit import run_cases, suite, verify_cases
+from .plot import run_plot, verify_plot
 
 
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True,
-                             autoescape=jinja2.select_autoescape(["html", "xml"]))
+                             autoescape=_escaped)
     env.filters["short"] = lambda s: (s or "")[:10]
     env.filters["pct"] = _pct
     env.filters["secs"] = _secs
     env.filters["basename"] = lambda p: Path(str(p)).name
+    env.globals["refs"] = resolved_refs
     return env
+
+
+def resolved_refs(r: dict) -> list[tuple[str, dict]]:
+    """(label, ref) for each ref a result's command resolved: what each name meant that day
+    (a tag can move, `main` does every day)."""
+    if r.get("command") == "run":
+        return [("good", r["range"]["good"]), ("bad", r["range"]["bad"])]
+    if r.get("command") == "verify-patch":
+        return [("target", r["target"])]
+    if isinstance(r.get("ref"), dict):
+        return [("ref", r["ref"])]
+    return []
+
+
+def _escaped(name: str | None) -> bool:
+    """HTML and XML templates escape what they insert (a commit subject or a log line may hold
+    `<` or `&`).  jinja2's select_autoescape(["html", "xml"]) looked at the last extension,
+    `.j2`, so it escaped nothing: a `>=` in the trace made the JUnit unreadable."""
+    return bool(name) and name.endswith((".html.j2", ".xml.j2", ".html", ".xml"))
 
 
 def _pct(x) -> str:
@@ -86,10 +108,66 @@ def keep_previous(out_dir: Path, stem: str) -> list[Path]:
 def write_reports(out_dir: Path, stem: str, result: dict, template: str) -> dict:
     """Write <stem>.json and <stem>.md (an earlier run's go to previous/, see keep_previous);
     return their paths (also recorded in the result)."""
+    return _write(out_dir, stem, result, {"markdown": (".md", template)})
+
+
+# What `run` and `verify-patch` write beside their JSON: (extension, template) per format.
+FORMATS = {
+    "run": {"markdown": (".md", "run.md.j2"), "html": (".html", "run.html.j2"),
+            "junit": (".junit.xml", "junit-suite.xml.j2")},
+    "verify-patch": {"markdown": (".md", "verify.md.j2"), "html": (".html", "verify.html.j2"),
+                     "junit": (".junit.xml", "junit-suite.xml.j2")},
+}
+
+
+def write_command_reports(out_dir: Path, stem: str, result: dict) -> dict:
+    """JSON, Markdown, HTML (with the plot) and JUnit of a `run` or `verify-patch` result."""
+    return _write(out_dir, stem, result, FORMATS[result["command"]])
+
+
+def render_context(result: dict) -> dict:
+    """What the templates of a result's command need beyond the result: its plot and its
+    JUnit suite.  Pure, so a saved result re-renders (afpbisect/rerender.py)."""
+    if result.get("command") == "run":
+        return {"plot": run_plot(result), "s": suite("afpbisect.run", run_cases(result), result)}
+    if result.get("command") == "verify-patch":
+        return {"plot": verify_plot(result), "s": suite("afpbisect.verify-patch", verify_cases(result), result)}
+    return {}
+
+
+def _write(out_dir: Path, stem: str, result: dict, formats: dict) -> dict:
     out_dir = Path(out_dir)
     keep_previous(out_dir, stem)
-    paths = {"json": str(out_dir / f"{stem}.json"), "markdown": str(out_dir / f"{stem}.md")}
+    paths = {"json": str(out_dir / f"{stem}.json"),
+             **{k: str(out_dir / f"{stem}{ext}") for k, (ext, _t) in formats.items()}}
     result = dict(result, reports=paths)
     write_atomic(Path(paths["json"]), json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
-    write_atomic(Path(paths["markdown"]), render(template, r=result))
+    extra = render_context(result) if len(formats) > 1 else {}
+    for k, (_ext, template) in formats.items():
+        write_atomic(Path(paths[k]), render(template, r=result, **extra))
     return result
+
+
+def redact(obj, prefixes: dict[str, str]):
+    """`obj` (a result: dicts, lists, strings) with every string's machine path prefixes
+    replaced, longest first: committed example reports carry no paths of the machine that
+    made them (issue 19).  E.g. {"/work/scratch/real/work": "WORKDIR"}."""
+    order = sorted(((k.rstrip("/"), v) for k, v in prefixes.items() if k.rstrip("/")), key=lambda kv: -len(kv[0]))
+
+    def one(x):
+        if isinstance(x, str):
+            return redact_text(x, order)
+        if isinstance(x, dict):
+            return {one(k): one(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [one(v) for v in x]
+        return x
+    return one(obj)
+
+
+def redact_text(text: str, prefixes) -> str:
+    """The same on free text (an old report's Markdown); `prefixes` a dict or (old, new) pairs."""
+    pairs = prefixes.items() if isinstance(prefixes, dict) else prefixes
+    for old, new in sorted(((k.rstrip("/"), v) for k, v in pairs if k.rstrip("/")), key=lambda kv: -len(kv[0])):
+        text = text.replace(old, new)
+    return text

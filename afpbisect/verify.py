@@ -14,7 +14,8 @@ from .context import Context
 from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
 from .refs import resolve
-from .report import write_reports
+from .provenance import stamp
+from .report import write_command_reports
 from .state import State
 from .state import identity_digest
 from .verdict import Evidence, Verdict
@@ -55,12 +56,14 @@ def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidenc
               "test_patches": [p.name for p in Variant.of(sc).patches],
               "settings": {"pairs": s.pairs, "threads": s.threads, "env": s.env,
                            "confidence": confidence},
-              **res, "wall_seconds": round(time.time() - t0, 1)}
+              **res, "wall_seconds": round(time.time() - t0, 1),
+              "made": stamp(ctx.opts, command="verify-patch", target=target,
+                            patches=[p.path.name for p in patches], confidence=confidence)}
     state.data["result"] = result
     state.save()
-    result = write_reports(ctx.workdir / "reports", stem, result, "verify.md.j2")
+    result = write_command_reports(ctx.workdir / "reports", stem, result)
     ctx.say(result["summary"])
-    ctx.say(f"report: {result['reports']['markdown']}")
+    ctx.say(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
     return result
 
 
