@@ -16,6 +16,7 @@ from . import prior as prior_mod
 from .context import Context
 from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, mean_busy, save_evidence
+from .progress import StepLines
 from .refs import Range, commit_range, split_range
 from .provenance import stamp
 from .report import write_atomic, write_command_reports
@@ -50,8 +51,10 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     stem = f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}-{sc.name}"
     # Named by the run's whole identity: a run of the same range with other options or
     # another scenario keeps its own state beside this one.
-    state = State.load_or_new(ctx.workdir / "state" / f"{stem}-{identity_digest(identity)}.json",
+    state = State.load_or_new(ctx.state_dir / "state" / f"{stem}-{identity_digest(identity)}.json",
                               "run", identity, restart=ctx.opts.restart, say=say)
+    # What `afpbisect status` names the run by (the identity holds only digests and shas).
+    state.data["about"] = {"scenario": sc.name, "good": rng.good.name, "bad": rng.bad.name}
     ctx.docker()   # input (the state included) is valid: now the engine (a clear error if away)
     if ctx.fetched_note:   # said after the engine answered: bad input stays one line
         say(ctx.fetched_note)
@@ -59,7 +62,8 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
         say(f"{r.typed} is {r.name} {r.sha}")
     say(f"range {rng.good.name}..{rng.bad.name}: {len(rng.commits) - 1} commits "
         f"(at least {max(1, (len(rng.commits) - 1).bit_length())} steps)")
-    env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say)
+    env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say,
+                      progress=ctx.progress)
     store = evidence_store(state)
     config = policy.PolicyConfig(confidence=confidence, find_fix=find_fix,
                                  lazy_endpoints=not check_endpoints)
@@ -69,14 +73,16 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     def persist(*_a):
         save_evidence(state, store)
 
+    on_step = _step_hook(ctx, rng, state, find_fix, persist)
     status, message, res = "found", "", None
     try:
         if fixed_cycles:   # the naive method, for comparison: no confidence claimed
             res = policy.bisect_fixed(list(rng.commits), env, fixed_cycles, find_fix=find_fix,
                                       store=store, on_cycle=persist)
         else:
-            res = policy.bisect(commits, env, config, store=store, on_step=persist,
-                                on_cycle=persist, weights=order.prior.weights, cost=order.cost)
+            res = policy.bisect(commits, env, config, store=store, on_step=on_step,
+                                on_cycle=persist, on_trace=ctx.progress.trace if ctx.progress else None,
+                                weights=order.prior.weights, cost=order.cost)
     except policy.RangeError as exc:
         # Not reproducible at BAD, race already at GOOD, endpoint unbuildable: an honest
         # "no answer", with the evidence kept.
@@ -96,13 +102,29 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
         result["revert_check"] = revert
     state.data["result"] = result
     state.save()
-    out = ctx.workdir / "reports"
+    out = ctx.state_dir / "reports"
     result = write_command_reports(out, stem, result)
     if res is not None:
         write_atomic(out / f"{stem}.bisect-replay", _replay(rng, res, find_fix))
-    say(_headline(result))
-    say(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
+    ctx.result(_headline(result))
+    ctx.result(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
     return result
+
+
+def _step_hook(ctx: Context, rng: Range, state: State, find_fix: bool, persist):
+    """policy.bisect's on_step: persist, keep the decisions in the state (`afpbisect status`
+    reads them while the run goes on) and show the step's line."""
+    # The policy replays every finished decision on a resume: the list is rebuilt.
+    state.data["steps"] = []
+    lines = (StepLines(ctx.progress, rng.commits, find_fix, lambda c: _subject(ctx.repo, c))
+             if ctx.progress is not None else None)
+
+    def on_step(rec) -> None:
+        state.data["steps"].append(rec.to_dict())
+        persist()
+        if lines is not None:
+            lines(rec)
+    return on_step
 
 
 @dataclass
@@ -123,7 +145,7 @@ def search_order(ctx: Context, commits: list, racy: str, variant: Variant, env: 
     patterns = list(sc.sections["hit"].get("console", []))
     patch_files = [f for p in variant.patches for f in p.files]
     pr = prior_mod.for_range(ctx.repo, commits, racy, patterns, patch_files, suspects)
-    samples = [s for f in sorted((ctx.workdir / "reports").glob("run-*.json"))
+    samples = [s for f in sorted((ctx.state_dir / "reports").glob("run-*.json"))
                for s in cost_mod.samples_from_steps(_steps_of(f))]
     model = cost_mod.fit(samples) if len(samples) >= 4 else cost_mod.BuildCostModel()
     index = {c[:12]: i for i, c in enumerate(commits)}

@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import docker.errors
 import git
@@ -68,6 +69,15 @@ def step_seconds(log_text: str) -> dict[str, float]:
     if cargo:
         out["cargo"] = round(cargo, 1)
     return out
+
+
+def step_names(pending: str, chunk: str) -> tuple[list[str], str]:
+    """Build steps that started in a streamed log `chunk` (read after `pending`, the part
+    line of the chunk before it): (names, the new partial line).  Chunks from Docker's log
+    stream need not end at a line break, so a marker may arrive in pieces."""
+    text = pending + chunk
+    complete, _, rest = text.rpartition("\n")
+    return STEP_MARK.findall(complete + "\n") if complete else [], rest
 
 
 def ccache_counts(log_text: str) -> dict[str, int]:
@@ -161,6 +171,9 @@ class DockerBuilder:
         self._base_image: str | None = None
         self.jobs = jobs
         self.say = say
+        # Told each build step's name as the build script starts it (progress.py's status
+        # line shows the phase of the build; the script prints AFPBISECT-STEP markers).
+        self.on_step: Callable[[str], None] | None = None
         self.products = self.workdir / "products"
         self.cache = self.workdir / "cache"
         self.logs = self.workdir / "logs" / "build"
@@ -350,8 +363,14 @@ class DockerBuilder:
                 logf.write(f"\n# ---- phase {phase} (network {network})\n")
                 logf.flush()
                 try:   # stream for users who tail the log; the build goes on if it breaks
+                    pending = ""
                     for chunk in c.logs(stream=True, follow=True):
-                        logf.write(chunk.decode(errors="replace"))
+                        text = chunk.decode(errors="replace")
+                        logf.write(text)
+                        if self.on_step is not None:
+                            names, pending = step_names(pending, text)
+                            for name in names:
+                                self.on_step(name)
                     lost = False
                 except (requests.exceptions.RequestException, docker.errors.APIError):
                     lost = True

@@ -5,6 +5,7 @@ import functools
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -13,14 +14,66 @@ import docker.errors
 import requests.exceptions
 
 from . import __version__
-from .context import Options, default_workdir, open_context
-from .errors import AfpError, Interrupted
+from .context import Options, open_context
+from .dirs import layout
+from .errors import AfpError, Interrupted, UsageError
 from .outcome import Outcome
+from .progress import Progress
 from .repro import ReproSettings
 from .scenario import ENV_NAME, builtin_names, load as load_scenario
 
 UPSTREAM = "https://github.com/OISF/suricata.git"
 DEFAULT_CONFIDENCE = 0.999
+ENV_PREFIX = "AFPBISECT"
+WORKDIR_ENV = "AFPBISECT_WORKDIR"
+WORKDIR_DEFAULT = "cache: ~/.cache/afpbisect, state and reports: ~/.local/state/afpbisect"
+
+
+def env_name(prefix: str, opt: click.Option) -> str:
+    """AFPBISECT_<COMMAND>_<LONG OPTION>: what users read in --help, not the parameter's
+    Python name that click's own auto_envvar_prefix uses (AFPBISECT_RUN_AS_JSON for --json)."""
+    long = max(opt.opts, key=len).lstrip("-").replace("-", "_").upper()
+    return f"{prefix}_{long}"
+
+
+class EnvOption(click.Option):
+    """Every option can be set in the environment (issue 19), named by env_name."""
+
+    def resolve_envvar_value(self, ctx):
+        rv = click.Parameter.resolve_envvar_value(self, ctx)   # an explicit envvar first
+        if rv is None and self.allow_from_autoenv and ctx.auto_envvar_prefix is not None:
+            rv = os.environ.get(env_name(ctx.auto_envvar_prefix, self)) or None   # "" is unset
+        return rv
+
+
+option = functools.partial(click.option, cls=EnvOption)
+
+
+def _no_env_help(opt):
+    # AFPBISECT_HELP (or AFPBISECT_RUN_HELP) left in an environment must not turn every call
+    # into --help: help and version are asked for on the command line only.
+    if opt is not None:
+        opt.allow_from_autoenv = False
+    return opt
+
+
+class Command(click.Command):
+    def get_help_option(self, ctx):
+        return _no_env_help(super().get_help_option(ctx))
+
+
+class Group(click.Group):
+    command_class = Command
+
+    def get_help_option(self, ctx):
+        return _no_env_help(super().get_help_option(ctx))
+
+
+def env_epilog(command: str) -> str:
+    name = f"{ENV_PREFIX}_{command.upper().replace('-', '_')}"
+    return (f"Every option can also be set in the environment as {name}_<OPTION> (the long "
+            f"option in capitals, '-' as '_'), e.g. {name}_CONFIDENCE=0.99, {name}_JSON=1; the "
+            f"command line wins. --workdir is also read from {WORKDIR_ENV} by every command.")
 
 
 def _emit(result: dict, as_json: bool) -> None:
@@ -84,34 +137,36 @@ def _range_syntax(ctx, param, value):
 def common(fn):
     """Options every command that builds and runs takes."""
     opts = [
-        click.option("--repo", default=UPSTREAM, show_default=True,
+        option("--repo", default=UPSTREAM, show_default=True,
                      help="Target repository: local path (bare or not) or URL."),
-        click.option("--workdir", type=click.Path(), callback=_nonempty_path, default=default_workdir,
-                     show_default="~/.cache/afpbisect", help="State, caches, products and logs."),
-        click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout."),
-        click.option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
+        option("--workdir", type=click.Path(), callback=_nonempty_path, default=None, envvar=WORKDIR_ENV,
+                     show_default=WORKDIR_DEFAULT,
+                     help="Everything of a run under one directory: state, reports, caches, products, logs."),
+        option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout."),
+        option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
                      help="The bug: a built-in scenario (see `afpbisect scenarios`) or a scenario "
                           "file (docs/scenarios.md). Default: the built-in default."),
-        click.option("--pairs", type=click.IntRange(1, 32), default=None,
+        option("--pairs", type=click.IntRange(1, 32), default=None,
                      help="Interface pairs SFE_i_TX <-> SFE_i_RX (default: the scenario's)."),
-        click.option("--threads", type=click.IntRange(1, 16), default=None,
+        option("--threads", type=click.IntRange(1, 16), default=None,
                      help="Threads per interface (default: the scenario's)."),
-        click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE", callback=_env_items,
+        option("--env", "env_items", multiple=True, metavar="NAME=VALUE", callback=_env_items,
                      help="Set a variable of the target's environment, over the scenario's (e.g. "
                           "the delay its test patch reads). Repeatable."),
-        click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
+        option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
                      callback=_finite, help="Target confidence for the whole answer (default 0.999; nightly: the scenario's)."),
-        click.option("--cycles", type=click.IntRange(1, 10_000), default=None,
+        option("--cycles", type=click.IntRange(1, 10_000), default=None,
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
-        click.option("--base-image", default="debian:bookworm", show_default=True,
+        option("--base-image", default="debian:bookworm", show_default=True,
                      help="Base image; built locally with debootstrap when it cannot be pulled."),
-        click.option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+        option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      callback=_era_rules,
                      help="Era rules file (default: the shipped afpbisect/eras.toml), e.g. to take libhtp from elsewhere."),
-        click.option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
+        option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
                      help="make -j for builds."),
-        click.option("--restart", is_flag=True, help="Discard the saved state of this command and start over."),
-        click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
+        option("--restart", is_flag=True, help="Discard the saved state of this command and start over."),
+        option("-q", "--quiet", is_flag=True, help="Print only the final result and errors."),
+        option("-v", "--verbose", is_flag=True, help="Debug logging."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -130,9 +185,11 @@ def _options(kw: dict, update: bool = False) -> Options:
     from .worktree import normalise_source
     sc = load_scenario(kw["scenario_ref"])
     settings = ReproSettings.from_scenario(sc, pairs=kw["pairs"], threads=kw["threads"], env=kw["env_items"])
+    lay = layout(kw["workdir"])
     # Normalised here, before the workdir is made: a missing local --repo touches nothing,
     # and `./x/` and `/abs/x` are one run (its identity is built from Options.repo).
-    return Options(repo=normalise_source(kw["repo"]), workdir=kw["workdir"], base_image=kw["base_image"],
+    return Options(repo=normalise_source(kw["repo"]), workdir=lay.workdir, state_dir=lay.state_root,
+                   base_image=kw["base_image"],
                    jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
                    fixed_cycles=kw["cycles"], eras_file=kw["eras_file"], scenario=sc)
 
@@ -181,7 +238,8 @@ def verify_outcome(verdict: str) -> Outcome:
 def main() -> None:
     """Console entry point: bad input is one line and exit 2, never a usage dump."""
     try:
-        rv = cli.main(standalone_mode=False)
+        # AFPBISECT_<COMMAND>_<OPTION> for every option (EnvOption); the command line wins.
+        rv = cli.main(standalone_mode=False, auto_envvar_prefix=ENV_PREFIX)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -193,31 +251,40 @@ def main() -> None:
     sys.exit(rv or 0)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__)
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Every option of a command can also be set in the environment as "
+                    "AFPBISECT_<COMMAND>_<OPTION>, e.g. AFPBISECT_RUN_CONFIDENCE=0.99 or "
+                    "AFPBISECT_VERIFY_PATCH_TARGET=main (see each command's --help); --workdir "
+                    "also as AFPBISECT_WORKDIR.  Without --workdir, caches live in the user cache "
+                    "directory and state and reports in the user state directory (platformdirs).")
+@click.version_option(__version__, allow_from_autoenv=False)
 def cli():
     """Find which Suricata commit introduced an AF-PACKET regression (a scenario; by default
     ticket 8667's IPS start-up race), and prove which patch removes it, by building and
     running the real thing in Docker."""
 
 
-@cli.command(short_help="Bisect GOOD..BAD and name the first bad commit.")
+@cli.command(short_help="Bisect GOOD..BAD and name the first bad commit.", epilog=env_epilog("run"))
 @click.argument("range_", metavar="GOOD..BAD", callback=_range_syntax)
-@click.option("--find-fix", is_flag=True, help="OLD..NEW where OLD has the bug: find the first commit where it is gone.")
-@click.option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the bug is gone.")
-@click.option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
-@click.option("--suspect", "suspects", multiple=True, metavar="PATH",
-              help="A path the culprit probably touches (repeatable; like `git bisect start -- PATH`, "
-                   "but sound: it orders the probes, other commits keep half the prior mass).")
-@click.option("--check-endpoints", is_flag=True,
-              help="Build and test both endpoints before the search (calibrate BAD, light-check GOOD), "
-                   "as before; by default an endpoint is built only if the answer needs it.")
+@option("--find-fix", is_flag=True,
+        help="Find a fix instead of a regression: the range is OLD..NEW with the race at OLD "
+             "and gone at NEW; names the first commit where the race is gone.  In git bisect's "
+             "terms (the bisect-replay file) OLD is 'racy' and NEW 'fixed' (--term-old / --term-new).")
+@option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the bug is gone.")
+@option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
+@option("--suspect", "suspects", multiple=True, metavar="PATH",
+        help="A path the culprit probably touches (repeatable; like `git bisect start -- PATH`, "
+             "but sound: it orders the probes, other commits keep half the prior mass).")
+@option("--check-endpoints", is_flag=True,
+        help="Build and test both endpoints before the search (calibrate BAD, light-check GOOD), "
+             "as before; by default an endpoint is built only if the answer needs it.")
 @common
 @_guard
 def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **kw):
     """Bisect GOOD..BAD (e.g. v7.0.0..v8.0.3) and name the first bad commit."""
     from .bisection import run_bisection
-    with open_context(_options(kw, update=fetch_), say=_say) as ctx:
+    prog = Progress(quiet=kw["quiet"])
+    with open_context(_options(kw, update=fetch_), say=prog.say, progress=prog) as ctx:
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
                                confidence=kw["confidence"] or DEFAULT_CONFIDENCE,
                                suspects=tuple(suspects), check_endpoints=check_endpoints)
@@ -225,10 +292,10 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
     sys.exit(run_outcome(result).exit_code)
 
 
-@cli.command("verify-patch")
+@cli.command("verify-patch", epilog=env_epilog("verify-patch"))
 @click.argument("patches", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--target", default=None, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
-@click.option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
+@option("--target", default=None, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
+@option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
 @common
 @_guard
 def verify_patch(patches, target, fetch_, **kw):
@@ -237,18 +304,19 @@ def verify_patch(patches, target, fetch_, **kw):
     from .verify import run_verify
     from .worktree import load_patch
     loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
-    with open_context(_options(kw, update=fetch_), say=_say) as ctx:
+    prog = Progress(quiet=kw["quiet"])
+    with open_context(_options(kw, update=fetch_), say=prog.say, progress=prog) as ctx:
         result = run_verify(ctx, target, loaded, confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
     _emit(result, kw["as_json"])
     sys.exit(verify_outcome(result["verdict"]).exit_code)
 
 
-@cli.command()
-@click.option("--ref", default=None, help="Ref to test (default: the scenario's [nightly] branch; users may write master).")
-@click.option("--last-good", default=None, help="Known good commit (overrides the job's own record).")
-@click.option("--out", "out_dir", type=click.Path(), callback=_nonempty_path, default=None,
+@cli.command(epilog=env_epilog("nightly"))
+@option("--ref", default=None, help="Ref to test (default: the scenario's [nightly] branch; users may write master).")
+@option("--last-good", default=None, help="Known good commit (overrides the job's own record).")
+@option("--out", "out_dir", type=click.Path(), callback=_nonempty_path, default=None,
               help="Where to write JSON, Markdown, JUnit and HTML reports (default WORKDIR/nightly).")
-@click.option("--no-fetch", is_flag=True, help="Do not update the repository from its remote.")
+@option("--no-fetch", is_flag=True, help="Do not update the repository from its remote.")
 @common
 @_guard
 def nightly(ref, last_good, out_dir, no_fetch, **kw):
@@ -259,7 +327,8 @@ def nightly(ref, last_good, out_dir, no_fetch, **kw):
     opts = _options(kw, update=not no_fetch)
     if out_dir is not None:
         out_dir = check_writable(out_dir, "--out")   # before the clone: one line, exit 2
-    with open_context(opts, say=_say) as ctx:
+    prog = Progress(quiet=kw["quiet"])
+    with open_context(opts, say=prog.say, progress=prog) as ctx:
         result = run_nightly(ctx, ref, last_good=last_good, out_dir=out_dir, confidence=kw["confidence"])
     _emit(result, kw["as_json"])
     sys.exit(result["exit_code"])
@@ -273,30 +342,33 @@ def scenarios():
         click.echo(f"{name}: {sc.title}" + (f" ({sc.ticket})" if sc.ticket else ""))
 
 
-@cli.command()
-@click.option("--commits", type=click.IntRange(50, 200), default=80, show_default=True)
-@click.option("--workdir", type=click.Path(), callback=_nonempty_path, default=None,
+@cli.command(epilog=env_epilog("selftest"))
+@option("--commits", type=click.IntRange(50, 200), default=80, show_default=True)
+@option("--workdir", type=click.Path(), callback=_nonempty_path, default=None,
               help="Default: a fresh temporary directory, removed afterwards.")
-@click.option("--keep", is_flag=True, help="Keep the synthetic repo and workdir.")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
+@option("--keep", is_flag=True, help="Keep the synthetic repo and workdir.")
+@option("--json", "as_json", is_flag=True)
+@option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
               help="Scenario to run (default: the built-in default, whose bug the target plants).")
+@option("-q", "--quiet", is_flag=True, help="Print only the final result and errors.")
 @_guard
-def selftest(commits, workdir, keep, as_json, scenario_ref):
+def selftest(commits, workdir, keep, as_json, scenario_ref, quiet):
     """Run the whole pipeline on a generated synthetic target with a planted bad commit."""
     from .selftest import run_selftest
     load_scenario(scenario_ref)   # a bad scenario: one line, exit 2, before anything is made
-    result = run_selftest(commits=commits, workdir=workdir, keep=keep, say=_say, scenario=scenario_ref)
+    prog = Progress(quiet=quiet)
+    result = run_selftest(commits=commits, workdir=workdir, keep=keep, say=prog.say, scenario=scenario_ref,
+                          progress=prog)
     _emit(result, as_json)
     sys.exit(0 if result["ok"] else 1)
 
 
-@cli.command()
-@click.option("--workdir", type=click.Path(), callback=_nonempty_path, default=default_workdir,
-              show_default="~/.cache/afpbisect", help="Workdir whose dead runs' containers to remove.")
-@click.option("--all", "all_", is_flag=True,
+@cli.command(epilog=env_epilog("clean"))
+@option("--workdir", type=click.Path(), callback=_nonempty_path, default=None, envvar=WORKDIR_ENV,
+        show_default=WORKDIR_DEFAULT, help="Workdir whose dead runs' containers to remove.")
+@option("--all", "all_", is_flag=True,
               help="Remove every afpbisect container on this host instead, live runs and other users' included.")
-@click.option("--volumes", is_flag=True, help="With --all: also remove afpbisect's built images (every workdir shares them).")
+@option("--volumes", is_flag=True, help="With --all: also remove afpbisect's built images (every workdir shares them).")
 @_guard
 def clean(workdir, all_, volumes):
     """Remove the containers that dead runs of --workdir left (by label); a workdir in use
@@ -306,6 +378,7 @@ def clean(workdir, all_, volumes):
         raise click.UsageError("--volumes removes the built images every workdir shares; use it with --all")
     if not all_:
         from .context import clean_workdir
+        workdir = layout(workdir).workdir   # the lock and the containers' label live there
         holder, n = clean_workdir(workdir)
         if holder is not None:
             _say(f"workdir {workdir} in use by {holder}; nothing removed")
@@ -322,18 +395,39 @@ def clean(workdir, all_, volumes):
             _say(f"removed image {img.tags or img.id}")
 
 
-@cli.command()
-@click.option("--workdir", type=click.Path(), callback=_nonempty_path, default=default_workdir,
-              show_default="~/.cache/afpbisect", help="Workdir whose filesystem needs the disk space (not created).")
-@click.option("--json", "as_json", is_flag=True, help="The checks as JSON on stdout.")
+@cli.command(epilog=env_epilog("doctor"))
+@option("--workdir", type=click.Path(), callback=_nonempty_path, default=None, envvar=WORKDIR_ENV,
+        show_default=WORKDIR_DEFAULT, help="Workdir whose filesystem needs the disk space (not created).")
+@option("--json", "as_json", is_flag=True, help="The checks as JSON on stdout.")
 @_guard
 def doctor(workdir, as_json):
     """Check that this machine can run afpbisect: package data, git, Docker (version, storage
     driver, cgroups, the repro's capabilities), base image or debootstrap, disk, Python.
     Exit 0 when every check passes, 1 when one fails."""
     from .doctor import as_json as checks_json, run_checks
-    checks = run_checks(workdir, ReproSettings().caps)
+    # The disk is needed where the caches go (build trees, products, ccache).
+    checks = run_checks(layout(workdir).workdir, ReproSettings().caps)
     for c in checks:
         _say(c.line())
     _emit(checks_json(checks), as_json)
     sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+@cli.command(epilog=env_epilog("status"))
+@option("--workdir", type=click.Path(), callback=_nonempty_path, default=None, envvar=WORKDIR_ENV,
+        show_default=WORKDIR_DEFAULT, help="Workdir whose bisections to show.")
+@option("--json", "as_json", is_flag=True, help="As JSON on stdout.")
+@_guard
+def status(workdir, as_json):
+    """Show the bisections of --workdir, interrupted, running or finished: command, range,
+    scenario, whether a live run holds the workdir, the window left and the steps done.
+    Reads only: creates, locks and changes nothing."""
+    from .status import collect, render
+    if workdir is not None and not workdir.expanduser().is_dir():
+        raise UsageError(f"--workdir {workdir}: no such directory")
+    found = collect(layout(workdir))
+    if as_json:
+        _emit(found, True)
+    else:
+        for line in render(found):
+            click.echo(line)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import uuid
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import git
 
 from . import engine as engine_mod
 from .build import DockerBuilder
+from .dirs import cache_dir
 from .errors import Interrupted
 from .repro import ReproEnv, ReproSettings
 from .state import WorkdirLock, check_writable
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def default_workdir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "afpbisect"
+    """The cache directory used when no --workdir is given (dirs.layout)."""
+    return cache_dir()
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Options:
     fixed_cycles: int | None = None
     eras_file: Path | None = None
     scenario: object = None    # scenario.Scenario: the bug (docs/scenarios.md); None = the default
+    state_dir: Path | None = None   # state/, reports/ (dirs.Layout); None = the workdir
 
     def __post_init__(self) -> None:
         if self.scenario is None:
@@ -54,12 +55,22 @@ class Context:
     repo: git.Repo
     run_id: str
     say: object = print
+    state_dir: Path | None = None   # where state/ and reports/ live (dirs.Layout)
+    progress: object = None         # progress.Progress: the live console, when the CLI made one
     engine: engine_mod.Engine | None = None
     builder: DockerBuilder | None = None
     repro: ReproEnv | None = None
     _docker_ready: bool = field(default=False, repr=False)
     _fetched: bool = field(default=False, repr=False)
     fetched_note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.state_dir is None:
+            self.state_dir = self.workdir
+
+    def result(self, msg: str) -> None:
+        """A line of the final result: said even with --quiet."""
+        (self.progress.result if self.progress is not None else self.say)(msg)
 
     def resolving(self, fn):
         """`fn()` (a ref resolution); when a ref is unknown, fetch the clone once and ask
@@ -119,8 +130,10 @@ def _raise_interrupt(signum, frame):
 
 
 @contextlib.contextmanager
-def open_context(opts: Options, say=print):
+def open_context(opts: Options, say=print, progress=None):
     workdir = check_writable(opts.workdir)
+    # The state directory is probed with the workdir, before the clone: one line, exit 2.
+    state_dir = check_writable(opts.state_dir) if opts.state_dir is not None else workdir
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     # From here on a signal is an Interrupted (one "interrupted" line, exit 128+N), the clone
     # included: SIGTERM during it used to kill the process without a word.
@@ -129,7 +142,7 @@ def open_context(opts: Options, say=print):
     try:
         with WorkdirLock(workdir):
             repo = open_clone(workdir, opts.repo, update=opts.update, say=say)
-            ctx = Context(opts, workdir, repo, uuid.uuid4().hex[:10], say)
+            ctx = Context(opts, workdir, repo, uuid.uuid4().hex[:10], say, state_dir, progress)
             yield from _running(ctx, old, say)
     finally:
         for s, h in old.items():

@@ -40,7 +40,7 @@ def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out
     ref = ref or night_cfg["branch"]
     confidence = confidence or night_cfg["confidence"]
     # All input first: nothing is built before the refs, the ancestry and --out are known good.
-    out_dir = check_writable(out_dir if out_dir is not None else ctx.workdir / "nightly", "--out")
+    out_dir = check_writable(out_dir if out_dir is not None else ctx.state_dir / "nightly", "--out")
     tip = resolve(ctx.repo, ref)
     if tip.note:
         ctx.say(f"note: {tip.note}")
@@ -75,7 +75,7 @@ def _load_job(ctx: Context, tip) -> State:
     """The job's state.  --restart discards the tip's evidence (the night starts over) and
     keeps the history and the last good commit; only a state that cannot be read at all is
     discarded whole, as the error that names --restart says."""
-    path = ctx.workdir / "state" / "nightly.json"
+    path = ctx.state_dir / "state" / "nightly.json"
     try:
         job = State.load_or_new(path, "nightly", {"repo": ctx.opts.repo}, say=lambda m: None)
     except StateError:
@@ -135,7 +135,7 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
     racy endpoint, a bound for any hit rate), or, before any, the assumed rate.  The
     evidence lives in the job state, so a killed night resumes instead of starting over."""
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, job, ctx.workdir,
-                      Variant.of(ctx.opts.scenario), say=ctx.say)
+                      Variant.of(ctx.opts.scenario), say=ctx.say, progress=ctx.progress)
     store = evidence_store(job)
     ev = store.setdefault(f"tip:{sha}", Evidence())
     ref = track.get("reference")
@@ -150,7 +150,8 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
     try:
         return policy.check_patch(f"tip:{sha}", _TipEnv(env, sha), cfg, reference=reference,
                                   evidence=ev, p_lower=p,
-                                  on_cycle=lambda *_: save_evidence(job, store))
+                                  on_cycle=lambda *_: save_evidence(job, store),
+                                  on_trace=ctx.progress.trace if ctx.progress is not None else None)
     finally:
         save_evidence(job, store)
         if times is not None:   # the JUnit's time per testcase: the tip's build, its cycles
@@ -200,7 +201,7 @@ def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Pa
                                                    scenario=result["scenario"], r=result))
     result["reports"].update(junit=str(out_dir / "junit.xml"), html=str(out_dir / "history.html"))
     why = f": {error}" if error else ""
-    ctx.say(f"nightly {tip.name} {tip.sha[:10]}: {outcome.label} (exit {code}){why}; reports in {out_dir}")
+    ctx.result(f"nightly {tip.name} {tip.sha[:10]}: {outcome.label} (exit {code}){why}; reports in {out_dir}")
     return result
 
 

@@ -4,6 +4,7 @@ cycle on it, release it.  Every build and every cycle record goes into the run s
 which is saved after each one, so a killed run resumes without redoing finished work."""
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import git
 
 from .build import BuildResult, DockerBuilder
 from .errors import InfraError, StateError
+from .progress import build_estimate
 from .repro import CycleRecord, ReproEnv, ReproSession, peer_iface
 from .state import State
 from .verdict import CycleOutcome, Evidence
@@ -36,8 +38,9 @@ class Variant:
 
 class PipelineEnv:
     def __init__(self, repo: git.Repo, builder: DockerBuilder, repro: ReproEnv, state: State,
-                 workdir: Path, variant: Variant, say=print):
+                 workdir: Path, variant: Variant, say=print, progress=None):
         self.repo, self.builder, self.repro, self.state = repo, builder, repro, state
+        self.progress = progress   # progress.Progress: the build's status line, when given
         self.workdir = Path(workdir)
         self.variant = variant
         self.say = say
@@ -115,11 +118,25 @@ class PipelineEnv:
         if key not in self.builds:
             sha = commit
             self.say(f"  building {sha[:10]} ({self.variant.name}: {', '.join(p.name for p in self.variant.patches) or 'no patches'})")
-            res = self.builder.build(self.repo, sha, self.variant.patches, label=self.variant.name)
+            with self._status(sha):
+                res = self.builder.build(self.repo, sha, self.variant.patches, label=self.variant.name)
             how = "cache hit" if res.cached else f"{res.seconds:.0f}s"
             self.say(f"  built {sha[:10]}: {'ok' if res.ok else 'FAILED in ' + str(res.step)} ({how})")
             self.builds[key] = res
         return self.builds[key]
+
+    @contextlib.contextmanager
+    def _status(self, sha: str):
+        """The live status line of this build, estimated from the builds this run timed."""
+        if self.progress is None:
+            yield
+            return
+        with self.progress.building(sha, build_estimate(self.state.data["builds"])) as on_step:
+            self.builder.on_step = on_step
+            try:
+                yield
+            finally:
+                self.builder.on_step = None
 
     def _session(self, commit) -> ReproSession:
         key = self.key_of(commit)

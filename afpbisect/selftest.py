@@ -29,7 +29,7 @@ def _small_env(sc) -> dict:
 
 
 def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = False, say=print,
-                 scenario: str | None = None) -> dict:
+                 scenario: str | None = None, progress=None) -> dict:
     """The synthetic target plants the default scenario's bug and, for a second scenario,
     a block-size start-up bug (afpbisect/synthetic.py): the run must name the one its
     scenario is about."""
@@ -48,12 +48,12 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
         opts = Options(repo=str(syn.path), workdir=workdir, base_image="debian:bookworm", jobs=2,
                        settings=ReproSettings.from_scenario(sc, env=_small_env(sc), **SMALL),
                        restart=True, scenario=sc)
-        with open_context(opts, say=say) as ctx:
+        with open_context(opts, say=say, progress=progress) as ctx:
             run = run_bisection(ctx, f"{syn.good_ref}..{syn.bad_ref}")
             fix = run_verify(ctx, syn.bad_ref, [load_patch(syn.fixA_patch)])
         named = run["result"]["first_bad"]
         ok = named == syn.planted and fix["verdict"] == "cleared"
-        say(f"selftest: planted {syn.planted[:10]}, named {str(named)[:10]}; fixA: {fix['verdict']}"
+        (progress.result if progress is not None else say)(f"selftest: planted {syn.planted[:10]}, named {str(named)[:10]}; fixA: {fix['verdict']}"
             f" -> {'PASS' if ok else 'FAIL'} in {time.time() - t0:.0f}s")
         return {"ok": ok, "planted": syn.planted, "named": named, "fixA": fix["verdict"],
                 "run": run["reports"], "verify": fix["reports"], "seconds": round(time.time() - t0, 1)}

@@ -142,6 +142,26 @@ class WorkdirLock:
         self.fd = fd
         return None
 
+    def holder(self) -> str | None:
+        """Who holds the lock, or None; takes nothing and creates nothing (for `afpbisect
+        status`).  A shared probe, released at once: a run starting in that instant is
+        told the workdir is in use, never given it twice."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(f"workdir lock {self.path} cannot be opened ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def __exit__(self, *exc) -> None:
         self.release()
 

@@ -40,8 +40,10 @@ def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidenc
                 "patches": [p.digest() for p in patches], "pairs": s.pairs, "threads": s.threads,
                 "env": s.env, "scenario": sc.digest(), "confidence": confidence, "cycles": fixed_cycles}
     stem = f"verify-{ref.sha[:10]}-{'-'.join(p.path.stem for p in patches)}-{sc.name}"
-    state = State.load_or_new(ctx.workdir / "state" / f"{stem}-{identity_digest(identity)}.json",
+    state = State.load_or_new(ctx.state_dir / "state" / f"{stem}-{identity_digest(identity)}.json",
                               "verify", identity, restart=ctx.opts.restart, say=ctx.say)
+    state.data["about"] = {"scenario": sc.name, "target": ref.name,
+                           "patches": [p.path.name for p in patches]}
     # --cycles N caps both sides at N cycles; the confidence reported is what N gives.
     config = policy.PolicyConfig(confidence=confidence, **(
         {"max_verify_cycles": fixed_cycles, "max_calibration_cycles": fixed_cycles} if fixed_cycles else {}))
@@ -61,9 +63,9 @@ def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidenc
                             patches=[p.path.name for p in patches], confidence=confidence)}
     state.data["result"] = result
     state.save()
-    result = write_command_reports(ctx.workdir / "reports", stem, result)
-    ctx.say(result["summary"])
-    ctx.say(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
+    result = write_command_reports(ctx.state_dir / "reports", stem, result)
+    ctx.result(result["summary"])
+    ctx.result(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
     return result
 
 
@@ -71,9 +73,11 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
                    label: str) -> dict:
     """Baseline (the scenario's test patches) then patched (test patches + patches) on one commit."""
     sc = ctx.opts.scenario
-    base_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, Variant.of(sc), say=ctx.say)
+    base_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, Variant.of(sc),
+                           say=ctx.say, progress=ctx.progress)
     fix_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir,
-                          Variant.of(sc, patches, label), say=ctx.say)
+                          Variant.of(sc, patches, label), say=ctx.say, progress=ctx.progress)
+    on_trace = ctx.progress.trace if ctx.progress is not None else None
     store = evidence_store(state)
     base_ev = store.setdefault(f"base:{sha}", Evidence())
     fix_ev = store.setdefault(f"{label}:{sha}", Evidence())
@@ -83,7 +87,8 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
 
     trace: list[str] = []
     try:
-        base = policy.check_patch(sha, base_env, config, evidence=base_ev, on_cycle=persist)
+        base = policy.check_patch(sha, base_env, config, evidence=base_ev, on_cycle=persist,
+                                  on_trace=on_trace)
         trace += base.trace
         base_env.release(sha)
         fixed = None
@@ -91,7 +96,7 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
             # Judged against the baseline's own evidence: the guarantee then holds for any
             # per-cycle hit rate, not only at the lower bound's level.
             fixed = policy.check_patch(sha, fix_env, config, reference=base.evidence, evidence=fix_ev,
-                                       on_cycle=persist)
+                                       on_cycle=persist, on_trace=on_trace)
             trace += fixed.trace
     finally:
         persist()
