@@ -23,8 +23,18 @@ With --late-p Q the hit rate falls from p to Q after the first --drift-after cyc
 calibration ran under load, the rest on a quiet machine: NOTES measured 8 of 8 beside a
 build and about 1 in 4 alone), which is what the re-calibration at the end is for.
 
+Issue 18: `--order new` (default) is the policy as it runs now: lazy endpoints, a light
+GOOD priced in builds, probes ordered by a prior and the build-cost model; `--order old`
+the policy before it (both endpoints first, light level from the point estimate, git's
+midpoint); `--order both` prints both. `--prior right` puts the culprit among 23 suspects
+(as 923ad6af77 is among the 23 commits touching src/source-af-packet.c), `--prior wrong`
+plants it outside them. Builds are counted FAR (no commit built within 16) or NEAR and
+priced with the cost model fitted on the committed real-run reports; a cycle costs what
+the real ones did (17 s clean, 5.3 s with a hit); `hours` is builds + cycles.
+
     python bench/simulate.py [--runs 1000] [--seed 8667] [--p 0.3 0.6 0.9] [--find-fix]
-                             [--late-p Q --drift-after N]
+                             [--late-p Q --drift-after N] [--order old|new|both]
+                             [--prior right|wrong|none] [--methods policy plain fixed-10 ...]
 """
 from __future__ import annotations
 
@@ -36,9 +46,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import glob  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from afpbisect import cost  # noqa: E402
 from afpbisect.errors import InfraError  # noqa: E402
 from afpbisect.policy import PolicyConfig, bisect, bisect_fixed  # noqa: E402
+from afpbisect.prior import SUSPECT_SHARE  # noqa: E402
 from afpbisect.verdict import CycleOutcome  # noqa: E402
+from bisection_model import report_samples  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = cost.fit(report_samples(sorted(glob.glob(str(ROOT / "docs/results/*.json")))))
+CLEAN_S, HIT_S = 17.0, 5.3   # seconds of a real cycle, clean and with a hit (reports)
+N_SUSPECTS = 23              # commits touching src/source-af-packet.c in the real range
+PRIOR = "right"              # set by --prior
 
 N_COMMITS = 3071  # the good endpoint + the 3,070 commits of the range
 UNBUILDABLE = 0.03
@@ -57,6 +79,18 @@ class World:
         self.find_fix = find_fix
         self.change = rng.randrange(1, n)  # first bad (regression) / first clean (fix)
         self.unbuildable = {i for i in range(1, n - 1) if rng.random() < UNBUILDABLE}
+        others = rng.sample(range(1, n), N_SUSPECTS + 1)
+        others = [i for i in others if i != self.change][:N_SUSPECTS]
+        self.suspects = others[:N_SUSPECTS - 1] + [self.change] if PRIOR == "right" else others
+
+    def weights(self) -> list | None:
+        """prior.weigh's shape: half the mass even, half on the suspects."""
+        if PRIOR == "none":
+            return None
+        w = [0.0] + [(1.0 - SUSPECT_SHARE) / (self.n - 1)] * (self.n - 1)
+        for i in self.suspects:
+            w[i] += SUSPECT_SHARE / len(self.suspects)
+        return w
 
     def racy(self, i: int) -> bool:
         return i < self.change if self.find_fix else i >= self.change
@@ -79,9 +113,20 @@ class SimEnv:
         self.late_p, self.drift_after = DRIFT
         self.cycles = 0
         self.builds = 0
+        self.built: list = []
+        self.far = self.near = 0
+        self.seconds = 0.0
 
     def build(self, commit):
         self.builds += 1
+        if commit not in self.built:   # a rebuild of a cached product is free
+            d = cost.nearest(sorted(self.built), commit)
+            if d is None or d > cost.FAR_WITHIN:
+                self.far += 1
+            else:
+                self.near += 1
+            self.seconds += MODEL.seconds(d)
+            self.built.append(commit)
         return "simulated: does not compile" if commit in self.world.unbuildable else None
 
     def cycle(self, commit) -> CycleOutcome:
@@ -90,14 +135,24 @@ class SimEnv:
             return CycleOutcome.INFRA
         p = self.p if self.late_p is None or self.cycles <= self.drift_after else self.late_p
         if self.world.racy(commit) and self.rng.random() < p:
+            self.seconds += HIT_S
             return CycleOutcome.HIT
+        self.seconds += CLEAN_S
         return CycleOutcome.CLEAN
 
     def release(self, commit) -> None:
         pass
 
 
-def run_policy(world: World, p: float, seed: str, config: PolicyConfig) -> tuple[list, int, int, float]:
+def policy_config(config: PolicyConfig, order: str) -> PolicyConfig:
+    """The policy before issue 18 (old) or now (new), with the caller's other knobs."""
+    if order == "old":
+        return replace(config, lazy_endpoints=False, priced_light=False)
+    return config
+
+
+def run_policy(world: World, p: float, seed: str, config: PolicyConfig,
+               order: str = "new") -> tuple[list, SimEnv, int, float]:
     """One bisection through the real policy; resumed with the same store after an abort.
 
     Also returns the chance, given everything that happened, that the run ended wrong:
@@ -108,6 +163,9 @@ def run_policy(world: World, p: float, seed: str, config: PolicyConfig) -> tuple
     env = SimEnv(world, p, random.Random(f"policy:{seed}"))
     store: dict = {}
     racy_verifies: dict = {}
+    config = policy_config(config, order)
+    weights = world.weights() if order == "new" else None
+    price = cost.pricer(MODEL, lambda: env.built) if order == "new" else None
 
     def on_step(rec) -> None:
         if rec.phase == "verify" and world.racy(rec.commit):
@@ -115,17 +173,18 @@ def run_policy(world: World, p: float, seed: str, config: PolicyConfig) -> tuple
 
     for resumes in range(MAX_RESUMES):
         try:
-            res = bisect(list(range(world.n)), env, config, store, on_step=on_step)
+            res = bisect(list(range(world.n)), env, config, store, on_step=on_step,
+                         weights=weights, cost=price)
             # Under drift a verification that passed is extended after the re-calibration,
             # which this sum does not model: no estimate then (main prints n/a).
             expected = sum((1 - p) ** f for f in racy_verifies.values()) if DRIFT[0] is None else 0.0
-            return res.candidates, env.cycles, resumes, expected
+            return res.candidates, env, resumes, expected
         except InfraError:
             continue
     raise RuntimeError(f"gave up after {MAX_RESUMES} resumes")
 
 
-def run_fixed(world: World, p: float, seed: str, k: int) -> tuple[list, int]:
+def run_fixed(world: World, p: float, seed: str, k: int) -> tuple[list, SimEnv]:
     """git bisect with up to k valid cycles per step (early stop on a hit): policy.bisect_fixed,
     the same code `afpbisect run --cycles K` runs."""
     env = SimEnv(world, p, random.Random(f"fixed{k}:{seed}"))
@@ -133,37 +192,39 @@ def run_fixed(world: World, p: float, seed: str, k: int) -> tuple[list, int]:
     while True:   # an infrastructure abort is resumed, as a user would
         try:
             res = bisect_fixed(list(range(world.n)), env, k, find_fix=world.find_fix, store=store)
-            return res.candidates, env.cycles
+            return res.candidates, env
         except InfraError:
             continue
 
 
-def simulate(p: float, runs: int, seed: int, find_fix: bool, config: PolicyConfig) -> list:
-    methods = ["policy", "plain"] + [f"fixed-{k}" for k in FIXED]
-    stats = {m: {"wrong": 0, "exact": 0, "cycles": 0} for m in methods}
+def simulate(p: float, runs: int, seed: int, find_fix: bool, config: PolicyConfig,
+             methods: list) -> tuple:
+    stats = {m: {"wrong": 0, "exact": 0, "cycles": 0, "far": 0, "near": 0, "seconds": 0.0}
+             for m in methods}
     resumes = exact_possible = 0
-    expected_wrong = 0.0
+    expected_wrong = {m: 0.0 for m in methods}
     for r in range(runs):
         key = f"{seed}:{p}:{r}:{int(find_fix)}"
         world = World(key, N_COMMITS, find_fix)
         exact_possible += world.exact_possible()
-        cands, cycles, res, exp = run_policy(world, p, key, config)
-        resumes += res
-        expected_wrong += exp
-        outcomes = {"policy": (cands, cycles)}
-        outcomes["plain"] = run_fixed(world, p, key, 1)
-        for k in FIXED:
-            outcomes[f"fixed-{k}"] = run_fixed(world, p, key, k)
-        for m, (c, cyc) in outcomes.items():
-            wrong, exact = world.score(c)
-            stats[m]["wrong"] += wrong
-            stats[m]["exact"] += exact
-            stats[m]["cycles"] += cyc
-    rows = []
-    for m in methods:
-        s = stats[m]
-        rows.append((m, 100.0 * s["wrong"] / runs, 100.0 * s["exact"] / runs, s["cycles"] / runs))
-    return rows, 100.0 * exact_possible / runs, resumes, 100.0 * expected_wrong / runs
+        for m in methods:
+            if m.startswith("policy"):
+                cands, env, res, exp = run_policy(world, p, key, config, m.split("-")[1])
+                resumes += res
+                expected_wrong[m] += exp
+            else:
+                cands, env = run_fixed(world, p, key, 1 if m == "plain" else int(m.split("-")[1]))
+            wrong, exact = world.score(cands)
+            st = stats[m]
+            st["wrong"] += wrong
+            st["exact"] += exact
+            for k, v in (("cycles", env.cycles), ("far", env.far), ("near", env.near),
+                         ("seconds", env.seconds)):
+                st[k] += v
+    rows = [(m, 100.0 * s["wrong"] / runs, 100.0 * s["exact"] / runs, s["cycles"] / runs,
+             s["far"] / runs, s["near"] / runs, s["seconds"] / runs / 3600.0,
+             100.0 * expected_wrong[m] / runs) for m, s in stats.items()]
+    return rows, 100.0 * exact_possible / runs, resumes
 
 
 def main(argv=None) -> int:
@@ -178,9 +239,15 @@ def main(argv=None) -> int:
     ap.add_argument("--bound-level", type=float, default=PolicyConfig.bound_level)
     ap.add_argument("--late-p", type=float, default=None, help="hit rate after --drift-after cycles")
     ap.add_argument("--drift-after", type=int, default=30)
+    ap.add_argument("--order", choices=["old", "new", "both"], default="both")
+    ap.add_argument("--prior", choices=["right", "wrong", "none"], default="right")
+    ap.add_argument("--methods", nargs="+", default=["plain"] + [f"fixed-{k}" for k in FIXED])
     args = ap.parse_args(argv)
-    global DRIFT
+    global DRIFT, PRIOR
     DRIFT = (args.late_p, args.drift_after)
+    PRIOR = args.prior
+    orders = ["old", "new"] if args.order == "both" else [args.order]
+    methods = [f"policy-{o}" for o in orders] + [m for m in args.methods if not m.startswith("policy")]
     config = PolicyConfig(confidence=args.confidence, find_fix=args.find_fix,
                           light_miss=args.light_miss, calibration_hits=args.calibration_hits,
                           bound_level=args.bound_level)
@@ -188,16 +255,19 @@ def main(argv=None) -> int:
           f"{UNBUILDABLE:.0%} unbuildable, {INFRA:.0%} infra cycles, "
           f"{'fix' if args.find_fix else 'regression'} bisection; policy: {config}"
           + (f"; hit rate {args.late_p} after {args.drift_after} cycles" if args.late_p is not None else ""))
+    print(f"prior {args.prior}; cost model {MODEL.near:.0f}..{MODEL.far:.0f} s; a cycle "
+          f"{CLEAN_S} s clean, {HIT_S} s with a hit")
     for p in args.p:
         t0 = time.monotonic()
-        rows, exact_bound, resumes, expected = simulate(p, args.runs, args.seed, args.find_fix, config)
-        exp = "n/a (drift)" if args.late_p is not None else f"{expected:.3f}%"
-        print(f"\np = {p}   (exact possible at most {exact_bound:.2f}%; policy: expected wrong "
-              f"{exp}, resumed after infra aborts {resumes} times; "
-              f"{time.monotonic() - t0:.1f} s)")
-        print(f"  {'method':<10} {'wrong':>8} {'exact':>8} {'mean cycles':>12}")
-        for m, wrong, exact, cycles in rows:
-            print(f"  {m:<10} {wrong:7.2f}% {exact:7.2f}% {cycles:12.1f}")
+        rows, exact_bound, resumes = simulate(p, args.runs, args.seed, args.find_fix, config, methods)
+        print(f"\np = {p}   (exact possible at most {exact_bound:.2f}%; policy resumed after "
+              f"infra aborts {resumes} times; {time.monotonic() - t0:.1f} s)")
+        print(f"  {'method':<12} {'wrong':>8} {'exp.wrong':>9} {'exact':>8} {'cycles':>8} "
+              f"{'far':>6} {'near':>6} {'hours':>6}")
+        for m, wrong, exact, cycles, far, near, hours, exp in rows:
+            e = ("n/a" if args.late_p is not None else f"{exp:.3f}%") if m.startswith("policy") else ""
+            print(f"  {m:<12} {wrong:7.2f}% {e:>9} {exact:7.2f}% {cycles:8.1f} {far:6.2f} "
+                  f"{near:6.2f} {hours:6.2f}")
     return 0
 
 

@@ -51,8 +51,11 @@ class PolicyConfig:
         build attempts) before the run aborts with InfraError; a resumed run starts anew.
     unhealthy_lead: a commit whose unhealthy cycles outnumber its clean ones by this much
         is SKIP (`verdict.decide`, rule 4, states the bound).
-    light_miss: kept for the eager (`lazy_endpoints=False`) light check of the clean
-        endpoint: its level is `clean_cycles_needed(p_hat, light_miss)`, as before issue 18.
+    light_miss: the miss a light step allowed before issue 18 (`priced_light=False`:
+        `clean_cycles_needed(p_hat, light_miss)`, kept for bench/simulate.py's comparison),
+        and the eager light check of the clean endpoint's.
+    priced_light: a light GOOD's level priced in builds (`light.priced_level`); False =
+        the rule before issue 18.
     light_tighten: the price of a wrong light GOOD is divided by this for every false GOOD
         met in the run (one says the calibration flattered the rate).
     bound_level: level of the one-sided lower bound on p that prices a light GOOD and is
@@ -80,9 +83,10 @@ class PolicyConfig:
     bound_level: float = 0.9
     max_verify_cycles: int | None = None
     lazy_endpoints: bool = True
+    priced_light: bool = True
     cycle_seconds: float = 15.0
     build_seconds: float = 240.0
-    slack_bits: float = 0.1
+    slack_bits: float = 0.02
 
     def __post_init__(self) -> None:
         for name in ("confidence", "light_miss", "bound_level"):

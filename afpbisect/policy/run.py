@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import InfraError
-from ..verdict import CycleOutcome, Evidence, Verdict, decide, hit_rate_lower_bound
+from ..verdict import (
+    CycleOutcome,
+    Evidence,
+    Verdict,
+    clean_cycles_needed,
+    decide,
+    hit_rate_lower_bound,
+)
 from . import light
 from .config import Env, PolicyConfig
 from .records import StepRecord
@@ -112,10 +119,12 @@ class Run:
         one (`light_tighten`): it says the level is short. Counting only this call's
         commits keeps a resumed run from asking more of a step than the original did.
         """
-        _, p_low = self.estimate()
+        p_hat, p_low = self.estimate()
         if p_low <= 0.0:
             return 1
         k = sum(1 for c in self.visited if is_false_good(self.store[c]))
+        if not self.cfg.priced_light:   # the rule before issue 18, for comparison
+            return clean_cycles_needed(p_hat, self.cfg.light_miss * self.cfg.light_tighten ** k)
         wasted = light.wasted_seconds(window, self.probe_cost) / self.cfg.light_tighten ** k
         return light.priced_level(p_low, self.cfg.cycle_seconds, wasted)
 
