@@ -17,10 +17,11 @@ pytestmark = [pytest.mark.docker,
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
-    # A broken commit inside the range exercises SKIP on the way; so do two planted faults
-    # on the search's path (seed 7 plants the race at 50; the search probes 29, 44, 51, ...):
-    # 44 exits before start, 51 (racy side) starts and forwards nothing (issue 16).
-    syn = make_synthetic_repo(base / "target", n_commits=60, broken_at=(20,), exits_at=(44,),
+    # Two planted faults on the search's path exercise SKIP (issue 16): seed 7 plants the
+    # race at 50; the commits touching its file (the prior's suspects, issue 18) are 20, 23,
+    # 30, 39, 50 and the faults' own 51, 52, so the search probes 34, 33, 49, 51, 50: 34
+    # exits before start, 51 (racy side) starts and forwards nothing. 20 does not compile.
+    syn = make_synthetic_repo(base / "target", n_commits=60, broken_at=(20,), exits_at=(34,),
                               silent_at=(51,), seed=7)
     assert syn.planted_index == 50
     return syn, base / "work", dangling_images()

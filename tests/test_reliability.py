@@ -60,7 +60,14 @@ def test_kill9_then_resume(syn, tmp_path):
     assert wait_for(decided, 900, proc), proc.communicate()[1] if proc.poll() is not None else "no progress"
     proc.kill()
     proc.wait()
-    before = {k: v for k, v in _state(work)["evidence"].items() if v.get("verdict")}
+    # finished: decided, and not a calibration cut short (that one goes on where it stopped);
+    # a GOOD decided before any calibration is judged again at the calibrated level by
+    # design (policy/search.py), killed or not, so it is finished only once one exists
+    ev = _state(work)["evidence"]
+    calibrated = any(len(v.get("calib") or []) == 4 for v in ev.values())
+    before = {k: v for k, v in ev.items()
+              if v.get("verdict") and len(v.get("calib") or [0] * 4) == 4
+              and (calibrated or v["verdict"] != "good")}
     logs = {p: p.stat().st_mtime for p in (work / "logs" / "build").glob("*.log")}
     code, res, err = afp("run", f"{syn.good_ref}..{syn.bad_ref}", "--repo", str(syn.path), "--workdir",
                          str(work), "--json", *SMALL)

@@ -19,6 +19,6 @@ def test_selftest_names_planted_commit_twice_and_leaves_nothing(tmp_path):
         assert res["ok"] and res["named"] == res["planted"]
         assert f"planted {res['planted'][:10]}" in err and "PASS" in err
     previous = {p.suffix for p in (work / "reports" / "previous").glob("run-*")}
-    assert previous == {".json", ".md", ".bisect-replay"}
+    assert previous == {".json", ".md", ".html", ".xml", ".bisect-replay"}   # .junit.xml
     assert leftovers(work, before) == {"containers": [], "networks": [], "dangling": [], "veths": [],
                                        "netns": []}
