@@ -253,3 +253,134 @@ def test_a_cheap_probe_within_the_slack_wins():
     calls.clear()
     weighted_least_satisfying(100, lambda i, w: o(i), cost=costs.__getitem__, slack=0.0)
     assert calls[0] == 49
+
+
+# --- the k-ary search: k engines probe in parallel (issue 20) ---------------------------
+
+from afpbisect.search import batch_pick, kary_least_satisfying, narrow  # noqa: E402
+
+
+def make_batch_oracle(first_bad: int, skipped: set, calls: list, k: int, windows: list):
+    one = make_oracle(first_bad, skipped, calls)
+
+    def oracle(batch, window):
+        windows.append((list(batch), window))
+        assert 1 <= len(batch) <= k and batch == sorted(set(batch))
+        return [one(i) for i in batch]
+    return oracle
+
+
+@settings(max_examples=400, deadline=None)
+@given(priced_worlds(), st.sampled_from([1, 2, 3, 4, 8]))
+def test_kary_matches_brute_force(world, k):
+    """Whatever k, the prior, the prices and the skips: git bisect's answer, each index
+    asked once, every probe inside the window it was asked in."""
+    n, first_bad, skipped, weights, costs, slack = world
+    calls: list = []
+    windows: list = []
+    res = kary_least_satisfying(n, make_batch_oracle(first_bad, skipped, calls, k, windows), k,
+                                weights, cost=costs.__getitem__, slack=slack)
+    assert res.candidates == expected_candidates(first_bad, skipped, n)
+    assert res.first_bad_index == res.candidates[-1]
+    assert res.last_good_index == res.candidates[0] - 1
+    assert len(calls) == len(set(calls)), "each index asked once"
+    assert 0 not in calls and n - 1 not in calls, "the endpoints are known, not asked"
+    assert set(res.candidates[:-1]) <= set(res.skipped)
+    assert [i for i, _ in res.steps] == calls and res.rounds == [b for b, _ in windows]
+    assert all(lo < i < hi for batch, (lo, hi) in windows for i in batch)
+    assert res.overruled == [], "a monotone oracle never has a GOOD above a BAD"
+
+
+@settings(max_examples=300, deadline=None)
+@given(priced_worlds())
+def test_kary_with_one_engine_asks_what_weighted_asks(world):
+    n, first_bad, skipped, weights, costs, slack = world
+    seq: list = []
+    o = make_oracle(first_bad, skipped, seq)
+    weighted_least_satisfying(n, lambda i, w: o(i), weights, cost=costs.__getitem__, slack=slack)
+    batched: list = []
+    res = kary_least_satisfying(n, make_batch_oracle(first_bad, skipped, batched, 1, []), 1,
+                                weights, cost=costs.__getitem__, slack=slack)
+    assert batched == seq
+    assert res.rounds == [[i] for i in seq]
+
+
+def test_kary_rounds_are_logarithmic_in_base_k_plus_1():
+    """Uniform prior, no skips: about log_{k+1}(n) rounds (exact ceiling + 1 at most)."""
+    for n in (2, 3, 10, 100, 1000, 3071):
+        for k in (1, 2, 3, 4, 8):
+            bound = 0
+            while (k + 1) ** bound < n - 1:
+                bound += 1    # ceil(log_{k+1}(n - 1)), in integers
+            for first_bad in sorted({1, 2, max(1, n // 3), max(1, n // 2), n - 2, n - 1} - {0}):
+                if not 1 <= first_bad < n:
+                    continue
+                res = kary_least_satisfying(n, make_batch_oracle(first_bad, set(), [], k, []), k)
+                assert res.candidates == [first_bad]
+                assert len(res.rounds) <= bound + 1, (n, k, first_bad, res.rounds)
+
+
+def test_more_engines_need_fewer_rounds_on_the_real_range_size():
+    n = 3071
+    rounds = {k: len(kary_least_satisfying(n, make_batch_oracle(1604, set(), [], k, []), k).rounds)
+              for k in (1, 2, 4, 8)}
+    assert rounds[1] == 12 and rounds[2] <= 8 and rounds[4] <= 6 and rounds[8] <= 5, rounds
+
+
+def test_a_small_window_is_asked_whole_in_one_round():
+    calls: list = []
+    res = kary_least_satisfying(6, make_batch_oracle(3, set(), calls, 8, []), 8)
+    assert res.rounds == [[1, 2, 3, 4]] and res.candidates == [3]
+
+
+def test_the_cuts_split_the_mass_not_the_count():
+    # all the mass on 70..79: three engines cut those ten commits, not the whole range
+    weights = [0.0] * 100
+    for i in range(70, 80):
+        weights[i] = 1.0
+    batch = batch_pick(0, 99, set(), _prefix_of(weights), 3)
+    # mass 3/10, 5/10, 7/10 to the left: 3/10 and 7/10 are the nearest to 1/4 and 3/4 in
+    # bits (D(0.3 || 0.25) < D(0.2 || 0.25)), and the two outer cuts stay symmetric
+    assert batch == [72, 74, 76]
+
+
+def _prefix_of(weights):
+    from afpbisect.search import _prefix
+    return _prefix(len(weights), weights)
+
+
+def test_a_cheap_probe_within_the_slack_wins_at_every_cut():
+    # uniform over 100, three engines: the cut at 1/4 is best at 25; 27 loses ~0.002 bit and is free
+    costs = {i: 300.0 for i in range(100)}
+    costs[27] = 0.0
+    prefix = _prefix_of([1.0] * 100)
+    assert batch_pick(0, 99, set(), prefix, 3, costs.__getitem__, 0.05) == [27, 49, 74]
+    assert batch_pick(0, 99, set(), prefix, 3, costs.__getitem__, 0.0) == [25, 49, 74]
+
+
+def test_a_bad_overrules_a_good_above_it():
+    """A noisy oracle: 75 is racy but its light step saw no hit. The BAD at 25 is proof;
+    the GOOD at 75 is overruled and recorded, and the answer is still the culprit."""
+    assert narrow(0, 99, [(25, BAD), (50, GOOD), (75, BAD)]) == (0, 25, [50])
+    assert narrow(0, 99, [(25, GOOD), (50, SKIP), (75, BAD)]) == (25, 75, [])
+    assert narrow(10, 90, [(50, SKIP)]) == (10, 90, [])
+    calls: list = []
+    clean = make_oracle(10, set(), calls)
+
+    def noisy(batch, window):
+        return [GOOD if i == 74 else clean(i) for i in batch]
+
+    res = kary_least_satisfying(100, noisy, 3)
+    assert res.rounds[0] == [25, 49, 74]
+    assert res.overruled == [74] and res.candidates == [10]
+
+
+def test_kary_rejects_bad_input():
+    with pytest.raises(ValueError):
+        kary_least_satisfying(10, lambda b, w: [Verdict.ERROR] * len(b), 2)
+    with pytest.raises(ValueError):
+        kary_least_satisfying(10, lambda b, w: [GOOD], 2)   # one answer for two probes
+    with pytest.raises(ValueError):
+        kary_least_satisfying(10, lambda b, w: [GOOD] * len(b), 0)
+    with pytest.raises(ValueError):
+        kary_least_satisfying(1, lambda b, w: [GOOD] * len(b), 2)
