@@ -61,7 +61,8 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     for r in (rng.good, rng.bad):
         say(f"{r.typed} is {r.name} {r.sha}")
     say(f"range {rng.good.name}..{rng.bad.name}: {len(rng.commits) - 1} commits "
-        f"(at least {max(1, (len(rng.commits) - 1).bit_length())} steps)")
+        f"(git bisect would ask about {max(1, (len(rng.commits) - 1).bit_length())}; "
+        f"the prior below may need fewer)")
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say,
                       progress=ctx.progress)
     store = evidence_store(state)

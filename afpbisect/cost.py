@@ -20,8 +20,9 @@ FAR_WITHIN = 16   # a probe is "far" when no built commit is this close (issue 1
 
 @dataclass(frozen=True)
 class BuildCostModel:
-    near: float = 25.0     # seconds; fitted on 2026-11-25..12-01 real runs (bench/plan.py)
-    far: float = 330.0
+    near: float = 0.0      # seconds; fitted on the 88 builds of the 2026-11-25..12-01 real runs
+                           # (bench/plan.py prints the fit)
+    far: float = 263.0
     horizon: int = 256
 
     def seconds(self, distance: int | None) -> float:

@@ -53,6 +53,18 @@ def _pick(lo: int, hi: int, skipped: set) -> int | None:
     return None
 
 
+def after_answer(verdict: Verdict, i: int, lo: int, hi: int, skipped: set) -> tuple[int, int]:
+    """The window after `i` answered `verdict` (a SKIP is remembered in `skipped`)."""
+    if verdict is Verdict.GOOD:
+        return i, hi
+    if verdict is Verdict.BAD:
+        return lo, i
+    if verdict is Verdict.SKIP:
+        skipped.add(i)
+        return lo, hi
+    raise ValueError(f"oracle returned {verdict!r} for index {i}; want GOOD, BAD or SKIP")
+
+
 def least_satisfying(n: int, oracle: Callable[[int], Verdict]) -> SearchResult:
     """Find the first BAD index of a monotone GOOD...BAD sequence of length n.
 
@@ -75,14 +87,7 @@ def least_satisfying(n: int, oracle: Callable[[int], Verdict]) -> SearchResult:
             verdict = oracle(i)
             memo[i] = verdict
             steps.append((i, verdict))
-        if verdict is Verdict.GOOD:
-            lo = i
-        elif verdict is Verdict.BAD:
-            hi = i
-        elif verdict is Verdict.SKIP:
-            skipped.add(i)
-        else:
-            raise ValueError(f"oracle returned {verdict!r} for index {i}; want GOOD, BAD or SKIP")
+        lo, hi = after_answer(verdict, i, lo, hi, skipped)
     return SearchResult(
         candidates=list(range(lo + 1, hi + 1)),
         first_bad_index=hi,
@@ -172,14 +177,7 @@ def weighted_least_satisfying(n: int, oracle: Callable[[int, tuple], Verdict], w
     while (i := weighted_pick(lo, hi, skipped, prefix, cost, slack)) is not None:
         verdict = oracle(i, (lo, hi))
         steps.append((i, verdict))
-        if verdict is Verdict.GOOD:
-            lo = i
-        elif verdict is Verdict.BAD:
-            hi = i
-        elif verdict is Verdict.SKIP:
-            skipped.add(i)
-        else:
-            raise ValueError(f"oracle returned {verdict!r} for index {i}; want GOOD, BAD or SKIP")
+        lo, hi = after_answer(verdict, i, lo, hi, skipped)
     return SearchResult(candidates=list(range(lo + 1, hi + 1)), first_bad_index=hi,
                         last_good_index=lo, steps=steps)
 

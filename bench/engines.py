@@ -36,23 +36,17 @@ round's slowest, so the slack that pays with one engine need not pay with severa
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import git  # noqa: E402
-
-from afpbisect import cost, prior  # noqa: E402
-from afpbisect.pipeline import Variant  # noqa: E402
+from afpbisect import cost  # noqa: E402
 from afpbisect.policy import PolicyConfig  # noqa: E402
-from afpbisect.refs import commit_range, split_range  # noqa: E402
-from afpbisect.scenario import load  # noqa: E402
 from afpbisect.search import kary_least_satisfying  # noqa: E402
 from afpbisect.verdict import Verdict  # noqa: E402
-from bisection_model import report_samples  # noqa: E402
+from bisection_model import range_args, real_range  # noqa: E402
 
 CLEAN_S, HIT_S = 17.0, 5.3   # seconds of a real cycle, clean and with a hit (reports)
 LIGHT_GOOD = 4               # clean cycles of a light GOOD
@@ -180,35 +174,20 @@ def line(k: int, runs: list) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("range")
-    ap.add_argument("--repo", required=True)
-    ap.add_argument("--culprit", default="923ad6af77")
-    ap.add_argument("--positions", type=int, default=20)
+    range_args(ap)
     ap.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--suspect", action="append", default=[])
     ap.add_argument("--slack", type=float, nargs="+", default=[PolicyConfig.slack_bits, 0.0],
                     help="bits a probe may give up to be cheaper (the policy's, and none)")
     args = ap.parse_args(argv)
     if any(not 1 <= k <= 12 for k in args.engines):
         ap.error("--engines: 1..12 each (the assignment is exponential in k)")
-    repo = git.Repo(args.repo)
-    good, bad = split_range(args.range)
-    rng = commit_range(repo, good, bad)
-    commits = list(rng.commits)
-    sc = load()
-    patches = [f for p in Variant.of(sc).patches for f in p.files]
-    pr = prior.for_range(repo, commits, commits[-1], sc.sections["hit"]["console"], patches, args.suspect)
-    samples = report_samples(sorted(glob.glob(str(ROOT / "docs/results/*.json"))))
-    model = cost.fit(samples)
+    rng, commits, pr, model, samples, culprit, planted = real_range(
+        args, str(ROOT / "docs/results/*.json"))
     n = len(commits)
-    culprit = next(i for i, c in enumerate(commits) if c.startswith(args.culprit))
     print(f"{rng.good.name}..{rng.bad.name}: {n - 1} commits; suspects: {len(pr.suspects)} "
           f"({', '.join(sorted(pr.paths))}); cost model fitted on {len(samples)} recorded builds: "
           f"{model.near:.0f} s near .. {model.far:.0f} s far (horizon {model.horizon}); "
           f"cycles {CLEAN_S} s clean, {HIT_S} s with a hit")
-    outside = [i for i in range(1, n) if i not in pr.suspects]
-    planted = [outside[round(j * (len(outside) - 1) / max(1, args.positions - 1))]
-               for j in range(args.positions)]
     for slack in args.slack:
         print(f"\nslack {slack} bit; culprit {commits[culprit][:10]} [idx {culprit}], "
               f"prior {'right' if culprit in pr.suspects else 'wrong'}:")

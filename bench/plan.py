@@ -21,23 +21,17 @@ culprits planted evenly among the commits that touch NO suspect path (prior wron
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import git  # noqa: E402
-
-from afpbisect import cost, prior  # noqa: E402
-from afpbisect.pipeline import Variant  # noqa: E402
+from afpbisect import cost  # noqa: E402
 from afpbisect.policy import PolicyConfig  # noqa: E402
-from afpbisect.refs import commit_range, split_range  # noqa: E402
-from afpbisect.scenario import load  # noqa: E402
 from afpbisect.search import least_satisfying, weighted_least_satisfying  # noqa: E402
 from afpbisect.verdict import Verdict  # noqa: E402
-from bisection_model import report_samples  # noqa: E402
+from bisection_model import range_args, real_range  # noqa: E402
 
 STRATEGIES = ("plain eager", "plain lazy", "weighted eager", "weighted lazy",
               "weighted+cost eager", "weighted+cost lazy")
@@ -90,24 +84,11 @@ def line(name: str, runs: list) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("range")
-    ap.add_argument("--repo", required=True)
-    ap.add_argument("--culprit", default="923ad6af77")
-    ap.add_argument("--positions", type=int, default=20)
-    ap.add_argument("--suspect", action="append", default=[])
+    range_args(ap)
     args = ap.parse_args(argv)
-    repo = git.Repo(args.repo)
-    good, bad = split_range(args.range)
-    rng = commit_range(repo, good, bad)
-    commits = list(rng.commits)
-    sc = load()
-    patches = [f for p in Variant.of(sc).patches for f in p.files]
-    pr = prior.for_range(repo, commits, commits[-1], sc.sections["hit"]["console"], patches, args.suspect)
-    samples = report_samples(sorted(glob.glob(str(ROOT / "docs/results/*.json"))))
-    model = cost.fit(samples)
-    slack = PolicyConfig.slack_bits
-    n = len(commits)
-    culprit = next(i for i, c in enumerate(commits) if c.startswith(args.culprit))
+    rng, commits, pr, model, samples, culprit, planted = real_range(
+        args, str(ROOT / "docs/results/*.json"))
+    n, slack = len(commits), PolicyConfig.slack_bits
     print(f"{rng.good.name}..{rng.bad.name}: {n - 1} commits; suspects: {len(pr.suspects)} "
           f"({', '.join(sorted(pr.paths))}); cost model fitted on {len(samples)} recorded builds: "
           f"{model.near:.0f} s near .. {model.far:.0f} s far (horizon {model.horizon}); slack {slack} bit")
@@ -115,9 +96,6 @@ def main(argv=None) -> int:
           f"prior {'right' if culprit in pr.suspects else 'wrong'}:")
     for s in STRATEGIES:
         print(line(s, [simulate(s, n, culprit, pr.weights, model, slack)]))
-    outside = [i for i in range(1, n) if i not in pr.suspects]
-    planted = [outside[round(k * (len(outside) - 1) / max(1, args.positions - 1))]
-               for k in range(args.positions)]
     print(f"\nprior wrong: culprit planted at {len(planted)} positions outside the suspects "
           f"(idx {planted[0]}..{planted[-1]}), mean (worst):")
     for s in STRATEGIES:
