@@ -26,6 +26,7 @@ from afpbisect import PATCHES_DIR
 from afpbisect.context import Options, open_context
 from afpbisect.eras import DEFAULT_RULES, load_rules
 from afpbisect.repro import ReproEnv, ReproSettings
+from afpbisect.scenario import load as load_scenario
 from afpbisect.search import least_satisfying
 from afpbisect.verdict import Verdict
 from afpbisect.worktree import load_patch
@@ -86,6 +87,14 @@ def naive_step(repo, workdir: Path, sha: str, cycles: int, settings: ReproSettin
     return {"build": build_s, "repro": repro_s, "ok": b.ok}
 
 
+def settings_of(rep: dict) -> ReproSettings:
+    """The repro settings the report's run used, for the naive cycles."""
+    s = rep["settings"]
+    # Reports before scenarios said widen_us; later ones carry the environment itself.
+    env = s.get("env") or {"SURICATA_RING_SETUP_DELAY_US": str(s.get("widen_us", 500000))}
+    return ReproSettings.from_scenario(load_scenario(), pairs=s["pairs"], threads=s["threads"], env=env)
+
+
 def naive_steps(rep: dict) -> int:
     """Builds of git bisect's walk to the report's answer: 2 endpoints + its midpoints."""
     size = rep["range"]["size"]
@@ -108,10 +117,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr, flush=True)
     rep = json.loads(a.report.read_text())
-    s = rep["settings"]
-    # Reports before scenarios said widen_us; later ones carry the environment itself.
-    env = s.get("env") or {"SURICATA_RING_SETUP_DELAY_US": str(s.get("widen_us", 500000))}
-    settings = ReproSettings.from_scenario(load_scenario(), pairs=s["pairs"], threads=s["threads"], env=env)
+    settings = settings_of(rep)
     steps = spread([st for st in rep["steps"] if st["role"] == "search"], a.steps)
     a.workdir.mkdir(parents=True, exist_ok=True)
     eras_file = upstream_flags_rules(a.workdir / "eras-upstream-flags.toml") if a.naive_flags == "upstream" else None
