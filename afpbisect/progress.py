@@ -135,9 +135,13 @@ class StepLines:
         self.verdicts: dict[int, Verdict] = {}
 
     def __call__(self, rec) -> None:
-        self.k += 1
         if rec.index is not None:
             self.verdicts[rec.index] = rec.verdict
+        if rec.new_cycles == 0 and rec.phase == "search":
+            # a decision replayed from the store (a resume, or the search run again after
+            # the calibration): the policy's trace says so; it is not a step of work
+            return
+        self.k += 1
         w = window(len(self.commits), self.verdicts, self.find_fix)
         closing = _CLOSING.get(rec.phase, _CLOSING_STEPS)
         left = (0 if rec.phase in _CLOSING else w.steps_left) + closing

@@ -116,3 +116,16 @@ def test_build_step_names_from_a_stream_cut_anywhere():
         names, pending = step_names("", text[:cut])
         more, pending = step_names(pending, text[cut:])
         assert names + more == ["configure", "make"]
+
+
+def test_a_replayed_decision_is_not_a_step():
+    """The search runs again after the lazy calibration (and on a resume): a decision taken
+    from the store costs nothing and must not count as a step or be printed as one."""
+    prog, buf = _plain()
+    commits = [f"{i:040x}" for i in range(101)]
+    lines = StepLines(prog, commits, False, lambda c: "s", clock=lambda: 0.0)
+    lines(StepRecord("search", commits[50], 50, G, 1, 0, 0, 1, 1))
+    lines(StepRecord("search", commits[50], 50, G, 1, 0, 0, 1, 0))   # replayed: 0 new cycles
+    lines(StepRecord("search", commits[75], 75, B, 1, 1, 0, 1, 1))
+    out = buf.getvalue().splitlines()
+    assert [ln.split(" (")[0] for ln in out] == ["step 1 of ~9", "step 2 of ~9"]
