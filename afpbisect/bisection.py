@@ -55,14 +55,7 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
                               "run", identity, restart=ctx.opts.restart, say=say)
     # What `afpbisect status` names the run by (the identity holds only digests and shas).
     state.data["about"] = {"scenario": sc.name, "good": rng.good.name, "bad": rng.bad.name}
-    ctx.docker()   # input (the state included) is valid: now the engine (a clear error if away)
-    if ctx.fetched_note:   # said after the engine answered: bad input stays one line
-        say(ctx.fetched_note)
-    for r in (rng.good, rng.bad):
-        say(f"{r.typed} is {r.name} {r.sha}")
-    say(f"range {rng.good.name}..{rng.bad.name}: {len(rng.commits) - 1} commits "
-        f"(git bisect would ask about {max(1, (len(rng.commits) - 1).bit_length())}; "
-        f"the prior below may need fewer)")
+    _announce(ctx, rng)
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say,
                       progress=ctx.progress)
     store = evidence_store(state)
@@ -71,26 +64,7 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     commits = list(rng.commits)
     order = search_order(ctx, commits, commits[0] if find_fix else commits[-1], variant, env, suspects)
 
-    def persist(*_a):
-        save_evidence(state, store)
-
-    on_step = _step_hook(ctx, rng, state, find_fix, persist)
-    status, message, res = "found", "", None
-    try:
-        if fixed_cycles:   # the naive method, for comparison: no confidence claimed
-            res = policy.bisect_fixed(list(rng.commits), env, fixed_cycles, find_fix=find_fix,
-                                      store=store, on_cycle=persist)
-        else:
-            res = policy.bisect(commits, env, config, store=store, on_step=on_step,
-                                on_cycle=persist, on_trace=ctx.progress.trace if ctx.progress else None,
-                                weights=order.prior.weights, cost=order.cost)
-    except policy.RangeError as exc:
-        # Not reproducible at BAD, race already at GOOD, endpoint unbuildable: an honest
-        # "no answer", with the evidence kept.
-        status, message = type(exc).__name__, str(exc)
-    finally:
-        save_evidence(state, store)
-        env.close()
+    status, message, res = _decide(ctx, rng, state, env, store, config, order)
     revert = None
     if res is not None and confirm_revert and res.culprit:
         revert = _confirm_revert(ctx, rng, res.culprit, state, config)
@@ -110,6 +84,47 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     ctx.result(_headline(result))
     ctx.result(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
     return result
+
+
+def _announce(ctx: Context, rng: Range) -> None:
+    """The input is valid (the state included): now the engine (a clear error if away),
+    then what each ref resolved to; said after the engine answered, so bad input stays
+    one line."""
+    ctx.docker()
+    if ctx.fetched_note:
+        ctx.say(ctx.fetched_note)
+    for r in (rng.good, rng.bad):
+        ctx.say(f"{r.typed} is {r.name} {r.sha}")
+    ctx.say(f"range {rng.good.name}..{rng.bad.name}: {len(rng.commits) - 1} commits "
+            f"(git bisect would ask about {max(1, (len(rng.commits) - 1).bit_length())}; "
+            f"the prior below may need fewer)")
+
+
+def _decide(ctx: Context, rng: Range, state: State, env: PipelineEnv, store: dict, config,
+            order: "SearchOrder") -> tuple:
+    """The policy over the real environment: (status, message, result or None). The state
+    is saved after every cycle and decision, and whatever ends the call."""
+    def persist(*_a):
+        save_evidence(state, store)
+
+    on_step = _step_hook(ctx, rng, state, config.find_fix, persist)
+    status, message, res = "found", "", None
+    try:
+        if ctx.opts.fixed_cycles:   # the naive method, for comparison: no confidence claimed
+            res = policy.bisect_fixed(list(rng.commits), env, ctx.opts.fixed_cycles,
+                                      find_fix=config.find_fix, store=store, on_cycle=persist)
+        else:
+            res = policy.bisect(list(rng.commits), env, config, store=store, on_step=on_step,
+                                on_cycle=persist, on_trace=ctx.progress.trace if ctx.progress else None,
+                                weights=order.prior.weights, cost=order.cost)
+    except policy.RangeError as exc:
+        # Not reproducible at BAD, race already at GOOD, endpoint unbuildable: an honest
+        # "no answer", with the evidence kept.
+        status, message = type(exc).__name__, str(exc)
+    finally:
+        save_evidence(state, store)
+        env.close()
+    return status, message, res
 
 
 def _step_hook(ctx: Context, rng: Range, state: State, find_fix: bool, persist):
