@@ -115,7 +115,7 @@ def _decide(ctx: Context, rng: Range, state: State, env: PipelineEnv, store: dic
                                       find_fix=config.find_fix, store=store, on_cycle=persist)
         else:
             res = policy.bisect(list(rng.commits), env, config, store=store, on_step=on_step,
-                                on_cycle=persist, on_trace=ctx.progress.trace if ctx.progress else None,
+                                on_cycle=persist, on_trace=ctx.on_trace,
                                 weights=order.prior.weights, cost=order.cost)
     except policy.RangeError as exc:
         # Not reproducible at BAD, race already at GOOD, endpoint unbuildable: an honest

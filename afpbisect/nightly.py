@@ -151,7 +151,7 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
         return policy.check_patch(f"tip:{sha}", _TipEnv(env, sha), cfg, reference=reference,
                                   evidence=ev, p_lower=p,
                                   on_cycle=lambda *_: save_evidence(job, store),
-                                  on_trace=ctx.progress.trace if ctx.progress is not None else None)
+                                  on_trace=ctx.on_trace)
     finally:
         save_evidence(job, store)
         if times is not None:   # the JUnit's time per testcase: the tip's build, its cycles

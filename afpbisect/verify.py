@@ -77,7 +77,6 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
                            say=ctx.say, progress=ctx.progress)
     fix_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir,
                           Variant.of(sc, patches, label), say=ctx.say, progress=ctx.progress)
-    on_trace = ctx.progress.trace if ctx.progress is not None else None
     store = evidence_store(state)
     base_ev = store.setdefault(f"base:{sha}", Evidence())
     fix_ev = store.setdefault(f"{label}:{sha}", Evidence())
@@ -88,7 +87,7 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
     trace: list[str] = []
     try:
         base = policy.check_patch(sha, base_env, config, evidence=base_ev, on_cycle=persist,
-                                  on_trace=on_trace)
+                                  on_trace=ctx.on_trace)
         trace += base.trace
         base_env.release(sha)
         fixed = None
@@ -96,7 +95,7 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
             # Judged against the baseline's own evidence: the guarantee then holds for any
             # per-cycle hit rate, not only at the lower bound's level.
             fixed = policy.check_patch(sha, fix_env, config, reference=base.evidence, evidence=fix_ev,
-                                       on_cycle=persist, on_trace=on_trace)
+                                       on_cycle=persist, on_trace=ctx.on_trace)
             trace += fixed.trace
     finally:
         persist()
