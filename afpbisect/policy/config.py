@@ -52,8 +52,7 @@ class PolicyConfig:
     unhealthy_lead: a commit whose unhealthy cycles outnumber its clean ones by this much
         is SKIP (`verdict.decide`, rule 4, states the bound).
     light_miss: the miss a light step allowed before issue 18 (`priced_light=False`:
-        `clean_cycles_needed(p_hat, light_miss)`, kept for bench/simulate.py's comparison),
-        and the eager light check of the clean endpoint's.
+        `clean_cycles_needed(p_hat, light_miss)`, kept for bench/simulate.py's comparison).
     priced_light: a light GOOD's level priced in builds (`light.priced_level`); False =
         the rule before issue 18.
     light_tighten: the price of a wrong light GOOD is divided by this for every false GOOD

@@ -3,7 +3,7 @@ the clean endpoint cannot anchor the answer."""
 from __future__ import annotations
 
 from ..errors import InfraError
-from ..verdict import Verdict, clean_cycles_needed
+from ..verdict import Verdict
 from .calibrate import calibrate
 from .config import EndpointNotClean, EndpointUnbuildable
 from .run import Run, short
@@ -12,11 +12,10 @@ from .run import Run, short
 def check_up_front(run: Run, racy_i: int, clean_i: int, racy_role: str, clean_role: str) -> None:
     """Calibrate the racy endpoint, then a light check of the clean one, before any search
     (the order before issue 18: two far builds that the lazy order often never needs).
-    The clean endpoint's level is the untightened one of the point estimate, so a resume
-    asks the same of it."""
+    The clean endpoint's level is a search step's (`Run.light_level`) over the whole
+    range: no false GOOD is met before it, so a resume asks the same of it."""
     calibrate(run, run.commits[racy_i], racy_i, f"{racy_role} endpoint")
-    p_hat, _ = run.estimate()
-    level = clean_cycles_needed(p_hat, run.cfg.light_miss)
+    level = run.light_level((0, len(run.commits) - 1))
     v = run.judge(run.commits[clean_i], clean_i, level, "endpoint",
                   f"; {clean_role} endpoint, light level {level}")
     if v is not Verdict.GOOD:
