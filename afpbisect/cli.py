@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 import docker.errors
@@ -103,6 +103,16 @@ def _nonempty_path(ctx, param, value):
     if not str(value).strip():
         raise click.BadParameter("empty path")
     return Path(value)
+
+
+def _tree_paths(ctx, param, values) -> tuple:
+    """--suspect: paths of the repository's tree (relative, inside it), as git bisect's
+    pathspec; anything else would silently suspect nothing."""
+    for v in values:
+        parts = PurePosixPath(v.strip()).parts
+        if not v.strip() or v.startswith("/") or ".." in parts:
+            raise click.BadParameter(f"{v!r}: want a path inside the repository, such as src/source-af-packet.c")
+    return tuple(v.strip() for v in values)
 
 
 def _finite(ctx, param, value):
@@ -272,7 +282,7 @@ def cli():
              "terms (the bisect-replay file) OLD is 'racy' and NEW 'fixed' (--term-old / --term-new).")
 @option("--confirm-revert", is_flag=True, help="After the search, revert the culprit on BAD and show the bug is gone.")
 @option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
-@option("--suspect", "suspects", multiple=True, metavar="PATH",
+@option("--suspect", "suspects", multiple=True, metavar="PATH", callback=_tree_paths,
         help="A path the culprit probably touches (repeatable; like `git bisect start -- PATH`, "
              "but sound: it orders the probes, other commits keep half the prior mass).")
 @option("--check-endpoints", is_flag=True,

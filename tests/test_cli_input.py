@@ -251,3 +251,14 @@ def test_sigterm_during_the_clone_says_interrupted_and_leaves_no_partial_clone(t
     assert proc.returncode == 143, err
     assert "interrupted" in err and "Traceback" not in err, err
     assert not list((work / "repos").glob("*.tmp")), "a partial clone was left"
+
+
+@pytest.mark.parametrize("path", ["", "  ", "/etc/passwd", "../src/x.c", "src/../../x"])
+def test_suspect_path_is_a_path_in_the_tree(tmp_path, path):
+    """--suspect names a path of the repository's tree, as git bisect's pathspec does; an
+    empty, absolute or escaping one would silently suspect nothing (it once started a run)."""
+    work = tmp_path / "work"
+    code, _, err = afp("run", "a..b", "--suspect", path, "--repo", "https://example.invalid/x.git",
+                       "--workdir", str(work), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "--suspect")
+    _nothing_created(work)
