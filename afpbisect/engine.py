@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 LABEL = "afpbisect"
 RUN_LABEL = "afpbisect.run"
 WORKDIR_LABEL = "afpbisect.workdir"
+ENGINE_LABEL = "afpbisect.engine"   # which engine of a farm (--engine) made the object
 
 # How long a daemon may stay away before a call gives up (seconds).  Bounded so that a
 # daemon that is gone for good becomes a clear error, not a hang.
@@ -73,6 +75,12 @@ def retrying(fn):
     )(fn)
 
 
+def engine_slug(name: str) -> str:
+    """[a-z0-9-] only, bounded, and unique per name (a hash of the name is kept)."""
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:24] or "engine"
+    return f"{base}-{hashlib.sha256(name.encode()).hexdigest()[:6]}" if base != name else base
+
+
 def workdir_tag(workdir) -> str:
     """The `afpbisect.workdir` label value of a workdir: its resolved path, hashed."""
     return hashlib.sha256(str(Path(workdir).expanduser().resolve()).encode()).hexdigest()[:12]
@@ -86,13 +94,31 @@ class Engine:
     run_id: str
     base_url: str = ""
     workdir_tag: str = ""
+    # The engine's name in labels, logs and reports: the --engine NAME (a Docker context) or
+    # URL as given; "local" for the default engine.
+    name: str = "local"
+    # True for every engine named with --engine: it may be another host, so nothing of this
+    # host is bind-mounted into its containers (sources, caches, products and logs travel
+    # as archives into the engine's own volumes and back).  False: the default local engine,
+    # whose containers bind-mount the workdir (the path the measured runs took).
+    remote: bool = False
 
     @property
     def labels(self) -> dict:
-        out = {LABEL: "1", RUN_LABEL: self.run_id}
+        out = {LABEL: "1", RUN_LABEL: self.run_id, ENGINE_LABEL: self.name}
         if self.workdir_tag:
             out[WORKDIR_LABEL] = self.workdir_tag
         return out
+
+    @property
+    def slug(self) -> str:
+        """The name as it may appear in Docker object names and local directories."""
+        return engine_slug(self.name)
+
+    def volume_name(self, purpose: str) -> str:
+        """This engine's volume for `purpose` (e.g. "ccache", "tree-<key>") of this workdir.
+        Two engines that are the same daemon (two contexts) get different volumes."""
+        return f"afpbisect-{self.workdir_tag or 'noworkdir'}-{self.slug}-{purpose}"
 
     def sweep_workdir(self) -> int:
         """Remove containers left by earlier runs on this workdir (a kill -9 cannot clean
