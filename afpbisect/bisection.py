@@ -57,10 +57,10 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     state.data["about"] = {"scenario": sc.name, "good": rng.good.name, "bad": rng.bad.name}
     _announce(ctx, rng)
     env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, variant, say=say,
-                      progress=ctx.progress)
+                      progress=ctx.progress, lanes=ctx.lanes)
     store = evidence_store(state)
     config = policy.PolicyConfig(confidence=confidence, find_fix=find_fix,
-                                 lazy_endpoints=not check_endpoints)
+                                 lazy_endpoints=not check_endpoints, engines=len(ctx.lanes) or 1)
     commits = list(rng.commits)
     order = search_order(ctx, commits, commits[0] if find_fix else commits[-1], variant, env, suspects)
 
@@ -268,6 +268,8 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
         "reference": next(({k: c[k] for k in ("commit", "hits", "cycles")}
                            for c in cals if c["when"] == "start"), None),
         "calibrations": cals,
+        # The farm (--engine): the reports then say which engine built and ran each step.
+        "engines": [ln.name for ln in ctx.lanes] if any(ln.remote for ln in ctx.lanes) else [],
         "steps": steps, "skips": skips, "trace": list(res.trace) if res is not None else [message],
         "wall_seconds": round(time.time() - t0, 1),
     }

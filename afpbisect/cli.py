@@ -17,6 +17,7 @@ from . import __version__
 from .context import Options, open_context
 from .dirs import layout
 from .errors import AfpError, Interrupted, UsageError
+from .farm import resolve_all as resolve_engines
 from .outcome import Outcome
 from .progress import Progress
 from .repro import ReproSettings
@@ -144,6 +145,15 @@ def _range_syntax(ctx, param, value):
     return value
 
 
+ENGINE_OPTION = option(
+    "--engine", "engines", multiple=True, metavar="NAME|URL",
+    help="A Docker engine to build and run on: a Docker context name (`docker context ls`) or "
+         "a URL (ssh://user@host, tcp://, unix://). Repeat for several engines: each round "
+         "then probes one commit per engine, same answer (docs/engines.md). Named engines "
+         "get nothing bind-mounted: sources, caches and products live in their volumes. "
+         "Default: the local engine (DOCKER_HOST or the socket), with the workdir mounted.")
+
+
 def common(fn):
     """Options every command that builds and runs takes."""
     opts = [
@@ -174,6 +184,7 @@ def common(fn):
                      help="Era rules file (default: the shipped afpbisect/eras.toml), e.g. to take libhtp from elsewhere."),
         option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
                      help="make -j for builds."),
+        ENGINE_OPTION,
         option("--restart", is_flag=True, help="Discard the saved state of this command and start over."),
         option("-q", "--quiet", is_flag=True, help="Print only the final result and errors."),
         option("-v", "--verbose", is_flag=True, help="Debug logging."),
@@ -201,7 +212,8 @@ def _options(kw: dict, update: bool = False) -> Options:
     return Options(repo=normalise_source(kw["repo"]), workdir=lay.workdir, state_dir=lay.state_root,
                    base_image=kw["base_image"],
                    jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
-                   fixed_cycles=kw["cycles"], eras_file=kw["eras_file"], scenario=sc)
+                   fixed_cycles=kw["cycles"], eras_file=kw["eras_file"], scenario=sc,
+                   engines=tuple(resolve_engines(kw.get("engines", ()))))
 
 
 def _guard(fn):
@@ -361,14 +373,16 @@ def scenarios():
 @option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
               help="Scenario to run (default: the built-in default, whose bug the target plants).")
 @option("-q", "--quiet", is_flag=True, help="Print only the final result and errors.")
+@ENGINE_OPTION
 @_guard
-def selftest(commits, workdir, keep, as_json, scenario_ref, quiet):
+def selftest(commits, workdir, keep, as_json, scenario_ref, quiet, engines):
     """Run the whole pipeline on a generated synthetic target with a planted bad commit."""
     from .selftest import run_selftest
     load_scenario(scenario_ref)   # a bad scenario: one line, exit 2, before anything is made
+    farm = tuple(resolve_engines(engines))   # likewise an unknown engine
     prog = Progress(quiet=quiet)
     result = run_selftest(commits=commits, workdir=workdir, keep=keep, say=prog.say, scenario=scenario_ref,
-                          progress=prog)
+                          progress=prog, engines=farm)
     _emit(result, as_json)
     sys.exit(0 if result["ok"] else 1)
 
@@ -409,14 +423,16 @@ def clean(workdir, all_, volumes):
 @option("--workdir", type=click.Path(), callback=_nonempty_path, default=None, envvar=WORKDIR_ENV,
         show_default=WORKDIR_DEFAULT, help="Workdir whose filesystem needs the disk space (not created).")
 @option("--json", "as_json", is_flag=True, help="The checks as JSON on stdout.")
+@ENGINE_OPTION
 @_guard
-def doctor(workdir, as_json):
+def doctor(workdir, as_json, engines):
     """Check that this machine can run afpbisect: package data, git, Docker (version, storage
     driver, cgroups, the repro's capabilities), base image or debootstrap, disk, Python.
+    With --engine: the Docker checks for each engine, and that it takes volumes and archives.
     Exit 0 when every check passes, 1 when one fails."""
     from .doctor import as_json as checks_json, run_checks
     # The disk is needed where the caches go (build trees, products, ccache).
-    checks = run_checks(layout(workdir).workdir, ReproSettings().caps)
+    checks = run_checks(layout(workdir).workdir, ReproSettings().caps, tuple(resolve_engines(engines)))
     for c in checks:
         _say(c.line())
     _emit(checks_json(checks), as_json)

@@ -16,6 +16,7 @@ from . import engine as engine_mod
 from .build import DockerBuilder
 from .dirs import cache_dir
 from .errors import Interrupted
+from .farm import Lane
 from .repro import ReproEnv, ReproSettings
 from .state import WorkdirLock, check_writable
 from .worktree import open_clone
@@ -41,6 +42,9 @@ class Options:
     eras_file: Path | None = None
     scenario: object = None    # scenario.Scenario: the bug (docs/scenarios.md); None = the default
     state_dir: Path | None = None   # state/, reports/ (dirs.Layout); None = the workdir
+    # --engine values, checked (farm.resolve_all): (name, Docker URL) each.  Empty: the one
+    # default engine (DOCKER_HOST or the local socket), with the workdir bind-mounted.
+    engines: tuple = ()
 
     def __post_init__(self) -> None:
         if self.scenario is None:
@@ -60,6 +64,7 @@ class Context:
     engine: engine_mod.Engine | None = None
     builder: DockerBuilder | None = None
     repro: ReproEnv | None = None
+    lanes: list = field(default_factory=list)   # farm.Lane per engine; lanes[0] is the above
     _docker_ready: bool = field(default=False, repr=False)
     _fetched: bool = field(default=False, repr=False)
     fetched_note: str = ""
@@ -98,16 +103,26 @@ class Context:
         """Connect to the engine (clear error if away) and make builder + repro env.
         Called by commands after their input is validated, so bad input costs nothing."""
         if not self._docker_ready:
-            self.engine = engine_mod.connect(self.run_id)
-            self.engine.workdir_tag = engine_mod.workdir_tag(self.workdir)
-            n = self.engine.sweep_workdir()
-            if n:
-                self.say(f"removed {n} container(s) left by an interrupted earlier run")
-            self.builder = DockerBuilder(self.engine, self.workdir, self.opts.base_image,
-                                         jobs=self.opts.jobs, say=self.say, eras_file=self.opts.eras_file)
-            self.repro = ReproEnv(self.engine, self.opts.settings)
+            for name, url in self.opts.engines or ((None, None),):
+                self.lanes.append(self._lane(name, url))
+            first = self.lanes[0]
+            self.engine, self.builder, self.repro = first.engine, first.builder, first.repro
             self._docker_ready = True
         return self
+
+    def _lane(self, name: str | None, url: str | None) -> Lane:
+        """One engine, connected (a clear error if away), swept of what dead runs of this
+        workdir left on it, with its builder and repro environment."""
+        eng = engine_mod.connect(self.run_id, url)
+        if name is not None:   # named with --engine: possibly another host, so no bind mounts
+            eng.name, eng.remote = name, True
+        eng.workdir_tag = engine_mod.workdir_tag(self.workdir)
+        n = eng.sweep_workdir()
+        if n:
+            self.say(f"removed {n} container(s) left by an interrupted earlier run on {eng.name}")
+        builder = DockerBuilder(eng, self.workdir, self.opts.base_image, jobs=self.opts.jobs,
+                                say=self.say, eras_file=self.opts.eras_file)
+        return Lane(eng, builder, ReproEnv(eng, self.opts.settings))
 
 
 def clean_workdir(workdir: Path) -> tuple[str | None, int]:
@@ -163,10 +178,11 @@ def _running(ctx: "Context", old: dict, say):
     finally:
         for s in old:
             signal.signal(s, signal.SIG_IGN)
-        if ctx.engine is not None:
+        for lane in ctx.lanes:
             try:
-                n = ctx.engine.cleanup_run()
+                n = lane.engine.cleanup_run()
                 if n:
-                    say(f"removed {n} container(s) of this run")
+                    say(f"removed {n} container(s) of this run on {lane.name}")
             except Exception as exc:  # daemon gone: the labels let `clean` finish later
-                say(f"could not remove this run's containers ({exc}); run `afpbisect clean`")
+                say(f"could not remove this run's containers on {lane.name} ({exc}); "
+                    "run `afpbisect clean`")

@@ -170,21 +170,69 @@ def check_python(version=sys.version_info) -> Check:
     return Check("python", True, f"{text} ({sys.executable})")
 
 
-def run_checks(workdir: Path, caps: tuple) -> list[Check]:
+def run_checks(workdir: Path, caps: tuple, engines: tuple = ()) -> list[Check]:
+    """The host's checks, then the Docker checks of each engine: the default one, or each
+    --engine (name, URL) with its name in front of every check's name."""
     checks = [check_python(), check_package_data(), check_git(), check_disk(workdir)]
-    client, docker_check = connect_docker(docker_url())
-    checks.append(docker_check)
+    for name, url in engines or ((None, docker_url()),):
+        found = engine_checks(url, caps, remote=name is not None)
+        checks += [Check(f"{name}: {c.name}", c.ok, c.detail) if name else c for c in found]
+    return checks
+
+
+def engine_checks(url: str, caps: tuple, remote: bool = False) -> list[Check]:
+    """One engine: reachable, its info, a base image, the repro's capabilities; for a named
+    (remote) engine also that it keeps volumes and takes archives, which it is sent in."""
+    client, docker_check = connect_docker(url)
+    checks = [docker_check]
+    names = ("docker info", "base image", "capabilities") + (("volumes",) if remote else ())
     if client is None:
-        note = "not checked: Docker unreachable"
-        checks += [Check(n, False, note) for n in ("docker info", "base image", "capabilities")]
-        return checks
+        return checks + [Check(n, False, "not checked: Docker unreachable") for n in names]
     try:
         checks.append(check_engine_info(client.info()))
         checks.append(check_base_image(lambda ref: _image_present(client, ref)))
         checks.append(check_capabilities(client, caps))
+        if remote:
+            checks.append(check_volumes(client))
     finally:
         client.close()
     return checks
+
+
+def check_volumes(client) -> Check:
+    """Make a volume, copy a file into it through a created (never started) container, and
+    remove both: how sources, products and the driver reach a remote engine."""
+    import io
+    import tarfile
+    # Never started, so any image will do: ours, or the base image.
+    image = find_own_image(client) or next(
+        (r for r in (DEFAULT_IMAGE, local_tag(DEFAULT_IMAGE)) if _image_present(client, r)), None)
+    if image is None:
+        return Check("volumes", True, "not checked: no image yet (a first run makes one)")
+    tag = uuid.uuid4().hex[:8]
+    labels = {"afpbisect": "1", "afpbisect.run": "doctor"}
+    vol, cname = f"afpbisect-doctor-{tag}", f"afpbisect-doctor-{tag}"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("probe")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    try:
+        client.volumes.create(vol, labels=labels)
+        c = client.containers.create(image, ["true"], name=cname, labels=labels,
+                                     volumes={vol: {"bind": "/v", "mode": "rw"}})
+        if not c.put_archive("/v", buf.getvalue()):
+            return Check("volumes", False, "the engine refused an archive into a volume")
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        return Check("volumes", False, f"could not make a volume and copy into it ({first})")
+    finally:
+        _remove_quietly(client, cname)
+        try:
+            client.volumes.get(vol).remove(force=True)
+        except Exception:   # never made: nothing to remove
+            pass
+    return Check("volumes", True, "a volume made, an archive copied into it, both removed")
 
 
 def as_json(checks: list[Check]) -> dict:

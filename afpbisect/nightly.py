@@ -134,8 +134,8 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
     as many clean cycles as the job's reference calibration asks (its last bisection's
     racy endpoint, a bound for any hit rate), or, before any, the assumed rate.  The
     evidence lives in the job state, so a killed night resumes instead of starting over."""
-    env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, job, ctx.workdir,
-                      Variant.of(ctx.opts.scenario), say=ctx.say, progress=ctx.progress)
+    env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, job, ctx.workdir, Variant.of(ctx.opts.scenario),
+                      say=ctx.say, progress=ctx.progress, lanes=ctx.lanes)
     store = evidence_store(job)
     ev = store.setdefault(f"tip:{sha}", Evidence())
     ref = track.get("reference")

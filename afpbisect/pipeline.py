@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import git
 
 from .build import BuildResult, DockerBuilder
 from .errors import InfraError, StateError
+from .farm import Lane, pick
 from .progress import build_estimate
 from .repro import CycleRecord, ReproEnv, ReproSession, peer_iface
 from .state import State
@@ -37,9 +39,16 @@ class Variant:
 
 
 class PipelineEnv:
+    """`lanes` (farm.Lane per --engine): where builds and cycles may run; None = the one
+    engine of `builder` and `repro`. A commit runs its cycles on the engine that built it
+    while that engine works; a lane that failed is chosen last (farm.pick)."""
+
     def __init__(self, repo: git.Repo, builder: DockerBuilder, repro: ReproEnv, state: State,
-                 workdir: Path, variant: Variant, say=print, progress=None):
+                 workdir: Path, variant: Variant, say=print, progress=None, lanes=None):
         self.repo, self.builder, self.repro, self.state = repo, builder, repro, state
+        self.lanes: list[Lane] = list(lanes) if lanes else [Lane(getattr(builder, "engine", None), builder, repro)]
+        self.owner: dict[str, Lane] = {}      # build key -> the lane that built it (this run)
+        self.session_lane: dict[str, Lane] = {}
         self.progress = progress   # progress.Progress: the build's status line, when given
         self.workdir = Path(workdir)
         self.variant = variant
@@ -58,8 +67,7 @@ class PipelineEnv:
     def build(self, commit) -> str | None:
         key = self.key_of(commit)
         res = self._build(commit)
-        self.state.data["builds"][key] = res.to_dict()
-        self.state.save()
+        self._record_build(key, res)
         if res.ok:
             return None
         tail = (res.tail or "").strip().splitlines()
@@ -68,11 +76,21 @@ class PipelineEnv:
     def cycle(self, commit) -> CycleOutcome:
         key = self.key_of(commit)
         session = self._session(commit)
+        lane = self.session_lane[key]
         records = self.state.data["cycles"].setdefault(key, [])
         index = len(records) + 1
         t0, cpu0 = time.time(), cpu_times()
-        rec: CycleRecord = session.cycle(index)
+        try:
+            rec: CycleRecord = session.cycle(index)
+        except InfraError:
+            # The container or its engine failed: this session proves nothing more. The
+            # next cycle gets a new container, on another engine when there is one.
+            lane.strikes += 1
+            self.release(commit)
+            raise
+        lane.strikes = 0
         d = rec.to_dict()
+        d["engine"] = lane.name
         d["wall"] = round(time.time() - t0, 2)
         d["cpu_busy"] = cpu_busy(cpu0, cpu_times())
         records.append(d)
@@ -91,11 +109,17 @@ class PipelineEnv:
         return out
 
     def release(self, commit) -> None:
+        self.session_lane.pop(self.key_of(commit), None)
         s = self.sessions.pop(self.key_of(commit), None)
         if s is not None:
             s.close()
 
+    def prepare(self, commits) -> None:
+        """Build `commits` at once, one engine each (a round of the k-ary search)."""
+        prepare_builds([(self, c) for c in dict.fromkeys(commits)])
+
     def close(self) -> None:
+        self.session_lane.clear()
         for k in list(self.sessions):
             self.sessions.pop(k).close()
 
@@ -113,30 +137,46 @@ class PipelineEnv:
         # One commit is built in several variants (with and without a candidate fix).
         return f"{sha}:{self.variant.name}"
 
-    def _build(self, commit) -> BuildResult:
+    def _build(self, commit, lane: Lane | None = None, status: bool = True) -> BuildResult:
         key = self.key_of(commit)
-        if key not in self.builds:
-            sha = commit
-            self.say(f"  building {sha[:10]} ({self.variant.name}: {', '.join(p.name for p in self.variant.patches) or 'no patches'})")
-            with self._status(sha):
-                res = self.builder.build(self.repo, sha, self.variant.patches, label=self.variant.name)
-            how = "cache hit" if res.cached else f"{res.seconds:.0f}s"
-            self.say(f"  built {sha[:10]}: {'ok' if res.ok else 'FAILED in ' + str(res.step)} ({how})")
-            self.builds[key] = res
-        return self.builds[key]
+        if key in self.builds:
+            return self.builds[key]
+        lane = lane or pick(self.lanes)
+        sha, on = commit, (f" on {lane.name}" if len(self.lanes) > 1 or lane.remote else "")
+        self.say(f"  building {sha[:10]}{on} ({self.variant.name}: "
+                 f"{', '.join(p.name for p in self.variant.patches) or 'no patches'})")
+        try:
+            with self._status(sha, lane.builder, status):
+                res = lane.builder.build(self.repo, sha, self.variant.patches, label=self.variant.name)
+        except InfraError:
+            lane.strikes += 1
+            raise
+        lane.strikes = 0
+        how = "cache hit" if res.cached else f"{res.seconds:.0f}s"
+        self.say(f"  built {sha[:10]}{on}: {'ok' if res.ok else 'FAILED in ' + str(res.step)} ({how})")
+        self.owner[key] = lane
+        self.builds[key] = res
+        return res
+
+    def _record_build(self, key: str, res: BuildResult) -> None:
+        d = res.to_dict()
+        d["engine"] = self.owner[key].name if key in self.owner else None
+        self.state.data["builds"][key] = d
+        self.state.save()
 
     @contextlib.contextmanager
-    def _status(self, sha: str):
-        """The live status line of this build, estimated from the builds this run timed."""
-        if self.progress is None:
+    def _status(self, sha: str, builder, status: bool = True):
+        """The live status line of this build, estimated from the builds this run timed
+        (one line: builds of a round in parallel go without)."""
+        if self.progress is None or not status:
             yield
             return
         with self.progress.building(sha, build_estimate(self.state.data["builds"])) as on_step:
-            self.builder.on_step = on_step
+            builder.on_step = on_step
             try:
                 yield
             finally:
-                self.builder.on_step = None
+                builder.on_step = None
 
     def _session(self, commit) -> ReproSession:
         key = self.key_of(commit)
@@ -146,8 +186,25 @@ class PipelineEnv:
                 raise InfraError(f"asked to run {key[:10]}, which did not build")
             logs = self.log_root / Path(res.product_dir).name
             logs.mkdir(parents=True, exist_ok=True)
-            self.sessions[key] = self.repro.session(res.image, Path(res.product_dir), logs)
+            lane = self._repro_lane(key)
+            image = res.image
+            try:
+                if self.owner.get(key, lane) is not lane:   # its image may not be on that engine
+                    image = lane.builder.image_for(lane.builder.recipe_for(self.repo, commit))
+                self.sessions[key] = lane.repro.session(image, Path(res.product_dir), logs)
+            except InfraError:
+                lane.strikes += 1
+                raise
+            self.session_lane[key] = lane
         return self.sessions[key]
+
+    def _repro_lane(self, key: str) -> Lane:
+        """The engine that built it (its image and product are there) unless it has failed
+        since; then the best other one (the product travels from the local store)."""
+        owner = self.owner.get(key)
+        if owner is not None and owner.strikes == 0:
+            return owner
+        return pick(self.lanes)
 
     # ------------------------------------------------------------ report helpers
     def step_facts(self, commit) -> dict:
@@ -156,6 +213,8 @@ class PipelineEnv:
         recs = self.state.data["cycles"].get(key, [])
         starts = [r["start_seconds"] for r in recs if r.get("start_seconds") is not None]
         return {
+            "build_engine": b.get("engine"),
+            "cycle_engines": sorted({r["engine"] for r in recs if r.get("engine")}),
             "build_seconds": b.get("seconds"), "build_cached": b.get("cached", False),
             "build_log": b.get("log_path"), "build_ok": b.get("ok"), "build_steps": b.get("steps", {}),
             "build_ccache": b.get("ccache", {}),
@@ -169,6 +228,49 @@ class PipelineEnv:
             "signature_counts": [len(r.get("signature_lines") or []) for r in recs],
             **forwarding_facts(recs),
         }
+
+
+def prepare_builds(jobs: list) -> None:
+    """Build each (env, commit) of `jobs` at once, one engine each, when the envs have
+    several engines (they share them): the builds are the long part of a probe. A build
+    an engine fails on infrastructure is only said here: `build` asks another engine for it
+    when the policy needs it (farm.pick puts the failed engine last)."""
+    todo = [(env, c) for env, c in jobs if env.key_of(c) not in env.builds]
+    lanes = todo[0][0].lanes if todo else []
+    if len(lanes) < 2 or len(todo) < 2:
+        return
+    for lane in lanes:   # base images first, one engine at a time (imports are slow)
+        lane.builder.base_image
+    order = sorted(lanes, key=lambda ln: (ln.strikes, lanes.index(ln)))
+    queues: dict = {}   # one thread per engine, its builds one after the other (one tree each)
+    for i, job in enumerate(todo):
+        queues.setdefault(id(order[i % len(order)]), (order[i % len(order)], []))[1].append(job)
+    outcomes: dict = {}
+    pool = ThreadPoolExecutor(max_workers=len(queues), thread_name_prefix="afpbisect-build")
+    try:
+        wait([pool.submit(_build_queue, lane, jobs_, outcomes) for lane, jobs_ in queues.values()])
+    finally:
+        # On an interrupt, do not wait minutes for builds: the run's cleanup removes
+        # their containers, which ends them.
+        pool.shutdown(wait=False, cancel_futures=True)
+    for env, commit in todo:
+        out = outcomes.get((id(env), commit))
+        if isinstance(out, BuildResult):
+            env._record_build(env.key_of(commit), out)
+        elif isinstance(out, InfraError):
+            env.say(f"  {commit[:10]}: the build failed on infrastructure ({out}); "
+                    "another engine will build it")
+        elif out is not None:
+            raise out
+
+
+def _build_queue(lane: Lane, jobs: list, outcomes: dict) -> None:
+    """One engine's builds of a round; each result or exception kept for the main thread."""
+    for env, commit in jobs:
+        try:
+            outcomes[(id(env), commit)] = env._build(commit, lane, False)
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread as it is
+            outcomes[(id(env), commit)] = exc
 
 
 def cpu_times() -> tuple[int, int] | None:

@@ -29,10 +29,10 @@ def _small_env(sc) -> dict:
 
 
 def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = False, say=print,
-                 scenario: str | None = None, progress=None) -> dict:
+                 scenario: str | None = None, progress=None, engines: tuple = ()) -> dict:
     """The synthetic target plants the default scenario's bug and, for a second scenario,
     a block-size start-up bug (afpbisect/synthetic.py): the run must name the one its
-    scenario is about."""
+    scenario is about. `engines`: (name, URL) of each --engine (farm.resolve_all)."""
     t0 = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="afpbisect-selftest-"))
     workdir = Path(workdir) if workdir else tmp / "work"
@@ -47,7 +47,7 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
         # earlier reports are kept in reports/previous/.
         opts = Options(repo=str(syn.path), workdir=workdir, base_image="debian:bookworm", jobs=2,
                        settings=ReproSettings.from_scenario(sc, env=_small_env(sc), **SMALL),
-                       restart=True, scenario=sc)
+                       restart=True, scenario=sc, engines=tuple(engines))
         with open_context(opts, say=say, progress=progress) as ctx:
             run = run_bisection(ctx, f"{syn.good_ref}..{syn.bad_ref}")
             fix = run_verify(ctx, syn.bad_ref, [load_patch(syn.fixA_patch)])
@@ -56,6 +56,7 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
         (progress.result if progress is not None else say)(f"selftest: planted {syn.planted[:10]}, named {str(named)[:10]}; fixA: {fix['verdict']}"
             f" -> {'PASS' if ok else 'FAIL'} in {time.time() - t0:.0f}s")
         return {"ok": ok, "planted": syn.planted, "named": named, "fixA": fix["verdict"],
+                "engines": [name for name, _ in engines] or ["local"],
                 "run": run["reports"], "verify": fix["reports"], "seconds": round(time.time() - t0, 1)}
     finally:
         if not keep:

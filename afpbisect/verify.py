@@ -12,7 +12,7 @@ import time
 from . import __version__, policy
 from .context import Context
 from .errors import UsageError
-from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
+from .pipeline import PipelineEnv, Variant, evidence_store, prepare_builds, save_evidence
 from .refs import resolve
 from .provenance import stamp
 from .report import write_command_reports
@@ -73,10 +73,9 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
                    label: str) -> dict:
     """Baseline (the scenario's test patches) then patched (test patches + patches) on one commit."""
     sc = ctx.opts.scenario
-    base_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, Variant.of(sc),
-                           say=ctx.say, progress=ctx.progress)
-    fix_env = PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir,
-                          Variant.of(sc, patches, label), say=ctx.say, progress=ctx.progress)
+    base_env, fix_env = (PipelineEnv(ctx.repo, ctx.builder, ctx.repro, state, ctx.workdir, v,
+                                     say=ctx.say, progress=ctx.progress, lanes=ctx.lanes)
+                         for v in (Variant.of(sc), Variant.of(sc, patches, label)))
     store = evidence_store(state)
     base_ev = store.setdefault(f"base:{sha}", Evidence())
     fix_ev = store.setdefault(f"{label}:{sha}", Evidence())
@@ -86,6 +85,9 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
 
     trace: list[str] = []
     try:
+        # With several engines both are built at once; the patched build is wasted only
+        # when the baseline does not reproduce, and then it cost no wall time.
+        prepare_builds([(base_env, sha), (fix_env, sha)])
         base = policy.check_patch(sha, base_env, config, evidence=base_ev, on_cycle=persist,
                                   on_trace=ctx.on_trace)
         trace += base.trace

@@ -558,3 +558,46 @@ def test_no_hit_in_the_recalibration_gives_no_confidence():
     assert res.recalibration[0] == 0 and res.confidence == 0.0
     assert any("no longer shows" in line for line in res.trace)
     assert any(line.startswith("warning: confidence") for line in res.trace)
+
+
+# --- several engines (issue 20) -------------------------------------------------------------
+
+
+class FarmEnv(FakeEnv):
+    """FakeEnv whose `prepare` records each round's builds, as the real env builds them at
+    once on several engines."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.rounds: list = []
+
+    def prepare(self, commits):
+        self.rounds.append(list(commits))
+
+
+@pytest.mark.parametrize("k", [2, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_k_engines_give_the_same_answer_in_fewer_rounds(k, seed):
+    n = 400
+    change = random.Random(seed).randrange(1, n)
+    one, farm = FakeEnv(n, change, 0.6, seed=seed), FarmEnv(n, change, 0.6, seed=seed)
+    res1, resk = run(one), run(farm, engines=k)
+    assert resk.culprit == res1.culprit == farm.commits[change]
+    assert resk.confidence >= 0.999
+    # every round asks up to k probes, built at once; fewer rounds than one engine's steps
+    assert farm.rounds and all(1 <= len(r) <= k for r in farm.rounds)
+    assert len(farm.rounds) < sum(1 for s in res1.steps if s.phase == "search")
+    assert any(len(r) > 1 for r in farm.rounds)
+    assert any(line.startswith(f"round of ") for line in resk.trace)
+    assert farm.builds == farm.releases and not farm.live
+
+
+def test_one_engine_never_asks_for_rounds():
+    env = FarmEnv(200, 77, 0.6, seed=3)
+    assert run(env).culprit == env.commits[77]
+    assert env.rounds == []
+
+
+def test_engines_is_validated():
+    with pytest.raises(UsageError):
+        PolicyConfig(engines=0)

@@ -35,6 +35,9 @@ class Env(Protocol):
     def release(self, commit) -> None:
         """Done with this commit for now (the real env stops its container)."""
 
+    # Optional: prepare(commits) -> None builds a round's probes at once (several engines);
+    # the policy calls it when the env has it, and build() then finds them built.
+
 
 @dataclass
 class PolicyConfig:
@@ -69,6 +72,10 @@ class PolicyConfig:
         the builds a wrong GOOD wastes (`light.priced_level`).
     slack_bits: information a probe may give up against the best split to be cheaper to
         build (`search.weighted_pick`); 0 = always the best split.
+    engines: probes asked per round (issue 20: one per Docker engine). Above 1 the search
+        is `search.kary_least_satisfying` at the cuts of the prior mass, without slack (a
+        cheaper probe saves nothing when the round waits for the dearest); the env's
+        `prepare` builds a round's probes at once. Same answer and proof as with 1.
     """
 
     confidence: float = 0.999
@@ -86,6 +93,7 @@ class PolicyConfig:
     cycle_seconds: float = 15.0
     build_seconds: float = 240.0
     slack_bits: float = 0.02
+    engines: int = 1
 
     def __post_init__(self) -> None:
         for name in ("confidence", "light_miss", "bound_level"):
@@ -95,7 +103,7 @@ class PolicyConfig:
         if not 0.0 < self.light_tighten <= 1.0:
             raise UsageError(f"light_tighten must be in (0, 1], got {self.light_tighten!r}")
         for name in ("calibration_hits", "max_calibration_cycles", "max_consecutive_infra",
-                     "unhealthy_lead"):
+                     "unhealthy_lead", "engines"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_verify_cycles is not None and self.max_verify_cycles < 1:

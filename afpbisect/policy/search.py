@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..errors import UsageError
-from ..search import weighted_least_satisfying
+from ..search import kary_least_satisfying, weighted_least_satisfying
 from ..verdict import Evidence, Verdict
 from .calibrate import calibrate
 from .config import Env, PolicyConfig
@@ -59,12 +59,12 @@ def bisect(
     run.clear_streaks()
     if not cfg.lazy_endpoints and run.reference() is None:
         check_up_front(run, racy_i, clean_i, racy_role, clean_role)
-    oracle = _oracle(run, fix)
+    search = _search(run, n, fix, weights, cost)
     rounds = 0
     while True:
         rounds += 1
         try:
-            res = weighted_least_satisfying(n, oracle, weights, cost, cfg.slack_bits)
+            res = search()
         except _Calibrated:
             run.log("search again from the start: calibrated now, so every GOOD it relies on "
                     "is judged at the calibrated level (stored evidence reused)")
@@ -85,6 +85,26 @@ def bisect(
             break
         boundary_failed(run, v, commits[uncertain_i], clean_role if uncertain_i == clean_i else None)
     return _answer(run, cands, commits[certain_i], commits[uncertain_i], what, rounds)
+
+
+def _search(run: Run, n: int, fix: bool, weights, cost):
+    """The search to run (again): one probe at a time, or a round of `engines` probes whose
+    builds the env prepares at once. Either way each probe is the same light step."""
+    oracle, k = _oracle(run, fix), run.cfg.engines
+    if k == 1:
+        return lambda: weighted_least_satisfying(n, oracle, weights, cost, run.cfg.slack_bits)
+    prepare = getattr(run.env, "prepare", None)
+
+    def batch_oracle(batch: list, window: tuple[int, int]) -> list:
+        run.log(f"round of {len(batch)} probe(s) on {k} engines: "
+                + ", ".join(f"{short(run.commits[i])} [{i}]" for i in batch))
+        # Decided ones replay from the store (after a calibration or a resume): no build.
+        todo = [run.commits[i] for i in batch
+                if run.commits[i] not in run.store or run.store[run.commits[i]].verdict is None]
+        if prepare is not None and todo:
+            prepare(todo)
+        return [oracle(i, window) for i in batch]
+    return lambda: kary_least_satisfying(n, batch_oracle, k, weights, cost, 0.0)
 
 
 def _oracle(run: Run, fix: bool):

@@ -1,0 +1,91 @@
+"""Several Docker engines for one run (issue 20): `--engine NAME|URL`, one lane each.
+
+A lane is an engine with its own builder and repro environment. Which lane builds a commit
+is chosen here (`pick`): the engine that failed least recently first, so that a probe an
+engine lost on infrastructure moves to another engine instead of waiting for the same one.
+The state stays local and is the single source of truth; engines hold only caches.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+
+
+@dataclass
+class Lane:
+    """One engine of the farm with what builds and runs on it."""
+
+    engine: object          # engine.Engine
+    builder: object         # build.DockerBuilder
+    repro: object           # repro.ReproEnv
+    strikes: int = 0        # infrastructure failures since its last success
+
+    @property
+    def name(self) -> str:
+        return getattr(self.engine, "name", "local")
+
+    @property
+    def remote(self) -> bool:
+        return bool(getattr(self.engine, "remote", False))
+
+
+def resolve(spec: str) -> tuple[str, str]:
+    """(name, Docker URL) of one --engine value: a URL (unix://, tcp://, ssh://) as given, or
+    the name of a Docker context (`docker context ls`), whose endpoint is read from the
+    docker CLI's context store. One clear line when it is neither."""
+    spec = spec.strip()
+    if not spec:
+        raise UsageError("--engine: an empty name")
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        if scheme not in ("unix", "tcp", "ssh", "http", "https", "npipe"):
+            raise UsageError(f"--engine {spec}: unknown scheme {scheme!r} (unix://, tcp:// or ssh://)")
+        return spec, spec
+    host = context_host(spec)
+    if host is None:
+        raise UsageError(f"--engine {spec}: no Docker context of that name and not a URL "
+                         "(see `docker context ls`, or give unix://, tcp:// or ssh://host)")
+    return spec, host
+
+
+def context_host(name: str, config_dir: str | None = None) -> str | None:
+    """The Docker endpoint of context `name` in the docker CLI's store, or None. Read here
+    because docker-py's ContextAPI looks for the store beside a config.json and finds none
+    when the CLI has not written one (seen on this lab's machines)."""
+    if name == "default":
+        return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    root = Path(config_dir or os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    meta = root / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    try:
+        data = json.loads(meta.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--engine {name}: the Docker context store is unreadable ({meta}: {exc})") from None
+    host = ((data.get("Endpoints") or {}).get("docker") or {}).get("Host")
+    if not host:
+        raise UsageError(f"--engine {name}: the context has no Docker endpoint ({meta})")
+    return host
+
+
+def resolve_all(specs) -> list[tuple[str, str]]:
+    """Every --engine, checked before anything is touched; a name given twice is refused
+    (two contexts of one daemon are fine: that is how the e2e test makes two engines)."""
+    out = [resolve(s) for s in specs]
+    names = [n for n, _ in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsageError(f"--engine {dup[0]} given twice")
+    return out
+
+
+def pick(lanes: list[Lane], busy: set = frozenset()) -> Lane:
+    """The lane for the next build: not busy if one is free, fewest strikes, then the order
+    given on the command line (a stable choice, so a resumed run asks the same engines)."""
+    free = [ln for ln in lanes if ln.name not in busy] or list(lanes)
+    return min(free, key=lambda ln: (ln.strikes, lanes.index(ln)))

@@ -1,0 +1,168 @@
+"""Issue 20 without Docker: --engine resolution, the lane choice, a round's builds at once
+(one engine each, one build at a time per engine), and a probe an engine lost moving to
+another engine. The Docker side is tests/test_engines_e2e.py."""
+import hashlib
+import json
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from afpbisect import PATCHES_DIR
+from afpbisect.build import BuildResult
+from afpbisect.cli import cli
+from afpbisect.errors import InfraError, UsageError
+from afpbisect.farm import Lane, context_host, pick, resolve, resolve_all
+from afpbisect.pipeline import PipelineEnv, Variant, prepare_builds
+from afpbisect.state import State
+
+
+def _context(root, name, host):
+    d = root / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+    d.mkdir(parents=True)
+    (d / "meta.json").write_text(json.dumps({"Name": name, "Metadata": {},
+                                             "Endpoints": {"docker": {"Host": host}}}))
+
+
+def test_a_context_name_resolves_to_its_endpoint(tmp_path, monkeypatch):
+    _context(tmp_path, "farm-a", "ssh://builder@host-a")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert resolve("farm-a") == ("farm-a", "ssh://builder@host-a")
+    assert context_host("nope") is None
+    assert resolve("tcp://10.0.0.2:2375") == ("tcp://10.0.0.2:2375",) * 2
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/other.sock")
+    assert resolve("default") == ("default", "unix:///run/other.sock")
+
+
+@pytest.mark.parametrize("bad, says", [("", "empty"), ("nope", "no Docker context"),
+                                       ("ftp://x", "unknown scheme")])
+def test_a_bad_engine_is_one_clear_error(tmp_path, monkeypatch, bad, says):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    with pytest.raises(UsageError, match=says):
+        resolve(bad)
+
+
+def test_the_same_engine_twice_is_refused_two_contexts_of_one_daemon_are_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    for n in ("a", "b"):
+        _context(tmp_path, n, "unix:///var/run/docker.sock")
+    assert [n for n, _ in resolve_all(["a", "b"])] == ["a", "b"]
+    with pytest.raises(UsageError, match="given twice"):
+        resolve_all(["a", "a"])
+
+
+@pytest.mark.parametrize("command", [["run", "a..b"], ["verify-patch", str(PATCHES_DIR / "fixA.patch")], ["nightly"],
+                                     ["selftest"], ["doctor"]])
+def test_every_command_refuses_an_unknown_engine_before_touching_anything(tmp_path, monkeypatch, command):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    work = tmp_path / "work"
+    res = CliRunner().invoke(cli, [*command, "--engine", "no-such-context", *(
+        ["--workdir", str(work)] if command[0] != "selftest" else [])])
+    assert res.exit_code == 2, res.output
+    assert "--engine no-such-context: no Docker context" in res.output
+    assert "Traceback" not in res.output and not work.exists()
+
+
+def _lanes(*names):
+    return [Lane(SimpleNamespace(name=n, remote=True), None, None) for n in names]
+
+
+def test_pick_prefers_a_free_engine_then_the_one_that_failed_least():
+    a, b, c = _lanes("a", "b", "c")
+    assert pick([a, b, c]) is a
+    assert pick([a, b, c], busy={"a"}) is b
+    a.strikes = 1
+    assert pick([a, b, c]) is b
+    b.strikes = c.strikes = 2
+    assert pick([a, b, c]) is a
+
+
+class _Builder:
+    """Builds take `seconds`; `fail` = how many builds fail on infrastructure first.
+    Records overlapping builds on the same builder (which must never happen: one tree)."""
+
+    def __init__(self, name, seconds=0.2, fail=0):
+        self.name, self.seconds, self.fail = name, seconds, fail
+        self.engine = SimpleNamespace(name=name, remote=True)
+        self.products = None
+        self.built: list = []
+        self.active = 0
+        self.overlap = False
+        self.on_step = None
+        self._lock = threading.Lock()
+
+    base_image = "base"
+
+    def build(self, repo, sha, patches, label=""):
+        with self._lock:
+            self.active += 1
+            self.overlap |= self.active > 1
+        try:
+            time.sleep(self.seconds)
+            if self.fail:
+                self.fail -= 1
+                raise InfraError(f"{self.name}: build container killed")
+            self.built.append(sha)
+            return BuildResult(commit=sha, key="k", ok=True, cached=False, seconds=self.seconds,
+                               product_dir=f"/p/{sha}", image="img", log_path="/l")
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def _env(tmp_path, builders):
+    lanes = [Lane(b.engine, b, None) for b in builders]
+    st = State(tmp_path / "s.json", "run", {})
+    said: list = []
+    env = PipelineEnv(None, builders[0], None, st, tmp_path, Variant("v"), say=said.append, lanes=lanes)
+    return env, st, said
+
+
+def test_a_round_is_built_at_once_one_engine_each(tmp_path):
+    a, b = _Builder("a", 0.5), _Builder("b", 0.5)
+    env, st, _ = _env(tmp_path, [a, b])
+    t0 = time.monotonic()
+    env.prepare(["c1", "c2", "c3", "c4"])
+    took = time.monotonic() - t0
+    assert sorted(a.built + b.built) == ["c1", "c2", "c3", "c4"]
+    assert len(a.built) == len(b.built) == 2
+    assert not a.overlap and not b.overlap      # never two builds in one engine's tree
+    assert took < 1.5                           # 4 builds of 0.5 s on 2 engines: 2 at a time
+    engines = {k.split(":")[0]: v["engine"] for k, v in st.data["builds"].items()}
+    assert engines == {"c1": "a", "c2": "b", "c3": "a", "c4": "b"}
+
+
+def test_a_build_lost_on_infrastructure_moves_to_another_engine(tmp_path):
+    a, b = _Builder("a", 0.05, fail=1), _Builder("b", 0.05)
+    env, st, said = _env(tmp_path, [a, b])
+    env.prepare(["c1", "c2"])
+    assert b.built == ["c2"] and a.built == []
+    assert any("c1: the build failed on infrastructure" in s for s in said)
+    # the policy asks for it when it needs it: the engine that failed comes last
+    assert env.build("c1") is None
+    assert b.built == ["c2", "c1"]
+    assert st.data["builds"]["c1:v"]["engine"] == "b"
+    # a success clears the strike: the engine is first in line again
+    a.fail = 0
+    assert env.build("c9") is None and a.built == []   # a still has its strike...
+    env.prepare(["c5", "c6"])
+    assert a.built == ["c5"] or a.built == ["c6"]      # ...but still gets a share of a round
+
+
+def test_one_engine_prepares_nothing(tmp_path):
+    a = _Builder("a")
+    env, _, _ = _env(tmp_path, [a])
+    env.prepare(["c1", "c2"])
+    assert a.built == []
+
+
+def test_verify_builds_both_variants_at_once(tmp_path):
+    a, b = _Builder("a", 0.4), _Builder("b", 0.4)
+    base, st, _ = _env(tmp_path, [a, b])
+    fix = PipelineEnv(None, a, None, st, tmp_path, Variant("v+fix"), say=lambda m: None, lanes=base.lanes)
+    t0 = time.monotonic()
+    prepare_builds([(base, "c1"), (fix, "c1")])
+    assert time.monotonic() - t0 < 0.75
+    assert sorted(a.built + b.built) == ["c1", "c1"] and set(st.data["builds"]) == {"c1:v", "c1:v+fix"}
