@@ -17,6 +17,7 @@ from .build import DockerBuilder
 from .dirs import cache_dir
 from .errors import Interrupted
 from .farm import Lane
+from .parallel import join_workers
 from .repro import ReproEnv, ReproSettings
 from .state import WorkdirLock, check_writable
 from .worktree import open_clone
@@ -178,11 +179,21 @@ def _running(ctx: "Context", old: dict, say):
     finally:
         for s in old:
             signal.signal(s, signal.SIG_IGN)
-        for lane in ctx.lanes:
-            try:
-                n = lane.engine.cleanup_run()
-                if n:
-                    say(f"removed {n} container(s) of this run on {lane.name}")
-            except Exception as exc:  # daemon gone: the labels let `clean` finish later
-                say(f"could not remove this run's containers on {lane.name} ({exc}); "
-                    "run `afpbisect clean`")
+        _clean_lanes(ctx, say)
+        if ctx.lanes and join_workers(20.0):
+            say("a build or cycle thread is still waiting on an engine; its container is removed")
+        if len(ctx.lanes) > 1:   # a worker may have made a container while the first sweep ran
+            _clean_lanes(ctx, say)
+
+
+def _clean_lanes(ctx: "Context", say) -> None:
+    """Remove this run's containers on every engine; none is made after this begins."""
+    engine_mod.halt(ctx.run_id)
+    for lane in ctx.lanes:
+        try:
+            n = lane.engine.cleanup_run()
+            if n:
+                say(f"removed {n} container(s) of this run on {lane.name}")
+        except Exception as exc:  # daemon gone: the labels let `clean` finish later
+            say(f"could not remove this run's containers on {lane.name} ({exc}); "
+                "run `afpbisect clean`")

@@ -24,7 +24,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from .errors import UsageError
+from .errors import InfraError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +211,23 @@ def _timed_out(exc: BaseException | None) -> bool:
     return False
 
 
+# Runs that are stopping: their cleanup has begun, so a worker thread of theirs (several
+# engines, parallel.py) must not make a container the cleanup would miss.
+_halted: set = set()
+
+
+def halt(run_id: str) -> None:
+    """From now on `create_container` refuses containers labelled with this run."""
+    _halted.add(run_id)
+
+
 def create_container(client: docker.DockerClient, image: str, command, name: str, **kw):
     """containers.create, retried, and idempotent: when the daemon created the container
     but the answer was lost (connection cut), the retry's 409 Conflict on our own unique
-    name means it exists: take it."""
+    name means it exists: take it. Refused once the run is halted (an InfraError)."""
+    if (kw.get("labels") or {}).get(RUN_LABEL) in _halted:
+        raise InfraError(f"run {kw['labels'][RUN_LABEL]} is stopping: no new container")
+
     @retrying
     def attempt():
         try:

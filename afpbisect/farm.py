@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
@@ -24,6 +25,8 @@ class Lane:
     builder: object         # build.DockerBuilder
     repro: object           # repro.ReproEnv
     strikes: int = 0        # infrastructure failures since its last success
+    # One build at a time: the engine has one build tree per recipe.
+    build_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def name(self) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import git
 from .build import BuildResult, DockerBuilder
 from .errors import InfraError, StateError
 from .farm import Lane, pick
+from .parallel import Gate, run_all
 from .progress import build_estimate
 from .repro import CycleRecord, ReproEnv, ReproSession, peer_iface
 from .state import State
@@ -49,6 +49,9 @@ class PipelineEnv:
         self.lanes: list[Lane] = list(lanes) if lanes else [Lane(getattr(builder, "engine", None), builder, repro)]
         self.owner: dict[str, Lane] = {}      # build key -> the lane that built it (this run)
         self.session_lane: dict[str, Lane] = {}
+        # Held by the policy's code while a round's probes run at once (parallel.py); let go
+        # around every long wait on an engine below.
+        self.gate = Gate()
         self.progress = progress   # progress.Progress: the build's status line, when given
         self.workdir = Path(workdir)
         self.variant = variant
@@ -81,7 +84,8 @@ class PipelineEnv:
         index = len(records) + 1
         t0, cpu0 = time.time(), cpu_times()
         try:
-            rec: CycleRecord = session.cycle(index)
+            with self.gate.released():
+                rec: CycleRecord = session.cycle(index)
         except InfraError:
             # The container or its engine failed: this session proves nothing more. The
             # next cycle gets a new container, on another engine when there is one.
@@ -146,7 +150,9 @@ class PipelineEnv:
         self.say(f"  building {sha[:10]}{on} ({self.variant.name}: "
                  f"{', '.join(p.name for p in self.variant.patches) or 'no patches'})")
         try:
-            with self._status(sha, lane.builder, status):
+            # One build at a time in an engine's tree, whoever asks (a round's worker that
+            # lost its engine may come to this one).
+            with self.gate.released(), lane.build_lock, self._status(sha, lane.builder, status):
                 res = lane.builder.build(self.repo, sha, self.variant.patches, label=self.variant.name)
         except InfraError:
             lane.strikes += 1
@@ -189,9 +195,11 @@ class PipelineEnv:
             lane = self._repro_lane(key)
             image = res.image
             try:
-                if self.owner.get(key, lane) is not lane:   # its image may not be on that engine
-                    image = lane.builder.image_for(lane.builder.recipe_for(self.repo, commit))
-                self.sessions[key] = lane.repro.session(image, Path(res.product_dir), logs)
+                with self.gate.released():
+                    if self.owner.get(key, lane) is not lane:   # its image may not be there
+                        image = lane.builder.image_for(lane.builder.recipe_for(self.repo, commit))
+                    session = lane.repro.session(image, Path(res.product_dir), logs)
+                self.sessions[key] = session
             except InfraError:
                 lane.strikes += 1
                 raise
@@ -246,13 +254,7 @@ def prepare_builds(jobs: list) -> None:
     for i, job in enumerate(todo):
         queues.setdefault(id(order[i % len(order)]), (order[i % len(order)], []))[1].append(job)
     outcomes: dict = {}
-    pool = ThreadPoolExecutor(max_workers=len(queues), thread_name_prefix="afpbisect-build")
-    try:
-        wait([pool.submit(_build_queue, lane, jobs_, outcomes) for lane, jobs_ in queues.values()])
-    finally:
-        # On an interrupt, do not wait minutes for builds: the run's cleanup removes
-        # their containers, which ends them.
-        pool.shutdown(wait=False, cancel_futures=True)
+    run_all([lambda lane=lane, q=q: _build_queue(lane, q, outcomes) for lane, q in queues.values()])
     for env, commit in todo:
         out = outcomes.get((id(env), commit))
         if isinstance(out, BuildResult):

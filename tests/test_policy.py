@@ -601,3 +601,35 @@ def test_one_engine_never_asks_for_rounds():
 def test_engines_is_validated():
     with pytest.raises(UsageError):
         PolicyConfig(engines=0)
+
+
+class GatedFarmEnv(FarmEnv):
+    """Cycles that wait outside the gate, as the real env waits on Docker: the probes of a
+    round then overlap, and only their waits do."""
+
+    def __init__(self, *a, **kw):
+        from afpbisect.parallel import Gate
+        super().__init__(*a, **kw)
+        self.gate = Gate()
+        self.waiting = self.most_waiting = 0
+
+    def cycle(self, commit):
+        import time
+        self.waiting += 1
+        self.most_waiting = max(self.most_waiting, self.waiting)
+        with self.gate.released():
+            time.sleep(0.002)
+        self.waiting -= 1
+        return super().cycle(commit)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_rounds_probes_run_at_once_with_the_same_answer(seed):
+    n = 300
+    change = random.Random(seed).randrange(1, n)
+    one, farm = FakeEnv(n, change, 0.6, seed=seed), GatedFarmEnv(n, change, 0.6, seed=seed)
+    res1, res3 = run(one), run(farm, engines=3)
+    assert res3.culprit == res1.culprit == farm.commits[change]
+    assert res3.confidence >= 0.999
+    assert farm.most_waiting >= 2      # two probes' cycles were waiting on their engines at once
+    assert farm.builds == farm.releases and not farm.live

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..errors import UsageError
+from ..parallel import run_all
 from ..search import kary_least_satisfying, weighted_least_satisfying
 from ..verdict import Evidence, Verdict
 from .calibrate import calibrate
@@ -88,23 +89,36 @@ def bisect(
 
 
 def _search(run: Run, n: int, fix: bool, weights, cost):
-    """The search to run (again): one probe at a time, or a round of `engines` probes whose
-    builds the env prepares at once. Either way each probe is the same light step."""
+    """The search to run (again): one probe at a time, or rounds of `engines` probes."""
     oracle, k = _oracle(run, fix), run.cfg.engines
     if k == 1:
         return lambda: weighted_least_satisfying(n, oracle, weights, cost, run.cfg.slack_bits)
-    prepare = getattr(run.env, "prepare", None)
 
     def batch_oracle(batch: list, window: tuple[int, int]) -> list:
-        run.log(f"round of {len(batch)} probe(s) on {k} engines: "
-                + ", ".join(f"{short(run.commits[i])} [{i}]" for i in batch))
-        # Decided ones replay from the store (after a calibration or a resume): no build.
-        todo = [run.commits[i] for i in batch
-                if run.commits[i] not in run.store or run.store[run.commits[i]].verdict is None]
-        if prepare is not None and todo:
-            prepare(todo)
-        return [oracle(i, window) for i in batch]
+        return _round(run, oracle, batch, window)
     return lambda: kary_least_satisfying(n, batch_oracle, k, weights, cost, 0.0)
+
+
+def _round(run: Run, oracle, batch: list, window: tuple[int, int]) -> list:
+    """One round: the env builds the probes at once (`prepare`), then each is the same light
+    step as with one engine, run at once under the env's gate when it has one (their
+    cycles on their own engines; the policy's code one at a time, parallel.py)."""
+    commits = [run.commits[i] for i in batch]
+    run.log(f"round of {len(batch)} probe(s) on {run.cfg.engines} engines: "
+            + ", ".join(f"{short(c)} [{i}]" for c, i in zip(commits, batch)))
+    # Decided ones replay from the store (after a calibration or a resume): no build.
+    todo = [c for c in commits if c not in run.store or run.store[c].verdict is None]
+    prepare, gate = getattr(run.env, "prepare", None), getattr(run.env, "gate", None)
+    if prepare is not None and todo:
+        prepare(todo)
+    if gate is None or len(todo) < 2:
+        return [oracle(i, window) for i in batch]
+    answers = run_all([lambda i=i: oracle(i, window) for i in batch], gate)
+    failed = [a for a in answers if isinstance(a, BaseException)]
+    # An error aborts the round (the store keeps every answer); a calibration restarts it.
+    for exc in sorted(failed, key=lambda e: isinstance(e, _Calibrated)):
+        raise exc
+    return answers
 
 
 def _oracle(run: Run, fix: bool):
