@@ -369,8 +369,8 @@ class DockerBuilder:
                         logf.write(text)
                         if self.on_step is not None:
                             names, pending = step_names(pending, text)
-                            for name in names:
-                                self.on_step(name)
+                            for step in names:
+                                self.on_step(step)
                     lost = False
                 except (requests.exceptions.RequestException, docker.errors.APIError):
                     lost = True
