@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import os
-import shlex
 import stat
 import tarfile
 import tempfile
@@ -483,8 +482,11 @@ def product_volume(engine: Engine, image: str, product_dir: Path, target: str) -
     """The engine's read-only copy of a local product, filled from it once (a volume per
     product: a product never changes under its key).  The mark is written after the
     product, so a fill cut short is done again, never used half."""
-    product_dir = Path(product_dir)
-    volume = ensure_volume(engine, f"product-{product_dir.name}")
+    product_dir = Path(product_dir).resolve()
+    # products/<sha12>-<key> names its content; the path's hash keeps two directories of the
+    # same name elsewhere (tests, a product dir given by hand) apart.
+    where = hashlib.sha256(str(product_dir).encode()).hexdigest()[:8]
+    volume = ensure_volume(engine, f"product-{product_dir.name}-{where}")
     with helper(engine, image, [volume_mount(volume, target)], role="product") as c:
         if read_file(engine, c, f"{target}/{COMPLETE_MARK}") is not None:
             return volume
