@@ -7,6 +7,10 @@ The product is stored under products/<commit>-<key>, key = hash(commit, patches,
 templates): a second request for the same key is a cache hit that builds nothing.
 ccache, the cargo home and the build tree persist between builds; that is where a
 bisection's time is won.
+
+On the local engine they are bind-mounted from the workdir.  On a remote engine
+(`Engine.remote`) nothing of this host is mounted: the tree is checked out here (per engine)
+and synced into the engine's volumes, the product comes back as an archive (storage.py).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +33,7 @@ import git
 import jinja2
 import requests.exceptions
 
-from . import DOCKERFILES_DIR, TEMPLATES_DIR, baseimage, eras
+from . import DOCKERFILES_DIR, TEMPLATES_DIR, baseimage, eras, storage
 from .engine import Engine, create_container, retrying
 from .errors import BuildFailure, InfraError, UsageError
 from .worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
@@ -123,6 +128,11 @@ def host_ca_bundle() -> Path | None:
     return None
 
 
+# Worktrees of the one clone are added (and pruned) under its .git: builders of several
+# engines, in threads, must not do that at the same time.
+_WORKTREE_LOCK = threading.Lock()
+
+
 @dataclass
 class BuildResult:
     commit: str
@@ -177,6 +187,8 @@ class DockerBuilder:
         self.products = self.workdir / "products"
         self.cache = self.workdir / "cache"
         self.logs = self.workdir / "logs" / "build"
+        # The last sync of a build tree into a remote engine's volume (storage.SyncReport).
+        self.last_sync: storage.SyncReport | None = None
         try:
             self.rules = eras.load_rules(eras_file)
         except eras.ErasError as exc:   # it names the file, and wraps OSError and TOML errors
@@ -249,7 +261,9 @@ class DockerBuilder:
             return BuildResult(**cached)
         t0 = time.time()
         self.logs.mkdir(parents=True, exist_ok=True)
-        tree = BuildTree(repo, self.workdir / "trees" / recipe.image_key())
+        tree = BuildTree(repo, self._trees() / recipe.image_key())
+        with _WORKTREE_LOCK:
+            tree.ensure()
         with open(log_path, "w") as logf:
             logf.write(f"# afpbisect build of {sha} {label}\n# key {key}\n# image {image}\n")
             for rid, reason in recipe.fired:
@@ -259,23 +273,27 @@ class DockerBuilder:
             reconfigure = self._prepare_tree(tree, sha, patches, recipe, log_path)
         except PatchDoesNotApply as exc:
             return self._failed(sha, key, image, log_path, rules, t0, "patch", str(exc))
+        remote, sync = self._sync_remote(tree, recipe, image, log_path) if self.engine.remote else (None, None)
+        reconfigure = reconfigure or bool(sync and sync.full)
         # A reused tree can trip over stale generated files after a big jump in history, and
         # over rustc's incremental state (rule rust-incremental) left by an earlier build: one
         # retry with a reconfigure and without that state before calling the commit
         # unbuildable.  A failure with neither to blame is the commit's.
-        earlier_state = rust_incremental_state(tree.path)
+        earlier_state = sync.rust_incremental if sync else rust_incremental_state(tree.path)
         try:
             try:
-                self._run_phases(image, tree, recipe, out, log_path, reconfigure)
+                self._run_phases(image, tree, recipe, out, log_path, reconfigure, remote)
             except BuildFailure as first:
                 if reconfigure and not earlier_state:
                     raise
+                if remote:
+                    remote.clear_rust_incremental(image)
                 for state in rust_incremental_state(tree.path):
                     shutil.rmtree(state, ignore_errors=True)
                 with open(log_path, "a") as logf:
                     logf.write(f"\n# build in a reused tree failed in {first.step}; retrying with reconfigure"
                                f"{' and without rustc incremental state' if earlier_state else ''}\n")
-                self._run_phases(image, tree, recipe, out, log_path, True)
+                self._run_phases(image, tree, recipe, out, log_path, True, remote)
                 reconfigure = True
         except BuildFailure as exc:
             return self._failed(sha, key, image, log_path, rules, t0, exc.step, exc.tail)
@@ -292,6 +310,26 @@ class DockerBuilder:
         return BuildResult(commit=sha, key=key, ok=False, cached=False, seconds=round(time.time() - t0, 1),
                            product_dir=None, image=image, log_path=str(log_path), rules=rules,
                            step=step, tail=tail, **_log_facts(log_path))
+
+    def _trees(self) -> Path:
+        """Where the host's build trees are: the workdir's own for the local engine (whose
+        containers mount them); one set per remote engine, since engines build in parallel
+        threads and each tree is synced into one engine's volume."""
+        if self.engine.remote:
+            return self.workdir / "engines" / self.engine.slug / "trees"
+        return self.workdir / "trees"
+
+    def _sync_remote(self, tree: BuildTree, recipe, image: str, log_path: Path):
+        """Bring the engine's tree volume up to the host tree just checked out: (the remote
+        tree, its storage.SyncReport).  A full sync (the volume is new, was removed or
+        replaced) also means configure runs again."""
+        remote = storage.RemoteTree(self.engine, recipe.image_key(), tree.path)
+        sync = self.last_sync = remote.sync(image)
+        with open(log_path, "a") as logf:
+            logf.write(f"# {sync.line()}\n")
+            if sync.full:
+                logf.write("# reconfigure: full sync of the build tree\n")
+        return remote, sync
 
     def _tree_meta(self, tree: BuildTree) -> Path:
         return tree.path.parent / f"{tree.path.name}.json"
@@ -312,32 +350,24 @@ class DockerBuilder:
     def _remember_tree(self, tree: BuildTree, sha: str, recipe) -> None:
         self._tree_meta(tree).write_text(json.dumps({"configured_at": sha, "recipe": recipe.key()}))
 
-    def _run_phases(self, image, tree, recipe, out: Path, log_path: Path, reconfigure: bool) -> None:
+    def _run_phases(self, image, tree, recipe, out: Path, log_path: Path, reconfigure: bool,
+                    remote: storage.RemoteTree | None = None) -> None:
         script = _render(BUILD_SCRIPT, recipe=recipe, jobs=self.jobs)
-        afp = self.workdir / "run" / "build"
-        afp.mkdir(parents=True, exist_ok=True)
-        (afp / "build.sh").write_text(script)
-        for d in ("ccache", "cargo"):
-            (self.cache / d).mkdir(parents=True, exist_ok=True)
-        tmp_out = out.with_name(out.name + ".tmp")
+        # Engines of a farm may build the same key at once: each its own temp dir.
+        tmp_out = out.with_name(out.name + (f".tmp-{self.engine.slug}" if remote else ".tmp"))
         shutil.rmtree(tmp_out, ignore_errors=True)
         tmp_out.mkdir(parents=True)
         env = dict(recipe.env)
         env.update(RECONFIGURE="1" if reconfigure else "0", CCACHE_DIR="/cache/ccache",
                    CARGO_HOME="/cache/cargo")
-        vols = {str(tree.path): {"bind": "/src", "mode": "rw"},
-                str(afp): {"bind": "/afp", "mode": "ro"},
-                str(self.cache / "ccache"): {"bind": "/cache/ccache", "mode": "rw"},
-                str(self.cache / "cargo"): {"bind": "/cache/cargo", "mode": "rw"}}
-        # The worktree's .git file points into our clone: mount it at the same path so
-        # git inside the container (version scripts) sees a valid repository.
-        vols[str(tree.repo.git_dir)] = {"bind": str(tree.repo.git_dir), "mode": "ro"}
-        fetch_vols = dict(vols)
         ca = host_ca_bundle()
-        if ca is not None:
-            fetch_vols[str(ca)] = {"bind": "/etc/ssl/certs/ca-certificates.crt", "mode": "ro"}
+        if remote is not None:
+            fetch_io = storage.remote_phase(self.engine, remote, "fetch", script, ca, tmp_out)
+            compile_io = storage.remote_phase(self.engine, remote, "compile", script, ca, tmp_out)
+        else:
+            fetch_io, compile_io = self._bind_phases(tree, script, ca, tmp_out)
         try:
-            self._container(image, "fetch", env, fetch_vols, "host", log_path)
+            self._container(image, "fetch", env, fetch_io, "host", log_path)
         except BuildFailure as exc:
             if exc.step in NETWORK_STEPS:
                 last = [l for l in exc.tail.splitlines() if l.strip()][-1:] or ["?"]
@@ -346,18 +376,40 @@ class DockerBuilder:
                 raise InfraError(f"fetching dependencies failed in step {exc.step} ({who}, not the commit): "
                                  f"{last[0][:200]}; log {log_path}") from None
             raise
-        vols[str(tmp_out)] = {"bind": "/out", "mode": "rw"}
-        self._container(image, "compile", env, vols, "none", log_path)
+        self._container(image, "compile", env, compile_io, "none", log_path)
         shutil.rmtree(out, ignore_errors=True)
         tmp_out.rename(out)
 
-    def _container(self, image, phase, env, vols, network, log_path: Path) -> None:
+    def _bind_phases(self, tree, script: str, ca: Path | None, tmp_out: Path):
+        """The local engine's phases (the path the measured runs took): the workdir's tree,
+        caches, script and the product dir bind-mounted."""
+        afp = self.workdir / "run" / "build"
+        afp.mkdir(parents=True, exist_ok=True)
+        (afp / "build.sh").write_text(script)
+        for d in ("ccache", "cargo"):
+            (self.cache / d).mkdir(parents=True, exist_ok=True)
+        vols = {str(tree.path): {"bind": "/src", "mode": "rw"},
+                str(afp): {"bind": "/afp", "mode": "ro"},
+                str(self.cache / "ccache"): {"bind": "/cache/ccache", "mode": "rw"},
+                str(self.cache / "cargo"): {"bind": "/cache/cargo", "mode": "rw"}}
+        # The worktree's .git file points into our clone: mount it at the same path so
+        # git inside the container (version scripts) sees a valid repository.
+        vols[str(tree.repo.git_dir)] = {"bind": str(tree.repo.git_dir), "mode": "ro"}
+        fetch_vols = dict(vols)
+        if ca is not None:
+            fetch_vols[str(ca)] = {"bind": "/etc/ssl/certs/ca-certificates.crt", "mode": "ro"}
+        vols[str(tmp_out)] = {"bind": "/out", "mode": "rw"}
+        return storage.PhaseIO({"volumes": fetch_vols}), storage.PhaseIO({"volumes": vols})
+
+    def _container(self, image, phase, env, io: storage.PhaseIO, network, log_path: Path) -> None:
         client = self.engine.client
         name = f"afpbisect-build-{self.engine.run_id}-{phase}-{int(time.time() * 1000) % 10**8}"
         try:
             c = create_container(client, image, ["bash", "/afp/build.sh", phase], name=name,
-                                 environment=env, volumes=vols, network_mode=network,
-                                 working_dir="/src", labels=self.engine.labels)
+                                 environment=env, network_mode=network, working_dir="/src",
+                                 labels=self.engine.labels, **io.create_kw)
+            if io.before_start is not None:
+                io.before_start(c)
             retrying(c.start)()
             with open(log_path, "a") as logf:
                 logf.write(f"\n# ---- phase {phase} (network {network})\n")
@@ -369,8 +421,8 @@ class DockerBuilder:
                         logf.write(text)
                         if self.on_step is not None:
                             names, pending = step_names(pending, text)
-                            for name in names:
-                                self.on_step(name)
+                            for step in names:
+                                self.on_step(step)
                     lost = False
                 except (requests.exceptions.RequestException, docker.errors.APIError):
                     lost = True
@@ -378,6 +430,8 @@ class DockerBuilder:
                 if lost:
                     logf.write("\n# ---- log stream lost (daemon connection); full phase log:\n")
                     logf.write(retrying(c.logs)().decode(errors="replace"))
+            if status.get("StatusCode", -1) == 0 and io.after_success is not None:
+                io.after_success(c)   # before the container goes: the product is in it
         except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
             raise InfraError(f"docker failed during the {phase} phase: {str(exc)[:300]}") from exc
         finally:

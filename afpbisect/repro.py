@@ -10,6 +10,11 @@ into signals by afpbisect/signals.py.
 
 Keeping the container (and its traffic) across the cycles of one build is what makes "one
 more cycle" cheap for the policy: the veths and the generator are set up once, not per cycle.
+
+On a remote engine (`Engine.remote`) nothing is bind-mounted: the product is the engine's
+volume of it (filled once from the local product dir), /afp is sent as an archive before the
+container starts, /logs stays in the container, and each cycle's directory is copied back
+into the local cycle dir after the cycle, so everything after it reads the same files.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import docker.errors
 import jinja2
 import requests.exceptions
 
-from . import PACKAGE_DIR, TEMPLATES_DIR
+from . import PACKAGE_DIR, TEMPLATES_DIR, storage
 from .engine import Engine, _short, check_capability_error, create_container, retrying
 from .errors import InfraError
 from .signals import matching_lines, parse_console_file
@@ -297,6 +302,8 @@ class ReproSession:
         c, self.container = self.container, None
         if c is None:
             return
+        if self.engine.remote:
+            self._copy_serve_back(c)
         try:
             _remove(c)
         except docker.errors.NotFound:
@@ -331,6 +338,8 @@ class ReproSession:
             log.warning("docker exec of cycle %d: %s; waiting for it to end", index, exc)
             self._wait_exec(api, exec_id)
         self._check_alive("during cycle %d" % index)
+        if self.engine.remote:
+            self._copy_back(f"cycle-{index:03d}", cycle_dir)
         exit_code = _exec_inspect(api, exec_id).get("ExitCode")
         raw = _last_json_line(stdout)
         if raw is None and (cycle_dir / "record.json").is_file():
@@ -361,19 +370,15 @@ class ReproSession:
         caps = list(self.settings.caps)
         name = f"afpbisect-repro-{self.engine.run_id}-{token[:6]}"
         labels = {**self.engine.labels, "afpbisect.role": "repro"}
-        vols = {
-            str(self.product_dir): {"bind": C_PRODUCT, "mode": "ro"},
-            str(self.logs_dir): {"bind": C_LOGS, "mode": "rw"},
-            str(self.afp_dir): {"bind": C_AFP, "mode": "ro"},
-        }
+        storage_kw = self._storage_kw()
         cmd = ["python3", f"{C_AFP}/driver.py", "serve", "--config", f"{C_AFP}/config.json"]
         container = None
         try:
             try:
                 container = _create(self.engine.client, image=self.image, command=cmd, name=name,
                                     labels=labels, cap_add=caps, network_mode="none",
-                                    sysctls=self._sysctls or None, volumes=vols, init=True,
-                                    stdin_open=False, tty=False)
+                                    sysctls=self._sysctls or None, init=True,
+                                    stdin_open=False, tty=False, **storage_kw)
             except docker.errors.APIError as exc:
                 if "sysctl" not in str(exc).lower() or not self._sysctls:
                     raise
@@ -382,9 +387,11 @@ class ReproSession:
                 log.warning("engine refused container sysctls (%s); going on without", exc)
                 self._sysctls = {}
                 container = _create(self.engine.client, image=self.image, command=cmd, name=name,
-                                    labels=labels, cap_add=caps, network_mode="none", volumes=vols,
-                                    init=True, stdin_open=False, tty=False)
+                                    labels=labels, cap_add=caps, network_mode="none", init=True,
+                                    stdin_open=False, tty=False, **storage_kw)
             self.container = container
+            if self.engine.remote:
+                storage.put_dir(self.engine, container, self.afp_dir, C_AFP)
             _start(container)
             return container
         except docker.errors.ImageNotFound as exc:
@@ -398,14 +405,14 @@ class ReproSession:
             raise InfraError(f"Docker engine failed while starting the repro container: {exc}") from exc
 
     def _wait_ready(self, token: str, t0: float) -> None:
-        path = self.logs_dir / "serve" / "ready.json"
         deadline = t0 + self.settings.ready_timeout
         next_check = 0.0
         while True:
-            if path.is_file():
+            raw = self._read_ready()
+            if raw is not None:
                 try:
-                    info = json.loads(path.read_text())
-                except (OSError, ValueError):
+                    info = json.loads(raw)
+                except ValueError:
                     info = {}
                 if info.get("session") == token:
                     self.ready = info
@@ -420,7 +427,46 @@ class ReproSession:
             if now >= deadline:
                 raise InfraError(f"repro container not ready after {self.settings.ready_timeout:.0f}s; "
                                  f"its output: {self._logs_tail()}")
-            time.sleep(0.05)
+            # A remote poll is an API call, not a stat: not 20 a second.
+            time.sleep(0.25 if self.engine.remote else 0.05)
+
+    # ------------------------------------------------------------ storage (bind or remote)
+    def _storage_kw(self) -> dict:
+        """The container's storage: the local engine bind-mounts product, logs and inputs;
+        a remote engine gets the product as its read-only volume, the rest by archive."""
+        if not self.engine.remote:
+            return {"volumes": {
+                str(self.product_dir): {"bind": C_PRODUCT, "mode": "ro"},
+                str(self.logs_dir): {"bind": C_LOGS, "mode": "rw"},
+                str(self.afp_dir): {"bind": C_AFP, "mode": "ro"},
+            }}
+        volume = storage.product_volume(self.engine, self.image, self.product_dir, C_PRODUCT)
+        return {"mounts": [storage.volume_mount(volume, C_PRODUCT, read_only=True)]}
+
+    def _read_ready(self) -> bytes | None:
+        if not self.engine.remote:
+            path = self.logs_dir / "serve" / "ready.json"
+            try:
+                return path.read_bytes() if path.is_file() else None
+            except OSError:
+                return None
+        return storage.read_file(self.engine, self.container, f"{C_LOGS}/serve/ready.json")
+
+    def _copy_back(self, name: str, dest: Path) -> None:
+        """A directory of the container's /logs into the local `dest`, replacing it (what a
+        bind mount would show: only this run's files)."""
+        shutil.rmtree(dest, ignore_errors=True)
+        try:
+            storage.get_tree(self.engine, self.container, f"{C_LOGS}/{name}", dest)
+        except docker.errors.NotFound:
+            log.warning("no %s/%s in repro container %s", C_LOGS, name, self.container.name)
+
+    def _copy_serve_back(self, c) -> None:
+        """serve's own log and ready.json, for diagnostics; never worth failing a close for."""
+        try:
+            storage.get_tree(self.engine, c, f"{C_LOGS}/serve", self.logs_dir / "serve")
+        except (InfraError, docker.errors.APIError, OSError) as exc:
+            log.warning("could not copy %s/serve back from %s: %s", C_LOGS, c.name, exc)
 
     def _renew_if_old(self) -> None:
         """The container stops itself after max_seconds (the driver's bound on its traffic);
