@@ -633,3 +633,5 @@ def test_a_rounds_probes_run_at_once_with_the_same_answer(seed):
     assert res3.confidence >= 0.999
     assert farm.most_waiting >= 2      # two probes' cycles were waiting on their engines at once
     assert farm.builds == farm.releases and not farm.live
+    # each decision counts its own new cycles, not those of the probe beside it
+    assert sum(s.new_cycles for s in res3.steps) == farm.cycles == res3.new_cycles

@@ -172,7 +172,7 @@ class Run:
     def cycle_until(self, commit, stop: Callable[[Evidence], bool]) -> tuple[Evidence, int]:
         """Run cycles on `commit` until `stop(evidence)` or a build error; returns the new count."""
         ev = self.ev(commit)
-        before = self.new_cycles
+        new = 0   # counted here: a round's other probes add to self.new_cycles meanwhile
         try:
             while ev.skip_reason(self.cfg.unhealthy_lead) is None and not stop(ev):
                 if ev.consecutive_infra >= self.cfg.max_consecutive_infra:
@@ -185,11 +185,12 @@ class Run:
                     self.log(f"{short(commit)}: cycle failed on infrastructure: {exc}")
                     outcome = CycleOutcome.INFRA
                 ev.add(outcome)
+                new += 1
                 self.new_cycles += 1
                 self.persist(commit, ev)
         finally:
             self._release(commit)
-        return ev, self.new_cycles - before
+        return ev, new
 
     def judge(self, commit, index, level: int, phase: str, why: str = "",
               keep_level: bool = False, fresh: int = 0) -> Verdict:
