@@ -164,6 +164,16 @@ def _render(path: Path, **kw) -> str:
     return env.get_template(path.name).render(**kw)
 
 
+_locks: dict = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(key) -> threading.Lock:
+    """One lock per key for the whole process (threads of a farm's round)."""
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
 def _digest(*parts: str | bytes) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -216,12 +226,18 @@ class DockerBuilder:
     def image_for(self, recipe: eras.Recipe) -> str:
         dockerfile = _render(DOCKERFILE, base_image=self.base_image, recipe=recipe)
         tag = f"afpbisect/build:{_digest(dockerfile, recipe.image_key())}"
-        try:
-            retrying(self.engine.client.images.get)(tag)
-            return tag
-        except docker.errors.ImageNotFound:
-            pass
-        log_path = self.workdir / "logs" / "images" / f"{tag.split(':')[1]}.log"
+        # Engines of a farm build at once; two that are one daemon (two contexts) must not
+        # both build the image: the second waits and finds it.
+        with _lock_for((self.engine.base_url, tag)):
+            try:
+                retrying(self.engine.client.images.get)(tag)
+                return tag
+            except docker.errors.ImageNotFound:
+                return self._build_image(tag, dockerfile)
+
+    def _build_image(self, tag: str, dockerfile: str) -> str:
+        where = f"-{self.engine.slug}" if self.engine.remote else ""
+        log_path = self.workdir / "logs" / "images" / f"{tag.split(':')[1]}{where}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.say(f"building image {tag} (packages from the Debian archive; log {log_path})")
         with tempfile.TemporaryDirectory(prefix="afpbisect-ctx-") as ctx:

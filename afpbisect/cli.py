@@ -392,31 +392,44 @@ def selftest(commits, workdir, keep, as_json, scenario_ref, quiet, engines):
         show_default=WORKDIR_DEFAULT, help="Workdir whose dead runs' containers to remove.")
 @option("--all", "all_", is_flag=True,
               help="Remove every afpbisect container on this host instead, live runs and other users' included.")
-@option("--volumes", is_flag=True, help="With --all: also remove afpbisect's built images (every workdir shares them).")
+@option("--volumes", is_flag=True,
+        help="With --all: also remove afpbisect's built images and every afpbisect volume.")
+@option("--caches", is_flag=True,
+        help="Also remove the engines' volumes of --workdir (build trees, ccache, cargo home, "
+             "products of engines named with --engine); the next run there builds from scratch.")
+@ENGINE_OPTION
 @_guard
-def clean(workdir, all_, volumes):
-    """Remove the containers that dead runs of --workdir left (by label); a workdir in use
-    by a live run is left alone.  --all removes every afpbisect container on the host."""
+def clean(workdir, all_, volumes, caches, engines):
+    """Remove the containers that dead runs of --workdir left (by label), on each --engine
+    (default: the local engine); a workdir in use by a live run is left alone.  --all
+    removes every afpbisect container on each engine instead."""
     if volumes and not all_:
         # Images are shared by every workdir's runs: removing them is a host-wide act.
         raise click.UsageError("--volumes removes the built images every workdir shares; use it with --all")
+    farm = resolve_engines(engines) or [("local", None)]
     if not all_:
         from .context import clean_workdir
         workdir = layout(workdir).workdir   # the lock and the containers' label live there
-        holder, n = clean_workdir(workdir)
-        if holder is not None:
-            _say(f"workdir {workdir} in use by {holder}; nothing removed")
-        else:
-            _say(f"removed {n} container(s) of dead runs of workdir {workdir}")
+        for name, url in farm:
+            holder, n, vols = clean_workdir(workdir, url, name, caches)
+            where = f" on {name}" if engines else ""
+            if holder is not None:
+                _say(f"workdir {workdir} in use by {holder}; nothing removed{where}")
+            else:
+                _say(f"removed {n} container(s) of dead runs of workdir {workdir}{where}"
+                     + (f", and {len(vols)} volume(s)" if caches else ""))
         return
     from .engine import connect
-    eng = connect("clean")
-    n = eng.cleanup_run("*")
-    _say(f"removed {n} container(s) (all afpbisect containers on this host)")
-    if volumes:
-        for img in eng.client.images.list(filters={"label": "afpbisect"}):
-            eng.client.images.remove(img.id, force=True)
-            _say(f"removed image {img.tags or img.id}")
+    from .storage import remove_all_volumes
+    for name, url in farm:
+        eng = connect("clean", url)
+        where = f" on {name}" if engines else " on this host"
+        _say(f"removed {eng.cleanup_run('*')} container(s) (all afpbisect containers{where})")
+        if volumes:
+            for img in eng.client.images.list(filters={"label": "afpbisect"}):
+                eng.client.images.remove(img.id, force=True)
+                _say(f"removed image {img.tags or img.id}")
+            _say(f"removed {len(remove_all_volumes(eng))} afpbisect volume(s){where}")
 
 
 @cli.command(epilog=env_epilog("doctor"))

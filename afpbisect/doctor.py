@@ -73,7 +73,8 @@ def connect_docker(url: str):
     """(client, Check): the client is None when the engine did not answer in time."""
     import docker
     try:
-        client = docker.DockerClient(base_url=url, timeout=DOCKER_TIMEOUT)
+        ssh = {"use_ssh_client": True} if url.startswith("ssh://") else {}   # as engine.connect
+        client = docker.DockerClient(base_url=url, timeout=DOCKER_TIMEOUT, **ssh)
         version = client.version()
     except Exception as exc:   # any failure to talk to it means the same to the user
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]

@@ -182,14 +182,16 @@ def connect(run_id: str, base_url: str | None = None) -> Engine:
     """Connect to the engine (DOCKER_HOST or the default socket); clear error if away."""
     url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     wait = ping_seconds()
+    # ssh:// through the system ssh (its config, agent and known_hosts), not paramiko.
+    ssh = {"use_ssh_client": True} if url.startswith("ssh://") else {}
     try:
-        probe = docker.DockerClient(base_url=url, timeout=wait)   # asks /version at once
+        probe = docker.DockerClient(base_url=url, timeout=wait, **ssh)   # asks /version at once
         try:
             probe.ping()
             version = probe.api.api_version
         finally:
             probe.close()
-        client = docker.DockerClient(base_url=url, version=version, timeout=API_TIMEOUT)
+        client = docker.DockerClient(base_url=url, version=version, timeout=API_TIMEOUT, **ssh)
     except (docker.errors.DockerException, requests.exceptions.ConnectionError,
             requests.exceptions.Timeout) as exc:
         if _timed_out(exc):

@@ -14,6 +14,7 @@ from .bisection import run_bisection
 from .context import Options, open_context
 from .repro import ReproSettings
 from .scenario import load as load_scenario
+from .storage import remove_volumes
 from .synthetic import make_synthetic_repo
 from .verify import run_verify
 from .worktree import load_patch
@@ -35,6 +36,7 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
     scenario is about. `engines`: (name, URL) of each --engine (farm.resolve_all)."""
     t0 = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="afpbisect-selftest-"))
+    own_workdir, lanes = workdir is None, []
     workdir = Path(workdir) if workdir else tmp / "work"
     try:
         sc = load_scenario(scenario)
@@ -49,6 +51,7 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
                        settings=ReproSettings.from_scenario(sc, env=_small_env(sc), **SMALL),
                        restart=True, scenario=sc, engines=tuple(engines))
         with open_context(opts, say=say, progress=progress) as ctx:
+            lanes = ctx.lanes
             run = run_bisection(ctx, f"{syn.good_ref}..{syn.bad_ref}")
             fix = run_verify(ctx, syn.bad_ref, [load_patch(syn.fixA_patch)])
         named = run["result"]["first_bad"]
@@ -57,9 +60,16 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
             f" -> {'PASS' if ok else 'FAIL'} in {time.time() - t0:.0f}s")
         return {"ok": ok, "planted": syn.planted, "named": named, "fixA": fix["verdict"],
                 "engines": [name for name, _ in engines] or ["local"],
+                # which engine built and ran each probe of the bisection
+                "probes": [{"commit": st["commit"], "role": st["role"], "built_on": st.get("build_engine"),
+                            "cycles_on": st.get("cycle_engines", [])} for st in run.get("steps", [])],
                 "run": run["reports"], "verify": fix["reports"], "seconds": round(time.time() - t0, 1)}
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
+            if own_workdir:   # the named engines' volumes are caches of that workdir only
+                for lane in lanes:
+                    if lane.remote:
+                        remove_volumes(lane.engine)
         else:
             say(f"kept {tmp}")

@@ -152,12 +152,21 @@ def volume_mount(volume: str, target: str, read_only: bool = False) -> Mount:
 
 def remove_volumes(engine: Engine, workdir_tag: str | None = None) -> list[str]:
     """Remove this engine's volumes of a workdir (default: the engine's own workdir tag):
-    build trees, caches, products.  For `afpbisect clean` and tests' teardown.  A volume in
-    use by a container is left (logged) and not in the returned names."""
+    build trees, caches, products.  For `afpbisect clean --caches` and tests' teardown.  A
+    volume in use by a container is left (logged) and not in the returned names."""
     tag = workdir_tag or engine.workdir_tag or "noworkdir"
-    flt = {"label": [f"{LABEL}=1", f"{WORKDIR_LABEL}={tag}", f"{ENGINE_LABEL}={engine.name}"]}
+    return _remove_matching(engine, [f"{LABEL}=1", f"{WORKDIR_LABEL}={tag}", f"{ENGINE_LABEL}={engine.name}"])
+
+
+def remove_all_volumes(engine: Engine) -> list[str]:
+    """Every afpbisect volume on the engine, any workdir's and any engine name's
+    (`afpbisect clean --all --volumes`)."""
+    return _remove_matching(engine, [f"{LABEL}=1"])
+
+
+def _remove_matching(engine: Engine, labels: list[str]) -> list[str]:
     removed = []
-    for vol in retrying(engine.client.volumes.list)(filters=flt):
+    for vol in retrying(engine.client.volumes.list)(filters={"label": labels}):
         try:
             retrying(vol.remove)(force=True)
             removed.append(vol.name)

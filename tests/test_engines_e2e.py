@@ -1,0 +1,94 @@
+"""Issue 20 end to end: two engines that are this machine's daemon under two Docker contexts
+(made with the docker CLI, as a user makes them). `afpbisect selftest --engine A --engine B`
+names the planted commit, its report says which engine built and ran each probe, and a
+build container of one engine killed in the middle of a round is survived: the probe moves
+to the other engine and the answer is the same. Nothing is left: no container, no volume."""
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import docker
+import pytest
+
+from e2e_util import dangling_images, docker_ok, leftovers
+
+pytestmark = [pytest.mark.docker,
+              pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")]
+
+SOCKET = "unix:///var/run/docker.sock"
+
+
+@pytest.fixture
+def two_contexts(tmp_path):
+    cfg = tmp_path / "docker-config"
+    cfg.mkdir()
+    names = [f"afp-e2e-{os.getpid()}-{i}" for i in (1, 2)]
+    for n in names:
+        subprocess.run(["docker", "--config", str(cfg), "context", "create", n, "--docker",
+                        f"host={os.environ.get('DOCKER_HOST', SOCKET)}"], check=True, capture_output=True)
+    return cfg, names
+
+
+def _killer(victim: str, other: str, done: threading.Event, killed: list) -> None:
+    """Kill the first compile-phase build container of engine `victim` seen while a container
+    of engine `other` runs too (the middle of a round), once."""
+    client = docker.from_env()
+    while not done.is_set() and not killed:
+        running = client.containers.list(filters={"label": "afpbisect"})
+        engines = {c.labels.get("afpbisect.engine") for c in running}
+        for c in running:
+            if (c.labels.get("afpbisect.engine") == victim and "-compile-" in c.name
+                    and other in engines):
+                try:
+                    c.kill()
+                    killed.append(c.name)
+                except docker.errors.APIError:
+                    pass
+                break
+        time.sleep(0.05)
+
+
+def test_two_engines_name_the_planted_commit_and_survive_a_killed_build(tmp_path, two_contexts):
+    cfg, (e1, e2) = two_contexts
+    before = dangling_images()
+    work = tmp_path / "work"
+    done, killed = threading.Event(), []
+    watcher = threading.Thread(target=_killer, args=(e2, e1, done, killed), daemon=True)
+    watcher.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "afpbisect", "selftest", "--commits", "50", "--workdir", str(work),
+             "--engine", e1, "--engine", e2, "--json"],
+            capture_output=True, text=True, timeout=1500, env={**os.environ, "DOCKER_CONFIG": str(cfg)})
+    finally:
+        done.set()
+        watcher.join(5)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout)
+    assert res["ok"] and res["named"] == res["planted"] and res["fixA"] == "cleared"
+    assert res["engines"] == [e1, e2]
+    # the report says which engine did each probe, and both engines did some
+    built_on = {p["built_on"] for p in res["probes"]}
+    assert built_on == {e1, e2}, res["probes"]
+    report = (work / "reports").glob("run-*.md")
+    assert f"Engines: {e1}, {e2}" in next(report).read_text()
+    # the kill happened mid-round, was an infrastructure error, and the probe moved
+    assert killed, "no build container of the second engine was seen beside the first's"
+    lost = re.search(r"  (\w{10}): the build failed on infrastructure \((.*)\); another engine will build it",
+                     proc.stderr)
+    assert lost and "killed by SIGKILL" in lost.group(2), proc.stderr[-3000:]
+    assert f"built {lost.group(1)} on {e1}: ok" in proc.stderr[lost.end():]
+    # caches of the named engines stay with the workdir; `clean --caches` removes them
+    clean = subprocess.run([sys.executable, "-m", "afpbisect", "clean", "--workdir", str(work), "--caches",
+                            "--engine", e1, "--engine", e2], capture_output=True, text=True,
+                           env={**os.environ, "DOCKER_CONFIG": str(cfg)})
+    assert clean.returncode == 0 and "volume(s)" in clean.stderr, clean.stderr
+    client = docker.from_env()
+    assert [v.name for e in (e1, e2)
+            for v in client.volumes.list(filters={"label": f"afpbisect.engine={e}"})] == []
+    assert leftovers(work, before) == {"containers": [], "networks": [], "dangling": [], "veths": [],
+                                       "netns": []}
