@@ -101,8 +101,17 @@ def delta(old: dict[str, str] | None, new: dict[str, str]) -> Delta:
     if old is None:
         return Delta(changed=sorted(new), deleted=[], full=True)
     changed = sorted(p for p, d in new.items() if old.get(p) != d)
-    deleted = sorted(p for p in old if p not in new)
+    # A directory that became a file (or a symlink) goes whole, with the build outputs in
+    # it: tar cannot write a file over a directory that is not empty.
+    old_dirs = {parent for p in old for parent in _parents(p)}
+    deleted = sorted({p for p in old if p not in new} | {p for p in new if p in old_dirs})
     return Delta(changed=changed, deleted=deleted, full=False)
+
+
+def _parents(path: str):
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        yield path
 
 
 def load_manifest(path: Path) -> dict:
@@ -335,10 +344,12 @@ def run_helper(engine: Engine, c, what: str) -> str:
 # the manifest describes can be built incrementally.  `tar -m`: every file sent gets the
 # engine's time of now as its mtime, newer than any object an earlier build made there (on
 # the same clock), so make rebuilds what depends on it; files not sent keep their mtimes.
-# The sync id is written last: a sync cut short leaves the old id, whose manifest is then
-# simply sent again on top.
+# The sync id is removed first and written last: a sync cut short (a killed helper, an
+# interrupted run) leaves no id, so the next sync is a full one; an old id would make it
+# send only what differs from the old manifest onto a volume that is half another tree.
 _SYNC_SCRIPT = f"""set -eu
 cd /src
+rm -f /src/{SYNC_ID_FILE}
 if [ -e {SYNC_DIR}/full ]; then find /src -mindepth 1 -delete; fi
 if [ -s {SYNC_DIR}/delete ]; then xargs -0 rm -rf -- < {SYNC_DIR}/delete; fi
 tar -x -m -f {SYNC_DIR}/payload.tar -C /src

@@ -64,6 +64,22 @@ def test_delta_sends_new_and_changed_deletes_the_gone_and_nothing_else():
     assert storage.delta(new, new) == storage.Delta([], [], False)
 
 
+def test_a_directory_that_became_a_file_is_removed_whole_before_the_file_is_sent():
+    old = {"src/x/a.c": "1", "src/x/b.c": "2", "README": "r"}
+    new = {"src/x": "link", "README": "r"}
+    d = storage.delta(old, new)
+    assert "src/x" in d.deleted and d.changed == ["src/x"]
+    # and the other way round: a file that became a directory
+    d = storage.delta(new, old)
+    assert d.deleted == ["src/x"] and d.changed == ["src/x/a.c", "src/x/b.c"]
+
+
+def test_a_sync_cut_short_leaves_no_sync_id_so_the_next_one_is_full():
+    script = storage._SYNC_SCRIPT
+    drop = script.index(f"rm -f /src/{storage.SYNC_ID_FILE}")
+    assert drop < script.index("xargs") < script.index("tar -x") < script.index(f"> /src/{storage.SYNC_ID_FILE}")
+
+
 def test_delta_without_a_trusted_manifest_is_a_full_sync():
     d = storage.delta(None, {"z": "1", "a": "2"})
     assert (d.changed, d.deleted, d.full) == (["a", "z"], [], True)
