@@ -635,3 +635,16 @@ def test_a_rounds_probes_run_at_once_with_the_same_answer(seed):
     assert farm.builds == farm.releases and not farm.live
     # each decision counts its own new cycles, not those of the probe beside it
     assert sum(s.new_cycles for s in res3.steps) == farm.cycles == res3.new_cycles
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_round_calibrates_once(seed):
+    """Two probes of one round seen racy before any calibration: one calibrates, the other
+    is a BAD (its hit proves it); two calibrations would cost 8 hits each and leave the
+    reference to whichever ended last."""
+    n = 300
+    change = random.Random(seed).randrange(1, n // 3)
+    farm = GatedFarmEnv(n, change, 0.6, seed=seed)
+    res = run(farm, engines=3)
+    assert res.culprit == farm.commits[change]
+    assert sum(1 for s in res.steps if s.phase == "calibrate") == 1

@@ -55,6 +55,7 @@ class Run:
         self.new_cycles = 0
         self.built: set = set()
         self.visited: set = set()  # commits judged in this call
+        self.calibrating = False   # a round's probe is calibrating (several engines)
         self._bound: tuple | None = None
         # a resumed run finds its calibration in the store
         self.calibrated = next((c for c in commits if c in store

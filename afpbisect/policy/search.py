@@ -127,9 +127,15 @@ def _oracle(run: Run, fix: bool):
         commit = run.commits[i]
         light = run.light_level(window)
         race = run.judge(commit, i, light, "search", f"; light level {light}")
-        if race is Verdict.BAD and run.reference() is None:
-            if calibrate(run, commit, i, "first commit seen racy"):
-                raise _Calibrated()
+        if race is Verdict.BAD and run.reference() is None and not run.calibrating:
+            # One calibration at a time: a round's other probe seen racy meanwhile stays a
+            # BAD (its hit proves it), and the round starts again on this calibration.
+            run.calibrating = True
+            try:
+                if calibrate(run, commit, i, "first commit seen racy"):
+                    raise _Calibrated()
+            finally:
+                run.calibrating = False
             race = Verdict.SKIP
         if race is Verdict.SKIP:
             return Verdict.SKIP
