@@ -406,30 +406,53 @@ def clean(workdir, all_, volumes, caches, engines):
     if volumes and not all_:
         # Images are shared by every workdir's runs: removing them is a host-wide act.
         raise click.UsageError("--volumes removes the built images every workdir shares; use it with --all")
-    farm = resolve_engines(engines) or [("local", None)]
+    farm = resolve_engines(engines) or [(None, None)]
+    if caches and not engines:
+        _say("note: --caches: the local engine keeps no volumes (the workdir holds its caches); "
+             "name the engines whose volumes to remove with --engine")
     if not all_:
-        from .context import clean_workdir
         workdir = layout(workdir).workdir   # the lock and the containers' label live there
-        for name, url in farm:
-            holder, n, vols = clean_workdir(workdir, url, name, caches)
-            where = f" on {name}" if engines else ""
-            if holder is not None:
-                _say(f"workdir {workdir} in use by {holder}; nothing removed{where}")
-            else:
-                _say(f"removed {n} container(s) of dead runs of workdir {workdir}{where}"
-                     + (f", and {len(vols)} volume(s)" if caches else ""))
+        _each_engine(farm, lambda name, url: _clean_one(workdir, name, url, caches))
         return
+    _each_engine(farm, lambda name, url: _clean_all(name, url, volumes))
+
+
+def _clean_all(name, url, volumes) -> None:
     from .engine import connect
     from .storage import remove_all_volumes
+    eng = connect("clean", url)
+    where = f" on {name}" if name else " on this host"
+    _say(f"removed {eng.cleanup_run('*')} container(s) (all afpbisect containers{where})")
+    if volumes:
+        for img in eng.client.images.list(filters={"label": "afpbisect"}):
+            eng.client.images.remove(img.id, force=True)
+            _say(f"removed image {img.tags or img.id}")
+        _say(f"removed {len(remove_all_volumes(eng))} afpbisect volume(s){where}")
+
+
+def _clean_one(workdir, name, url, caches) -> None:
+    from .context import clean_workdir
+    holder, n, vols = clean_workdir(workdir, url, name, caches)
+    where = f" on {name}" if name else ""
+    if holder is not None:
+        _say(f"workdir {workdir} in use by {holder}; nothing removed{where}")
+    else:
+        _say(f"removed {n} container(s) of dead runs of workdir {workdir}{where}"
+             + (f", and {len(vols)} volume(s)" if caches and name else ""))
+
+
+def _each_engine(farm, fn) -> None:
+    """fn(name, url) on every engine; one that is away is said and the others still done,
+    then the first error ends the command with its exit code."""
+    first = None
     for name, url in farm:
-        eng = connect("clean", url)
-        where = f" on {name}" if engines else " on this host"
-        _say(f"removed {eng.cleanup_run('*')} container(s) (all afpbisect containers{where})")
-        if volumes:
-            for img in eng.client.images.list(filters={"label": "afpbisect"}):
-                eng.client.images.remove(img.id, force=True)
-                _say(f"removed image {img.tags or img.id}")
-            _say(f"removed {len(remove_all_volumes(eng))} afpbisect volume(s){where}")
+        try:
+            fn(name, url)
+        except AfpError as exc:
+            _say(f"afpbisect: error: {exc}")
+            first = first or exc
+    if first is not None:
+        sys.exit(first.exit_code)
 
 
 @cli.command(epilog=env_epilog("doctor"))

@@ -117,7 +117,7 @@ class Context:
         eng = engine_mod.connect(self.run_id, url)
         if name is not None:   # named with --engine: possibly another host, so no bind mounts
             eng.name, eng.remote = name, True
-        eng.workdir_tag = engine_mod.workdir_tag(self.workdir)
+        eng.workdir_tag = engine_mod.workdir_tag(self.workdir, eng.remote)
         n = eng.sweep_workdir()
         if n:
             self.say(f"removed {n} container(s) left by an interrupted earlier run on {eng.name}")
@@ -126,7 +126,7 @@ class Context:
         return Lane(eng, builder, ReproEnv(eng, self.opts.settings))
 
 
-def clean_workdir(workdir: Path, url: str | None = None, name: str = "local",
+def clean_workdir(workdir: Path, url: str | None = None, name: str | None = None,
                   caches: bool = False) -> tuple[str | None, int, list]:
     """Remove the containers of dead runs of `workdir` on one engine (and with `caches`
     its volumes of the workdir): (None, how many, volumes removed), or (holder, 0, []) when
@@ -135,11 +135,12 @@ def clean_workdir(workdir: Path, url: str | None = None, name: str = "local",
     that is gone cannot be locked by anyone: its leftovers are swept without creating it."""
     from .storage import remove_volumes
     eng = engine_mod.connect("clean", url)
-    eng.name = name
-    eng.workdir_tag = engine_mod.workdir_tag(workdir)
+    if name is not None:
+        eng.name, eng.remote = name, True
+    eng.workdir_tag = engine_mod.workdir_tag(workdir, eng.remote)
 
     def sweep():
-        return None, eng.sweep_workdir(), remove_volumes(eng) if caches else []
+        return None, eng.sweep_workdir(), remove_volumes(eng) if caches and eng.remote else []
     path = Path(workdir).expanduser()
     if not path.is_dir():
         return sweep()

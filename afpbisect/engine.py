@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,20 @@ def engine_slug(name: str) -> str:
     return f"{base}-{hashlib.sha256(name.encode()).hexdigest()[:6]}" if base != name else base
 
 
-def workdir_tag(workdir) -> str:
-    """The `afpbisect.workdir` label value of a workdir: its resolved path, hashed."""
-    return hashlib.sha256(str(Path(workdir).expanduser().resolve()).encode()).hexdigest()[:12]
+def workdir_tag(workdir, remote: bool = False) -> str:
+    """The `afpbisect.workdir` label value of a workdir: its resolved path, hashed. For a
+    remote engine the path is not enough (two machines may both use ~/.cache/afpbisect on
+    one engine, and would sweep each other's containers and share volumes): the hash then
+    also covers an id made once in the workdir. A workdir that is gone has no id: its path
+    alone (what `clean` of a removed workdir can still find)."""
+    path = Path(workdir).expanduser().resolve()
+    key = str(path)
+    if remote and path.is_dir():
+        id_file = path / "engine-id"
+        if not id_file.is_file():
+            id_file.write_text(uuid.uuid4().hex + "\n")
+        key += ":" + id_file.read_text().strip()
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -193,7 +205,7 @@ def connect(run_id: str, base_url: str | None = None) -> Engine:
             probe.close()
         client = docker.DockerClient(base_url=url, version=version, timeout=API_TIMEOUT, **ssh)
     except (docker.errors.DockerException, requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout) as exc:
+            requests.exceptions.Timeout, ValueError) as exc:   # ValueError: a malformed URL
         if _timed_out(exc):
             raise DockerUnreachable(
                 f"Docker engine at {url} did not answer within {wait:g} s; restart the daemon, set "
@@ -227,11 +239,12 @@ def create_container(client: docker.DockerClient, image: str, command, name: str
     """containers.create, retried, and idempotent: when the daemon created the container
     but the answer was lost (connection cut), the retry's 409 Conflict on our own unique
     name means it exists: take it. Refused once the run is halted (an InfraError)."""
-    if (kw.get("labels") or {}).get(RUN_LABEL) in _halted:
-        raise InfraError(f"run {kw['labels'][RUN_LABEL]} is stopping: no new container")
+    run = (kw.get("labels") or {}).get(RUN_LABEL)
 
     @retrying
     def attempt():
+        if run in _halted:   # checked on every try: a retry may come after the cleanup began
+            raise InfraError(f"run {run} is stopping: no new container")
         try:
             return client.containers.create(image, command, name=name, **kw)
         except docker.errors.APIError as exc:

@@ -70,7 +70,9 @@ def context_host(name: str, config_dir: str | None = None) -> str | None:
         return None
     except (OSError, ValueError) as exc:
         raise UsageError(f"--engine {name}: the Docker context store is unreadable ({meta}: {exc})") from None
-    host = ((data.get("Endpoints") or {}).get("docker") or {}).get("Host")
+    endpoints = data.get("Endpoints") if isinstance(data, dict) else None
+    docker_ep = endpoints.get("docker") if isinstance(endpoints, dict) else None
+    host = docker_ep.get("Host") if isinstance(docker_ep, dict) else None
     if not host:
         raise UsageError(f"--engine {name}: the context has no Docker endpoint ({meta})")
     return host

@@ -50,6 +50,10 @@ class Gate:
             raise Stopped()
         self._mine.held = True
 
+    def held(self) -> bool:
+        """Whether this thread holds the gate (it is a round's worker)."""
+        return bool(getattr(self._mine, "held", False))
+
     @contextlib.contextmanager
     def released(self):
         """Around a long wait on Docker: others may run meanwhile."""

@@ -13,12 +13,12 @@ from pathlib import Path
 import git
 
 from .build import BuildResult, DockerBuilder
-from .errors import InfraError, StateError
+from .errors import AfpError, InfraError, StateError
 from .farm import Lane, pick
 from .parallel import Gate, run_all
 from .progress import build_estimate
 from .repro import CycleRecord, ReproEnv, ReproSession, peer_iface
-from .state import State
+from .state import SAVE_LOCK, State
 from .verdict import CycleOutcome, Evidence
 from .worktree import Patch, load_patch
 
@@ -116,7 +116,8 @@ class PipelineEnv:
         self.session_lane.pop(self.key_of(commit), None)
         s = self.sessions.pop(self.key_of(commit), None)
         if s is not None:
-            s.close()
+            with self.gate.released():   # copying logs back and removing it: waits on Docker
+                s.close()
 
     def prepare(self, commits) -> None:
         """Build `commits` at once, one engine each (a round of the k-ary search)."""
@@ -125,7 +126,9 @@ class PipelineEnv:
     def close(self) -> None:
         self.session_lane.clear()
         for k in list(self.sessions):
-            self.sessions.pop(k).close()
+            s = self.sessions.pop(k, None)   # a stopped round's worker may release its own
+            if s is not None:
+                s.close()
 
     def built_prefixes(self) -> set:
         """sha[:12] of every commit built in this workdir (any run, any variant): what the
@@ -145,14 +148,18 @@ class PipelineEnv:
         key = self.key_of(commit)
         if key in self.builds:
             return self.builds[key]
-        lane = lane or pick(self.lanes)
+        lane = lane or pick(self.lanes, self._busy())
         sha, on = commit, (f" on {lane.name}" if len(self.lanes) > 1 or lane.remote else "")
+        # A round's worker shows no status line (several would fight over one); the estimate
+        # is read while the gate is held, before other workers may write the builds.
+        status = status and not self.gate.held()
+        estimate = build_estimate(self.state.data["builds"]) if status and self.progress else None
         self.say(f"  building {sha[:10]}{on} ({self.variant.name}: "
                  f"{', '.join(p.name for p in self.variant.patches) or 'no patches'})")
         try:
             # One build at a time in an engine's tree, whoever asks (a round's worker that
             # lost its engine may come to this one).
-            with self.gate.released(), lane.build_lock, self._status(sha, lane.builder, status):
+            with self.gate.released(), lane.build_lock, self._status(sha, lane.builder, estimate):
                 res = lane.builder.build(self.repo, sha, self.variant.patches, label=self.variant.name)
         except InfraError:
             lane.strikes += 1
@@ -171,13 +178,13 @@ class PipelineEnv:
         self.state.save()
 
     @contextlib.contextmanager
-    def _status(self, sha: str, builder, status: bool = True):
-        """The live status line of this build, estimated from the builds this run timed
-        (one line: builds of a round in parallel go without)."""
-        if self.progress is None or not status:
+    def _status(self, sha: str, builder, estimate):
+        """The live status line of this build, with `estimate` (progress.build_estimate of
+        the builds this run timed); None: no line (no console, or a round's build)."""
+        if self.progress is None or estimate is None:
             yield
             return
-        with self.progress.building(sha, build_estimate(self.state.data["builds"])) as on_step:
+        with self.progress.building(sha, estimate) as on_step:
             builder.on_step = on_step
             try:
                 yield
@@ -208,11 +215,17 @@ class PipelineEnv:
 
     def _repro_lane(self, key: str) -> Lane:
         """The engine that built it (its image and product are there) unless it has failed
-        since; then the best other one (the product travels from the local store)."""
+        since; then the best other one, a free one first: two repros on one engine load
+        it more than the calibration's did (the product travels from the local store)."""
         owner = self.owner.get(key)
         if owner is not None and owner.strikes == 0:
             return owner
-        return pick(self.lanes)
+        return pick(self.lanes, self._busy())
+
+    def _busy(self) -> set:
+        """Engines running a cycle session or a build of this env now."""
+        return ({ln.name for ln in self.session_lane.values()}
+                | {ln.name for ln in self.lanes if ln.build_lock.locked()})
 
     # ------------------------------------------------------------ report helpers
     def step_facts(self, commit) -> dict:
@@ -247,9 +260,10 @@ def prepare_builds(jobs: list) -> None:
     lanes = todo[0][0].lanes if todo else []
     if len(lanes) < 2 or len(todo) < 2:
         return
-    for lane in lanes:   # base images first, one engine at a time (imports are slow)
-        lane.builder.base_image
-    order = sorted(lanes, key=lambda ln: (ln.strikes, lanes.index(ln)))
+    order = [ln for ln in sorted(lanes, key=lambda ln: (ln.strikes, lanes.index(ln)))
+             if _has_base_image(ln, todo[0][0].say)]
+    if not order:
+        return   # every engine failed: the policy's own build calls say so, and retry
     queues: dict = {}   # one thread per engine, its builds one after the other (one tree each)
     for i, job in enumerate(todo):
         queues.setdefault(id(order[i % len(order)]), (order[i % len(order)], []))[1].append(job)
@@ -264,6 +278,18 @@ def prepare_builds(jobs: list) -> None:
                     "another engine will build it")
         elif out is not None:
             raise out
+
+
+def _has_base_image(lane: Lane, say) -> bool:
+    """Base images first, one engine at a time (an import is slow). An engine that cannot
+    make one takes a strike and no build of this round, instead of ending the run."""
+    try:
+        lane.builder.base_image
+        return True
+    except (InfraError, AfpError) as exc:
+        lane.strikes += 1
+        say(f"  engine {lane.name}: no base image ({exc}); no build of this round goes there")
+        return False
 
 
 def _build_queue(lane: Lane, jobs: list, outcomes: dict) -> None:
@@ -329,5 +355,6 @@ def evidence_store(state: State) -> dict:
 
 
 def save_evidence(state: State, store: dict) -> None:
-    state.data["evidence"] = {str(k): v.to_dict() for k, v in store.items()}
-    state.save()
+    with SAVE_LOCK:   # the store is read whole: not while a farm's worker writes it
+        state.data["evidence"] = {str(k): v.to_dict() for k, v in list(store.items())}
+        state.save()

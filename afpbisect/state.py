@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import socket
 import time
 from pathlib import Path
@@ -90,16 +91,22 @@ class State:
         return cls(path, raw["kind"], raw["identity"], raw["data"], raw["created"])
 
     def save(self) -> None:
-        """Temp file + fsync + rename: a kill -9 leaves the old or the new file, never half."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        body = {"version": VERSION, "kind": self.kind, "identity": self.identity,
-                "created": self.created, "updated": time.time(), "data": self.data}
-        with open(tmp, "w") as f:
-            json.dump(body, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        """Temp file + fsync + rename: a kill -9 leaves the old or the new file, never half.
+        One save at a time in the process: the threads of a farm's round (parallel.py)
+        share the temp file's name."""
+        with SAVE_LOCK:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+            body = {"version": VERSION, "kind": self.kind, "identity": self.identity,
+                    "created": self.created, "updated": time.time(), "data": self.data}
+            with open(tmp, "w") as f:
+                json.dump(body, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+
+
+SAVE_LOCK = threading.RLock()
 
 
 def identity_digest(identity: dict) -> str:

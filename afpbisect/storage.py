@@ -295,7 +295,19 @@ def _extract_stripped(fileobj, dest: Path) -> None:
             member.name = rest
             if member.islnk():   # a hard link names its target by archive path too
                 member.linkname = member.linkname.partition("/")[2]
-            tf.extract(member, dest, filter="tar")
+            _extract_one(tf, member, dest)
+
+
+def _extract_one(tf: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    """The "tar" filter where this Python has it (3.10.12+, 3.11.4+); before that, the same
+    refusal of absolute names, `..` and links that leave `dest`, checked here."""
+    if hasattr(tarfile, "tar_filter"):
+        tf.extract(member, dest, filter="tar")
+        return
+    for name in (member.name, member.linkname if member.issym() or member.islnk() else ""):
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise tarfile.TarError(f"refused an archive member that leaves {dest}: {member.name}")
+    tf.extract(member, dest)
 
 
 # ------------------------------------------------------------------ helper containers
@@ -506,7 +518,11 @@ def product_volume(engine: Engine, image: str, product_dir: Path, target: str) -
     # products/<sha12>-<key> names its content; the path's hash keeps two directories of the
     # same name elsewhere (tests, a product dir given by hand) apart.
     where = hashlib.sha256(str(product_dir).encode()).hexdigest()[:8]
-    volume = ensure_volume(engine, f"product-{product_dir.name}-{where}")
+    # ...and its build record's digest: a product rebuilt under the same key (a crash
+    # between the product and its record) gets a new volume, never the old copy.
+    meta = product_dir / "afpbisect-build.json"
+    made = hashlib.sha256(meta.read_bytes() if meta.is_file() else b"").hexdigest()[:6]
+    volume = ensure_volume(engine, f"product-{product_dir.name}-{where}{made}")
     with helper(engine, image, [volume_mount(volume, target)], role="product") as c:
         if read_file(engine, c, f"{target}/{COMPLETE_MARK}") is not None:
             return volume

@@ -166,3 +166,26 @@ def test_verify_builds_both_variants_at_once(tmp_path):
     prepare_builds([(base, "c1"), (fix, "c1")])
     assert time.monotonic() - t0 < 0.75
     assert sorted(a.built + b.built) == ["c1", "c1"] and set(st.data["builds"]) == {"c1:v", "c1:v+fix"}
+
+
+def test_a_remote_engine_tells_two_machines_workdirs_of_one_path_apart(tmp_path):
+    """Two hosts with the same workdir path on one engine must not sweep each other's
+    containers nor share volumes: the remote tag covers an id made once in the workdir."""
+    from afpbisect.engine import workdir_tag
+    work = tmp_path / "w"
+    work.mkdir()
+    local, first = workdir_tag(work), workdir_tag(work, remote=True)
+    assert workdir_tag(work, remote=True) == first != local     # stable for this workdir
+    (work / "engine-id").write_text("another machine's workdir\n")
+    assert workdir_tag(work, remote=True) != first
+    assert workdir_tag(tmp_path / "gone", remote=True) == workdir_tag(tmp_path / "gone")
+
+
+def test_clean_goes_on_with_the_other_engines_when_one_is_away(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("AFPBISECT_DOCKER_PING_SECONDS", "2")
+    res = CliRunner().invoke(cli, ["clean", "--workdir", str(tmp_path / "w"), "--caches",
+                                   "--engine", "unix:///nonexistent.sock", "--engine", "default"])
+    assert res.exit_code == 2, res.output
+    assert "unreachable at unix:///nonexistent.sock" in res.output
+    assert "on default" in res.output and "Traceback" not in res.output

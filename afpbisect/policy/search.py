@@ -106,8 +106,10 @@ def _round(run: Run, oracle, batch: list, window: tuple[int, int]) -> list:
     commits = [run.commits[i] for i in batch]
     run.log(f"round of {len(batch)} probe(s) on {run.cfg.engines} engines: "
             + ", ".join(f"{short(c)} [{i}]" for c, i in zip(commits, batch)))
-    # Decided ones replay from the store (after a calibration or a resume): no build.
-    todo = [c for c in commits if c not in run.store or run.store[c].verdict is None]
+    # A BAD or a SKIP replays from the store: no build. A GOOD may need more cycles at a
+    # higher level (after the calibration, on a resume), so it is built and run at once too.
+    done = (Verdict.BAD, Verdict.SKIP)
+    todo = [c for c in commits if c not in run.store or run.store[c].verdict not in done]
     prepare, gate = getattr(run.env, "prepare", None), getattr(run.env, "gate", None)
     if prepare is not None and todo:
         prepare(todo)
