@@ -30,22 +30,32 @@ def two_contexts(tmp_path):
     for n in names:
         subprocess.run(["docker", "--config", str(cfg), "context", "create", n, "--docker",
                         f"host={os.environ.get('DOCKER_HOST', SOCKET)}"], check=True, capture_output=True)
-    return cfg, names
+    yield cfg, names
+    # a failed test leaves nothing either (the test itself checks that a passing run does)
+    client = docker.from_env()
+    for n in names:
+        flt = {"label": f"afpbisect.engine={n}"}
+        for c in client.containers.list(all=True, filters=flt):
+            c.remove(force=True)
+        for v in client.volumes.list(filters=flt):
+            v.remove(force=True)
 
 
 def _killer(victim: str, other: str, done: threading.Event, killed: list) -> None:
     """Kill the first compile-phase build container of engine `victim` seen while a container
     of engine `other` runs too (the middle of a round), once."""
-    client = docker.from_env()
+    api = docker.from_env().api
     while not done.is_set() and not killed:
-        running = client.containers.list(filters={"label": "afpbisect"})
-        engines = {c.labels.get("afpbisect.engine") for c in running}
+        # the low-level list: no inspect per container, which races with their removal
+        running = api.containers(filters={"label": "afpbisect"})
+        engines = {c["Labels"].get("afpbisect.engine") for c in running}
         for c in running:
-            if (c.labels.get("afpbisect.engine") == victim and "-compile-" in c.name
+            name = c["Names"][0].lstrip("/")
+            if (c["Labels"].get("afpbisect.engine") == victim and "-compile-" in name
                     and other in engines):
                 try:
-                    c.kill()
-                    killed.append(c.name)
+                    api.kill(c["Id"])
+                    killed.append(name)
                 except docker.errors.APIError:
                     pass
                 break
