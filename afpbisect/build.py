@@ -34,7 +34,7 @@ import jinja2
 import requests.exceptions
 
 from . import DOCKERFILES_DIR, TEMPLATES_DIR, baseimage, eras, storage
-from .engine import Engine, create_container, retrying
+from .engine import TRANSPORT_ERRORS, Engine, create_container, retrying
 from .errors import BuildFailure, InfraError, UsageError
 from .worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
 
@@ -440,7 +440,7 @@ class DockerBuilder:
                             for step in names:
                                 self.on_step(step)
                     lost = False
-                except (requests.exceptions.RequestException, docker.errors.APIError):
+                except TRANSPORT_ERRORS:
                     lost = True
                 status = retrying(c.wait)(timeout=BUILD_TIMEOUT)
                 if lost:
@@ -448,12 +448,12 @@ class DockerBuilder:
                     logf.write(retrying(c.logs)().decode(errors="replace"))
             if status.get("StatusCode", -1) == 0 and io.after_success is not None:
                 io.after_success(c)   # before the container goes: the product is in it
-        except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise InfraError(f"docker failed during the {phase} phase: {str(exc)[:300]}") from exc
         finally:
             try:
                 retrying(client.api.remove_container)(name, force=True)
-            except (docker.errors.APIError, requests.exceptions.RequestException):
+            except TRANSPORT_ERRORS:
                 pass
         code = status.get("StatusCode", -1)
         if code != 0:

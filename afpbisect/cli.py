@@ -228,7 +228,10 @@ def _guard(fn):
         except AfpError as exc:
             _say(f"afpbisect: error: {exc}")
             sys.exit(exc.exit_code)
-        except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+        except (requests.exceptions.RequestException, docker.errors.DockerException,
+                ConnectionError) as exc:
+            # ConnectionError (BrokenPipeError...): docker-py's ssh transport lets it through;
+            # click would otherwise take it for a closed stdout and exit 1 without a word.
             # Retries are exhausted by the time one gets here: say so, keep the state.
             _say(f"afpbisect: error: lost the Docker engine ({str(exc).splitlines()[0][:200]}); "
                  "state kept — run the same command again to resume")

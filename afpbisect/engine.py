@@ -39,9 +39,15 @@ ENGINE_LABEL = "afpbisect.engine"   # which engine of a farm (--engine) made the
 RETRY_SECONDS = float(os.environ.get("AFPBISECT_DOCKER_RETRY_SECONDS", "120"))
 
 
+# What talking to an engine can raise besides Docker's answers: requests' errors, and the
+# socket's own (docker-py's ssh transport lets a BrokenPipeError through when ssh has gone).
+TRANSPORT_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException, ConnectionError)
+
+
 def _transient(exc: BaseException) -> bool:
     """Errors worth retrying: the daemon did not answer, or answered 5xx."""
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                        ConnectionError)):
         return True
     if isinstance(exc, docker.errors.APIError) and not isinstance(
         exc, (docker.errors.NotFound, docker.errors.ImageNotFound)

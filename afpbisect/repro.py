@@ -33,7 +33,7 @@ import jinja2
 import requests.exceptions
 
 from . import PACKAGE_DIR, TEMPLATES_DIR, storage
-from .engine import Engine, _short, check_capability_error, create_container, retrying
+from .engine import TRANSPORT_ERRORS, Engine, _short, check_capability_error, create_container, retrying
 from .errors import InfraError
 from .signals import matching_lines, parse_console_file
 from .verdict import CycleOutcome
@@ -308,7 +308,7 @@ class ReproSession:
             _remove(c)
         except docker.errors.NotFound:
             pass
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except TRANSPORT_ERRORS as exc:
             # The run's label cleanup (Engine.cleanup_run) is the second net.
             log.warning("could not remove repro container %s: %s", c.name, exc)
 
@@ -326,14 +326,14 @@ class ReproSession:
         api = self.engine.client.api
         try:
             exec_id = _exec_create(api, self.container.id, cmd)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except TRANSPORT_ERRORS as exc:
             self._check_alive("creating the exec of cycle %d" % index)
             raise InfraError(f"docker exec of cycle {index} could not be created: {exc}") from exc
         stdout = stderr = b""
         try:
             stdout, stderr = api.exec_start(exec_id, demux=True)
             stdout, stderr = stdout or b"", stderr or b""
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except TRANSPORT_ERRORS as exc:
             # Not retried: the cycle may be running.  Wait for it, then take its record.json.
             log.warning("docker exec of cycle %d: %s; waiting for it to end", index, exc)
             self._wait_exec(api, exec_id)
@@ -488,7 +488,7 @@ class ReproSession:
             _reload(c)
         except docker.errors.NotFound as exc:
             raise InfraError(f"repro container {c.name} vanished {when}") from exc
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise InfraError(f"Docker engine failed {when}: {exc}") from exc
         if c.status != "running":
             state = c.attrs.get("State", {})

@@ -38,7 +38,8 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
-from .engine import ENGINE_LABEL, LABEL, WORKDIR_LABEL, Engine, _short, create_container, retrying
+from .engine import (ENGINE_LABEL, LABEL, TRANSPORT_ERRORS, WORKDIR_LABEL, Engine, _short,
+                     create_container, retrying)
 from .errors import InfraError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ HELPER_SECONDS = 1800                   # a full sync of a Suricata tree is seco
 # (a path into our clone, meaningless on another host).
 SKIP_TOP = (".git",)
 
-DOCKER_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException)
+DOCKER_ERRORS = TRANSPORT_ERRORS
 
 
 # ------------------------------------------------------------------ manifests (pure)

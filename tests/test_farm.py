@@ -189,3 +189,17 @@ def test_clean_goes_on_with_the_other_engines_when_one_is_away(tmp_path, monkeyp
     assert res.exit_code == 2, res.output
     assert "unreachable at unix:///nonexistent.sock" in res.output
     assert "on default" in res.output and "Traceback" not in res.output
+
+
+def test_a_broken_pipe_from_an_ssh_engine_is_a_lost_engine_not_a_silent_exit(monkeypatch):
+    """docker-py's ssh transport raises BrokenPipeError when ssh has gone; click takes an
+    EPIPE for a closed stdout and exits 1 without a word (seen: selftest over ssh://)."""
+    from afpbisect import cli as cli_mod
+    from afpbisect.engine import _transient
+
+    def broken(**kw):
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr("afpbisect.doctor.run_checks", lambda *a, **k: broken())
+    res = CliRunner().invoke(cli_mod.cli, ["doctor"])
+    assert res.exit_code == 3 and "lost the Docker engine" in res.output, res.output
+    assert _transient(BrokenPipeError()) and _transient(ConnectionResetError())
