@@ -25,6 +25,7 @@ class Lane:
     builder: object         # build.DockerBuilder
     repro: object           # repro.ReproEnv
     strikes: int = 0        # infrastructure failures since its last success
+    last_built: str | None = None   # the commit its build tree was last built at (this run)
     # One build at a time: the engine has one build tree per recipe.
     build_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -94,3 +95,36 @@ def pick(lanes: list[Lane], busy: set = frozenset()) -> Lane:
     given on the command line (a stable choice, so a resumed run asks the same engines)."""
     free = [ln for ln in lanes if ln.name not in busy] or list(lanes)
     return min(free, key=lambda ln: (ln.strikes, lanes.index(ln)))
+
+
+def assign(costs: list) -> list:
+    """costs[p][e]: build seconds of probe p on engine e (len(costs) <= engines). One engine
+    per probe, minimising the slowest build (the round waits for it) and then the sum (the
+    machines' time); ties: the lower engines. Exact: the least bound under which an
+    assignment exists (binary search), then the cheapest assignment under it."""
+    values = sorted({c for row in costs for c in row})
+    lo, hi = 0, len(values) - 1          # values[-1] always admits one: probes <= engines
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _cheapest_under(costs, values[mid]) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    return list(_cheapest_under(costs, values[lo])[1])
+
+
+def _cheapest_under(costs: list, bound: float):
+    """(sum, engines) of the cheapest assignment using no build dearer than `bound`, or
+    None; dynamic programming over the set of engines taken (2**8 sets at most)."""
+    best: dict = {0: (0.0, ())}
+    for row in costs:
+        nxt: dict = {}
+        for taken, (total, engines) in best.items():
+            for e, c in enumerate(row):
+                if taken >> e & 1 or c > bound:
+                    continue
+                key, cand = taken | 1 << e, (total + c, engines + (e,))
+                if key not in nxt or cand < nxt[key]:
+                    nxt[key] = cand
+        best = nxt
+    return min(best.values()) if best else None

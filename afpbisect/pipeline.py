@@ -14,7 +14,8 @@ import git
 
 from .build import BuildResult, DockerBuilder
 from .errors import AfpError, InfraError, StateError
-from .farm import Lane, pick
+from . import cost as cost_mod
+from .farm import Lane, assign, pick
 from .parallel import Gate, run_all
 from .progress import build_estimate
 from .repro import CycleRecord, ReproEnv, ReproSession, peer_iface
@@ -165,6 +166,8 @@ class PipelineEnv:
             lane.strikes += 1
             raise
         lane.strikes = 0
+        if not res.cached:
+            lane.last_built = commit   # its tree is at this commit now: near ones are cheap there
         how = "cache hit" if res.cached else f"{res.seconds:.0f}s"
         self.say(f"  built {sha[:10]}{on}: {'ok' if res.ok else 'FAILED in ' + str(res.step)} ({how})")
         self.owner[key] = lane
@@ -265,8 +268,8 @@ def prepare_builds(jobs: list) -> None:
     if not order:
         return   # every engine failed: the policy's own build calls say so, and retry
     queues: dict = {}   # one thread per engine, its builds one after the other (one tree each)
-    for i, job in enumerate(todo):
-        queues.setdefault(id(order[i % len(order)]), (order[i % len(order)], []))[1].append(job)
+    for lane, job in zip(_placement(todo, order), todo):
+        queues.setdefault(id(lane), (lane, []))[1].append(job)
     outcomes: dict = {}
     run_all([lambda lane=lane, q=q: _build_queue(lane, q, outcomes) for lane, q in queues.values()])
     for env, commit in todo:
@@ -278,6 +281,33 @@ def prepare_builds(jobs: list) -> None:
                     "another engine will build it")
         elif out is not None:
             raise out
+
+
+def _placement(todo: list, order: list) -> list:
+    """The engine of each build of a round. When there are engines enough, each probe goes
+    where the slowest build of the round is shortest (`farm.assign`, as bench/engines.py
+    simulates): priced by the commits between it and the engine's last build, the engine's
+    tree; an engine that failed lately counts as far. Else in turn, in `order`."""
+    if len(todo) > len(order):
+        return [order[i % len(order)] for i in range(len(todo))]
+    costs = [[_distance(env.repo, lane.last_built, c) + (FAR + 1) * lane.strikes for lane in order]
+             for env, c in todo]
+    return [order[e] for e in assign(costs)]
+
+
+FAR = cost_mod.FAR_WITHIN + 1   # commits: beyond the cost model's near horizon a build is far
+
+
+def _distance(repo, a, b) -> int:
+    """Commits between two builds, capped at FAR (the price of a build in a tree at `a`)."""
+    if a is None or repo is None:
+        return FAR
+    if a == b:
+        return 0
+    try:
+        return min(FAR, int(repo.git.rev_list("--count", f"{a}...{b}")))
+    except (git.GitCommandError, ValueError):
+        return FAR
 
 
 def _has_base_image(lane: Lane, say) -> bool:

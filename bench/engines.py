@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from afpbisect import cost  # noqa: E402
+from afpbisect.farm import assign  # noqa: E402,F401 - the live policy's assignment, shared
 from afpbisect.policy import PolicyConfig  # noqa: E402
 from afpbisect.search import kary_least_satisfying  # noqa: E402
 from afpbisect.verdict import Verdict  # noqa: E402
@@ -52,39 +53,6 @@ CLEAN_S, HIT_S = 17.0, 5.3   # seconds of a real cycle, clean and with a hit (re
 LIGHT_GOOD = 4               # clean cycles of a light GOOD
 CALIBRATION_HITS = 8         # the calibration's and the re-calibration's hits
 VERIFY_CLEAN = 7             # clean cycles beyond the light ones on the boundary's clean side
-
-
-def assign(costs: list) -> list:
-    """costs[p][e]: build seconds of probe p on engine e (len(costs) <= engines). One engine
-    per probe, minimising the slowest build (the round waits for it) and then the sum (the
-    machines' time); ties: the lower engines. Exact: the least bound under which an
-    assignment exists (binary search), then the cheapest assignment under it."""
-    values = sorted({c for row in costs for c in row})
-    lo, hi = 0, len(values) - 1          # values[-1] always admits one: probes <= engines
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _cheapest_under(costs, values[mid]) is None:
-            lo = mid + 1
-        else:
-            hi = mid
-    return list(_cheapest_under(costs, values[lo])[1])
-
-
-def _cheapest_under(costs: list, bound: float):
-    """(sum, engines) of the cheapest assignment using no build dearer than `bound`, or
-    None; dynamic programming over the set of engines taken (2**8 sets at most)."""
-    best: dict = {0: (0.0, ())}
-    for row in costs:
-        nxt: dict = {}
-        for taken, (total, engines) in best.items():
-            for e, c in enumerate(row):
-                if taken >> e & 1 or c > bound:
-                    continue
-                key, cand = taken | 1 << e, (total + c, engines + (e,))
-                if key not in nxt or cand < nxt[key]:
-                    nxt[key] = cand
-        best = nxt
-    return min(best.values()) if best else None
 
 
 class Farm:

@@ -1,5 +1,6 @@
-"""Issue 20 end to end: two engines that are this machine's daemon under two Docker contexts
-(made with the docker CLI, as a user makes them). `afpbisect selftest --engine A --engine B`
+"""Issue 20 end to end: two engines that are this machine's daemon, as a Docker context
+(made with the docker CLI, as a user makes them) and as an ssh:// engine over loopback
+(a second context where no sshd can be made). `afpbisect selftest --engine A --engine B`
 names the planted commit, its report says which engine built and ran each probe, and a
 build container of one engine killed in the middle of a round is survived: the probe moves
 to the other engine and the answer is the same. Nothing is left: no container, no volume."""
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -33,7 +35,7 @@ def two_contexts(tmp_path):
     yield cfg, names
     # a failed test leaves nothing either (the test itself checks that a passing run does)
     client = docker.from_env()
-    for n in names:
+    for n in set(names):
         flt = {"label": f"afpbisect.engine={n}"}
         for c in client.containers.list(all=True, filters=flt):
             c.remove(force=True)
@@ -42,17 +44,17 @@ def two_contexts(tmp_path):
 
 
 def _killer(victim: str, other: str, done: threading.Event, killed: list) -> None:
-    """Kill the first compile-phase build container of engine `victim` seen while a container
-    of engine `other` runs too (the middle of a round), once."""
+    """Kill, once, the first compile-phase build container of engine `victim` seen once a
+    build container of engine `other` was seen: the round's builds start together, so that
+    is the middle of a round (over ssh the victim's build can outlast the other's)."""
     api = docker.from_env().api
+    other_built = False
     while not done.is_set() and not killed:
         # the low-level list: no inspect per container, which races with their removal
-        running = api.containers(filters={"label": "afpbisect"})
-        engines = {c["Labels"].get("afpbisect.engine") for c in running}
-        for c in running:
-            name = c["Names"][0].lstrip("/")
-            if (c["Labels"].get("afpbisect.engine") == victim and "-compile-" in name
-                    and other in engines):
+        for c in api.containers(filters={"label": "afpbisect"}):
+            name, engine = c["Names"][0].lstrip("/"), c["Labels"].get("afpbisect.engine")
+            other_built |= engine == other and "-build-" in name
+            if engine == victim and "-compile-" in name and other_built:
                 try:
                     api.kill(c["Id"])
                     killed.append(name)
@@ -62,8 +64,20 @@ def _killer(victim: str, other: str, done: threading.Event, killed: list) -> Non
         time.sleep(0.05)
 
 
+def _ssh_engine() -> str:
+    """tests/ssh_engine.sh's loopback sshd as an ssh:// engine ("" where none can be made;
+    .ci/run installs openssh-server)."""
+    return subprocess.run(["bash", str(Path(__file__).with_name("ssh_engine.sh"))],
+                          capture_output=True, text=True).stdout.strip()
+
+
 def test_two_engines_name_the_planted_commit_and_survive_a_killed_build(tmp_path, two_contexts):
+    """The second engine is a real ssh:// one where this machine can run sshd (every byte
+    of its sources, products and logs then goes through the system ssh), else a second
+    context; its build container is the one killed."""
     cfg, (e1, e2) = two_contexts
+    e2 = _ssh_engine() or e2
+    two_contexts[1].append(e2)   # the fixture's teardown removes what it made, if the test fails
     before = dangling_images()
     work = tmp_path / "work"
     done, killed = threading.Event(), []
@@ -87,7 +101,7 @@ def test_two_engines_name_the_planted_commit_and_survive_a_killed_build(tmp_path
     report = (work / "reports").glob("run-*.md")
     assert f"Engines: {e1}, {e2}" in next(report).read_text()
     # the kill happened mid-round, was an infrastructure error, and the probe moved
-    assert killed, "no build container of the second engine was seen beside the first's"
+    assert killed, "no build container of the second engine was seen in a round"
     lost = re.search(r"  (\w{10}): the build failed on infrastructure \((.*)\); another engine will build it",
                      proc.stderr)
     assert lost and "killed by SIGKILL" in lost.group(2), proc.stderr[-3000:]
@@ -104,3 +118,4 @@ def test_two_engines_name_the_planted_commit_and_survive_a_killed_build(tmp_path
             filters={"label": f"afpbisect.engine={e}"})] == []
     assert leftovers(work, before) == {"containers": [], "networks": [], "dangling": [], "veths": [],
                                        "netns": []}
+

@@ -203,3 +203,18 @@ def test_a_broken_pipe_from_an_ssh_engine_is_a_lost_engine_not_a_silent_exit(mon
     res = CliRunner().invoke(cli_mod.cli, ["doctor"])
     assert res.exit_code == 3 and "lost the Docker engine" in res.output, res.output
     assert _transient(BrokenPipeError()) and _transient(ConnectionResetError())
+
+
+def test_a_rounds_probes_go_to_the_engines_that_built_near_them(tmp_path, small_repo):
+    """As bench/engines.py simulates: each engine keeps its own tree, so a probe is cheap
+    on the engine whose last build is near it; the round's slowest build is made short."""
+    import git as gitpy
+    repo = gitpy.Repo(small_repo)
+    c = repo.git.rev_list("--reverse", "main").split()
+    a, b = _Builder("a", 0.01), _Builder("b", 0.01)
+    env, st, _ = _env(tmp_path, [a, b])
+    env.repo = repo
+    env.lanes[0].last_built, env.lanes[1].last_built = c[8], c[1]
+    env.prepare([c[2], c[9]])
+    assert a.built == [c[9]] and b.built == [c[2]]
+    assert env.lanes[0].last_built == c[9] and env.lanes[1].last_built == c[2]
