@@ -13,6 +13,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import UsageError
 
@@ -49,6 +50,14 @@ def resolve(spec: str) -> tuple[str, str]:
         scheme = spec.split("://", 1)[0]
         if scheme not in ("unix", "tcp", "ssh", "http", "https", "npipe"):
             raise UsageError(f"--engine {spec}: unknown scheme {scheme!r} (unix://, tcp:// or ssh://)")
+        try:   # checked here, before the clone: docker-py would say it only on connecting
+            parts = urlsplit(spec)
+            where = parts.path if scheme in ("unix", "npipe") else parts.hostname
+            parts.port
+        except ValueError as exc:
+            raise UsageError(f"--engine {spec}: not a valid URL ({exc})") from None
+        if not where:
+            raise UsageError(f"--engine {spec}: no {'socket path' if scheme == 'unix' else 'host'} in the URL")
         return spec, spec
     host = context_host(spec)
     if host is None:

@@ -37,7 +37,9 @@ def test_a_context_name_resolves_to_its_endpoint(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("bad, says", [("", "empty"), ("nope", "no Docker context"),
-                                       ("ftp://x", "unknown scheme")])
+                                       ("ftp://x", "unknown scheme"), ("ssh://", "no host"),
+                                       ("tcp://[::1", "not a valid URL"), ("tcp://h:99999", "not a valid URL"),
+                                       ("unix://", "no socket path")])
 def test_a_bad_engine_is_one_clear_error(tmp_path, monkeypatch, bad, says):
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     with pytest.raises(UsageError, match=says):
