@@ -648,3 +648,22 @@ def test_a_round_calibrates_once(seed):
     res = run(farm, engines=3)
     assert res.culprit == farm.commits[change]
     assert sum(1 for s in res.steps if s.phase == "calibrate") == 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_farm_run_stopped_mid_round_resumes_on_another_number_of_engines(seed):
+    """The state written by parallel rounds is the one store: a run stopped in the middle
+    of a round (3 engines) resumes with 1 engine, or 2, to the same answer."""
+    n, change = 300, random.Random(seed).randrange(1, 300)
+    ref = run(FakeEnv(n, change, 0.6, seed=seed))
+    for crash_at, k_after in ((3, 1), (9, 2), (20, 1)):
+        env = GatedFarmEnv(n, change, 0.6, seed=seed)
+        env.crash_at = crash_at
+        store: dict = {}
+        with pytest.raises(Crash):
+            bisect(env.commits, env, PolicyConfig(engines=3), store)
+        store = {c: Evidence.from_dict(e.to_dict()) for c, e in store.items()}   # as persisted
+        again = GatedFarmEnv(n, change, 0.6, seed=seed)
+        res = bisect(again.commits, again, PolicyConfig(engines=k_after), store)
+        assert res.culprit == ref.culprit == env.commits[change], (crash_at, k_after)
+        assert res.confidence >= 0.999
