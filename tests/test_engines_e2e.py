@@ -1,6 +1,6 @@
-"""Issue 20 end to end: two engines that are this machine's daemon, as a Docker context
-(made with the docker CLI, as a user makes them) and as an ssh:// engine over loopback
-(a second context where no sshd can be made). `afpbisect selftest --engine A --engine B`
+"""Issue 20 end to end: two engines that are this machine's daemon under two Docker contexts
+(made with the docker CLI, as a user makes them), the second one over ssh on loopback where
+this machine can run sshd. `afpbisect selftest --engine A --engine B`
 names the planted commit, its report says which engine built and ran each probe, and a
 build container of one engine killed in the middle of a round is survived: the probe moves
 to the other engine and the answer is the same. Nothing is left: no container, no volume."""
@@ -24,14 +24,23 @@ pytestmark = [pytest.mark.docker,
 SOCKET = "unix:///var/run/docker.sock"
 
 
+def _ssh_engine() -> str:
+    """tests/ssh_engine.sh's loopback sshd as an ssh:// engine ("" where none can be made;
+    .ci/run installs openssh-server)."""
+    return subprocess.run(["bash", str(Path(__file__).with_name("ssh_engine.sh"))],
+                          capture_output=True, text=True).stdout.strip()
+
+
 @pytest.fixture
 def two_contexts(tmp_path):
     cfg = tmp_path / "docker-config"
     cfg.mkdir()
     names = [f"afp-e2e-{os.getpid()}-{i}" for i in (1, 2)]
-    for n in names:
+    local = os.environ.get("DOCKER_HOST", SOCKET)
+    # the second context reaches the same daemon over ssh where this machine can run sshd
+    for n, host in zip(names, (local, _ssh_engine() or local)):
         subprocess.run(["docker", "--config", str(cfg), "context", "create", n, "--docker",
-                        f"host={os.environ.get('DOCKER_HOST', SOCKET)}"], check=True, capture_output=True)
+                        f"host={host}"], check=True, capture_output=True)
     yield cfg, names
     # a failed test leaves nothing either (the test itself checks that a passing run does)
     client = docker.from_env()
@@ -64,20 +73,11 @@ def _killer(victim: str, other: str, done: threading.Event, killed: list) -> Non
         time.sleep(0.05)
 
 
-def _ssh_engine() -> str:
-    """tests/ssh_engine.sh's loopback sshd as an ssh:// engine ("" where none can be made;
-    .ci/run installs openssh-server)."""
-    return subprocess.run(["bash", str(Path(__file__).with_name("ssh_engine.sh"))],
-                          capture_output=True, text=True).stdout.strip()
-
-
 def test_two_engines_name_the_planted_commit_and_survive_a_killed_build(tmp_path, two_contexts):
-    """The second engine is a real ssh:// one where this machine can run sshd (every byte
-    of its sources, products and logs then goes through the system ssh), else a second
-    context; its build container is the one killed."""
+    """The second context reaches the daemon over ssh where this machine can run sshd
+    (every byte of its sources, products and logs then goes through the system ssh); its
+    build container is the one killed."""
     cfg, (e1, e2) = two_contexts
-    e2 = _ssh_engine() or e2
-    two_contexts[1].append(e2)   # the fixture's teardown removes what it made, if the test fails
     before = dangling_images()
     work = tmp_path / "work"
     done, killed = threading.Event(), []
