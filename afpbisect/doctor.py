@@ -73,8 +73,8 @@ def connect_docker(url: str):
     """(client, Check): the client is None when the engine did not answer in time."""
     import docker
     try:
-        ssh = {"use_ssh_client": True} if url.startswith("ssh://") else {}   # as engine.connect
-        client = docker.DockerClient(base_url=url, timeout=DOCKER_TIMEOUT, **ssh)
+        from .engine import client_options
+        client = docker.DockerClient(base_url=url, timeout=DOCKER_TIMEOUT, **client_options(url))
         version = client.version()
     except Exception as exc:   # any failure to talk to it means the same to the user
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
@@ -203,8 +203,7 @@ def engine_checks(url: str, caps: tuple, remote: bool = False) -> list[Check]:
 def check_volumes(client) -> Check:
     """Make a volume, copy a file into it through a created (never started) container, and
     remove both: how sources, products and the driver reach a remote engine."""
-    import io
-    import tarfile
+    from .storage import tar_bytes
     # Never started, so any image will do: ours, or the base image.
     image = find_own_image(client) or next(
         (r for r in (DEFAULT_IMAGE, local_tag(DEFAULT_IMAGE)) if _image_present(client, r)), None)
@@ -213,16 +212,11 @@ def check_volumes(client) -> Check:
     tag = uuid.uuid4().hex[:8]
     labels = {"afpbisect": "1", "afpbisect.run": "doctor"}
     vol, cname = f"afpbisect-doctor-{tag}", f"afpbisect-doctor-{tag}"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("probe")
-        info.size = 2
-        tar.addfile(info, io.BytesIO(b"ok"))
     try:
         client.volumes.create(vol, labels=labels)
         c = client.containers.create(image, ["true"], name=cname, labels=labels,
                                      volumes={vol: {"bind": "/v", "mode": "rw"}})
-        if not c.put_archive("/v", buf.getvalue()):
+        if not c.put_archive("/v", tar_bytes({"probe": b"ok"})):
             return Check("volumes", False, "the engine refused an archive into a volume")
     except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]

@@ -196,12 +196,17 @@ def ping_seconds() -> float:
     return value
 
 
+def client_options(url: str) -> dict:
+    """DockerClient options for `url`: ssh:// through the system ssh (its config, agent
+    and known_hosts), not paramiko's own."""
+    return {"use_ssh_client": True} if url.startswith("ssh://") else {}
+
+
 def connect(run_id: str, base_url: str | None = None) -> Engine:
     """Connect to the engine (DOCKER_HOST or the default socket); clear error if away."""
     url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     wait = ping_seconds()
-    # ssh:// through the system ssh (its config, agent and known_hosts), not paramiko.
-    ssh = {"use_ssh_client": True} if url.startswith("ssh://") else {}
+    ssh = client_options(url)
     try:
         probe = docker.DockerClient(base_url=url, timeout=wait, **ssh)   # asks /version at once
         try:

@@ -99,11 +99,15 @@ def resolve_all(specs) -> list[tuple[str, str]]:
     return out
 
 
+def ranked(lanes: list[Lane], among=None) -> list[Lane]:
+    """`among` (default: all) fewest strikes first, then in the order given on the command
+    line (a stable choice, so a resumed run asks the same engines)."""
+    return sorted(lanes if among is None else among, key=lambda ln: (ln.strikes, lanes.index(ln)))
+
+
 def pick(lanes: list[Lane], busy: set = frozenset()) -> Lane:
-    """The lane for the next build: not busy if one is free, fewest strikes, then the order
-    given on the command line (a stable choice, so a resumed run asks the same engines)."""
-    free = [ln for ln in lanes if ln.name not in busy] or list(lanes)
-    return min(free, key=lambda ln: (ln.strikes, lanes.index(ln)))
+    """The lane for the next build: not busy if one is free, then `ranked`."""
+    return ranked(lanes, [ln for ln in lanes if ln.name not in busy] or list(lanes))[0]
 
 
 def assign(costs: list) -> list:

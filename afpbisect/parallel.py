@@ -39,7 +39,7 @@ class Gate:
         return self
 
     def __exit__(self, *exc) -> None:
-        if getattr(self._mine, "held", False):   # not when `released` ended in Stopped
+        if self.held():   # not when `released` ended in Stopped
             self._mine.held = False
             self._lock.release()
 
@@ -57,7 +57,7 @@ class Gate:
     @contextlib.contextmanager
     def released(self):
         """Around a long wait on Docker: others may run meanwhile."""
-        if not getattr(self._mine, "held", False):
+        if not self.held():
             yield
             return
         self._mine.held = False

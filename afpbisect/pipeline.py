@@ -15,7 +15,7 @@ import git
 from .build import BuildResult, DockerBuilder
 from .errors import AfpError, InfraError, StateError
 from . import cost as cost_mod
-from .farm import Lane, assign, pick
+from .farm import Lane, assign, pick, ranked
 from .parallel import Gate, run_all
 from .progress import build_estimate
 from .repro import CycleRecord, ReproEnv, ReproSession, peer_iface
@@ -263,8 +263,7 @@ def prepare_builds(jobs: list) -> None:
     lanes = todo[0][0].lanes if todo else []
     if len(lanes) < 2 or len(todo) < 2:
         return
-    order = [ln for ln in sorted(lanes, key=lambda ln: (ln.strikes, lanes.index(ln)))
-             if _has_base_image(ln, todo[0][0].say)]
+    order = [ln for ln in ranked(lanes) if _has_base_image(ln, todo[0][0].say)]
     if not order:
         return   # every engine failed: the policy's own build calls say so, and retry
     queues: dict = {}   # one thread per engine, its builds one after the other (one tree each)
@@ -316,7 +315,7 @@ def _has_base_image(lane: Lane, say) -> bool:
     try:
         lane.builder.base_image
         return True
-    except (InfraError, AfpError) as exc:
+    except AfpError as exc:   # InfraError, or the engine unreachable (a UsageError)
         lane.strikes += 1
         say(f"  engine {lane.name}: no base image ({exc}); no build of this round goes there")
         return False

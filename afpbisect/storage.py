@@ -53,8 +53,6 @@ HELPER_SECONDS = 1800                   # a full sync of a Suricata tree is seco
 # (a path into our clone, meaningless on another host).
 SKIP_TOP = (".git",)
 
-DOCKER_ERRORS = TRANSPORT_ERRORS
-
 
 # ------------------------------------------------------------------ manifests (pure)
 
@@ -151,7 +149,7 @@ def ensure_volume(engine: Engine, purpose: str) -> str:
     except docker.errors.NotFound:
         # Idempotent: creating an existing volume of the same name returns it.
         retrying(engine.client.volumes.create)(name=name, labels=volume_labels(engine, purpose))
-    except DOCKER_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:
         raise InfraError(f"volume {name} on engine {engine.name}: {_short(exc)}") from exc
     return name
 
@@ -182,7 +180,7 @@ def _remove_matching(engine: Engine, labels: list[str]) -> list[str]:
             removed.append(vol.name)
         except docker.errors.NotFound:
             pass
-        except DOCKER_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             log.warning("could not remove volume %s: %s", vol.name, _short(exc))
     return removed
 
@@ -236,7 +234,7 @@ def put(engine: Engine, container, path: str, data) -> None:
             raise InfraError(f"engine {engine.name} refused the archive for {path}")
     try:
         attempt()
-    except DOCKER_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:
         raise InfraError(f"sending files to {path} on engine {engine.name}: {_short(exc)}") from exc
 
 
@@ -252,7 +250,7 @@ def read_file(engine: Engine, container, path: str) -> bytes | None:
         if "no such container" not in str(exc).lower():
             return None   # the file is absent; a container that is gone is an error
         raise InfraError(f"reading {path} on engine {engine.name}: {_short(exc)}") from exc
-    except DOCKER_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:
         raise InfraError(f"reading {path} on engine {engine.name}: {_short(exc)}") from exc
     with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
         member = next((m for m in tf.getmembers() if m.isreg()), None)
@@ -277,7 +275,7 @@ def get_tree(engine: Engine, container, path: str, dest: Path) -> int:
             attempt()
         except docker.errors.NotFound:
             raise   # the caller knows whether an absent directory is an error
-        except DOCKER_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise InfraError(f"copying {path} back from engine {engine.name}: {_short(exc)}") from exc
         size = tmp.tell()
         tmp.seek(0)
@@ -323,7 +321,7 @@ def helper(engine: Engine, image: str, mounts: list[Mount], command: list[str] |
     try:
         c = create_container(engine.client, image, command or ["true"], name=name, labels=labels,
                              mounts=mounts, network_mode="none", entrypoint=[])
-    except DOCKER_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:
         raise InfraError(f"helper container on engine {engine.name}: {_short(exc)}") from exc
     try:
         yield c
@@ -332,7 +330,7 @@ def helper(engine: Engine, image: str, mounts: list[Mount], command: list[str] |
             retrying(engine.client.api.remove_container)(name, force=True)
         except docker.errors.NotFound:
             pass
-        except DOCKER_ERRORS as exc:   # the run's label cleanup is the second net
+        except TRANSPORT_ERRORS as exc:   # the run's label cleanup is the second net
             log.warning("could not remove helper container %s: %s", name, _short(exc))
 
 
@@ -342,7 +340,7 @@ def run_helper(engine: Engine, c, what: str) -> str:
         retrying(c.start)()
         code = retrying(c.wait)(timeout=HELPER_SECONDS).get("StatusCode", -1)
         out = retrying(c.logs)().decode(errors="replace")
-    except DOCKER_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:
         raise InfraError(f"{what} on engine {engine.name}: {_short(exc)}") from exc
     if code != 0:
         tail = " | ".join(out.strip().splitlines()[-5:])

@@ -117,9 +117,8 @@ def _round(run: Run, oracle, batch: list, window: tuple[int, int]) -> list:
         return [oracle(i, window) for i in batch]
     answers = run_all([lambda i=i: oracle(i, window) for i in batch], gate)
     failed = [a for a in answers if isinstance(a, BaseException)]
-    # An error aborts the round (the store keeps every answer); a calibration restarts it.
-    for exc in sorted(failed, key=lambda e: isinstance(e, _Calibrated)):
-        raise exc
+    if failed:   # an error aborts the round (the store keeps every answer), before a calibration
+        raise min(failed, key=lambda e: isinstance(e, _Calibrated))
     return answers
 
 
