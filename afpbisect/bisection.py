@@ -16,6 +16,7 @@ from . import prior as prior_mod
 from .context import Context
 from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, mean_busy, save_evidence
+from .percent import pct
 from .progress import StepLines
 from .refs import Range, commit_range, split_range
 from .provenance import stamp
@@ -60,7 +61,8 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
                       progress=ctx.progress, lanes=ctx.lanes)
     store = evidence_store(state)
     config = policy.PolicyConfig(confidence=confidence, find_fix=find_fix,
-                                 lazy_endpoints=not check_endpoints, engines=len(ctx.lanes) or 1)
+                                 lazy_endpoints=not check_endpoints, engines=len(ctx.lanes) or 1,
+                                 **ctx.opts.verdict_knobs())
     commits = list(rng.commits)
     order = search_order(ctx, commits, commits[0] if find_fix else commits[-1], variant, env, suspects)
 
@@ -184,12 +186,27 @@ def _steps_of(path: Path) -> list:
 
 def _headline(result: dict) -> str:
     r = result["result"]
+    if r["status"] == "Undecided":   # the message says "undecided: ... needs N more"
+        return r["message"]
     if r["status"] != "found":
         return f"no answer: {r['status']}: {r['message']}"
     what = "first fixed" if result["mode"] == "find-fix" else "first bad"
+    if r.get("kind") in ("raised", "lowered"):
+        return _rate_headline(r)
     if len(r["candidates"]) == 1:
-        return f"{what} commit: {r['candidates'][0]} {r['subject']} (confidence {100 * r['confidence']:.2f}%)"
+        return f"{what} commit: {r['candidates'][0]} {r['subject']} (confidence {pct(r['confidence'])})"
     return f"the {what} commit could be any of: {' '.join(c[:10] for c in r['candidates'])}"
+
+
+def _rate_headline(r: dict) -> str:
+    """The race was there on both sides of the boundary: say what the commit did to its
+    rate, with both rates, not that it brought the race (issue 25)."""
+    (lh, lv), (hh, hv) = r["lower_sample"], r["rate_sample"]
+    who = r["candidates"][0] if len(r["candidates"]) == 1 else " or ".join(c[:10] for c in r["candidates"])
+    side = "its parent" if r["kind"] == "raised" else "it"
+    return (f"{r['kind']} the race's rate: {who} {r['subject']}: the race was already there: "
+            f"{lh} hits in {lv} cycles at {side} against {hh} in {hv} on the racy side "
+            f"(rates differ with confidence {pct(r['confidence'])})")
 
 
 def _replay(rng: Range, res, find_fix: bool) -> str:
@@ -262,6 +279,12 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
             "p_estimate": res.p_estimate if found else None,
             "p_lower": res.p_lower if found else None,
             "total_cycles": res.total_cycles if res is not None else 0,
+            # "introduced" (find-fix: "removed"), or "raised" ("lowered") when the race was
+            # on both sides at different rates (policy/rates.py); then both samples.
+            "kind": res.kind if found else None,
+            "lower_sample": list(res.lower_sample) if found and res.lower_sample else None,
+            "rate_sample": list(res.rate_sample) if found and res.rate_sample else None,
+            "rate_floor": res.rate_floor if found else None,
         },
         # The calibration of the racy endpoint: the sample later checks of this race can
         # be bounded against (the nightly keeps it for its tip check).
@@ -282,7 +305,8 @@ def _calibrations(steps: list[dict], res) -> list[dict]:
         return []
     out = []
     for when, role, sample in (("start", "calibrate", res.calibration), ("end", "confirm", res.recalibration)):
-        step = next((s for s in steps if s["role"] == role), None)
+        # the last re-calibration is the one on the answer's racy side
+        step = next((s for s in reversed(steps) if s["role"] == role), None)
         if step is None or not sample:
             continue
         hits, valid = sample

@@ -175,6 +175,13 @@ def common(fn):
                           "the delay its test patch reads). Repeatable."),
         option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
                      callback=_finite, help="Target confidence for the whole answer (default 0.999; nightly: the scenario's)."),
+        option("--rate-floor", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+               default=None, callback=_finite,
+               help="The lowest per-cycle rate of a race the verification rules out on the clean "
+                    "side (a race there before, at a lower rate); default: the scenario's [verdict]."),
+        option("--cycle-cap", type=click.IntRange(1, 1_000_000), default=None,
+               help="The most clean cycles one verification may ask for; beyond it the run ends "
+                    "undecided (exit 3), state kept. Default: the scenario's [verdict]."),
         option("--cycles", type=click.IntRange(1, 10_000), default=None,
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
         option("--base-image", default="debian:bookworm", show_default=True,
@@ -213,7 +220,8 @@ def _options(kw: dict, update: bool = False) -> Options:
                    base_image=kw["base_image"],
                    jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
                    fixed_cycles=kw["cycles"], eras_file=kw["eras_file"], scenario=sc,
-                   engines=tuple(resolve_engines(kw.get("engines", ()))))
+                   engines=tuple(resolve_engines(kw.get("engines", ()))),
+                   rate_floor=kw.get("rate_floor"), cycle_cap=kw.get("cycle_cap"))
 
 
 def _guard(fn):
@@ -245,6 +253,8 @@ def _guard(fn):
 def run_outcome(result: dict) -> Outcome:
     """run: an answer is 0, unless --confirm-revert showed the race with the culprit
     reverted (1: the answer's own check disagrees) or could not check (3)."""
+    if result["result"]["status"] == "Undecided":   # policy.Undecided: over --cycle-cap
+        return Outcome.UNDECIDED
     if result["result"]["status"] != "found":
         return Outcome.NO_ANSWER
     revert = result.get("revert_check")

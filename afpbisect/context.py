@@ -46,11 +46,22 @@ class Options:
     # --engine values, checked (farm.resolve_all): (name, Docker URL) each.  Empty: the one
     # default engine (DOCKER_HOST or the local socket), with the workdir bind-mounted.
     engines: tuple = ()
+    # What a verification must rule out and may cost (PolicyConfig.rate_floor, cycle_cap):
+    # --rate-floor / --cycle-cap, else the scenario's [verdict].
+    rate_floor: float | None = None
+    cycle_cap: int | None = None
 
     def __post_init__(self) -> None:
         if self.scenario is None:
             from .scenario import load
             self.scenario = load()
+        verdict = self.scenario["verdict"]
+        self.rate_floor = self.rate_floor or verdict["rate_floor"]
+        self.cycle_cap = self.cycle_cap or verdict["cycle_cap"]
+
+    def verdict_knobs(self) -> dict:
+        """The PolicyConfig keys these options set."""
+        return {"rate_floor": self.rate_floor, "cycle_cap": self.cycle_cap}
 
 
 @dataclass

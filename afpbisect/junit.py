@@ -12,6 +12,8 @@ answer is an *error*, never a failure, as an infrastructure error is never a ver
 """
 from __future__ import annotations
 
+from .percent import pct
+
 
 def _case(classname: str, name: str, seconds, kind: str = "pass", type_: str = "", message: str = "",
           text: str = "", out: str = "") -> dict:
@@ -43,7 +45,7 @@ def run_cases(result: dict) -> list[dict]:
         msg = f"first bad commit {r['candidates'][0][:10]} {r['subject']}"
         cases.append(_case(cls, name, result.get("wall_seconds"), "failure", "regression", msg,
                            text=f"first bad commit: {r['candidates'][0]} {r['subject']} "
-                                f"(confidence {100 * (r['confidence'] or 0):.3f}%)"))
+                                f"(confidence {pct(r['confidence'] or 0)})"))
     else:
         cases.append(_case(cls, name, result.get("wall_seconds"), "error", "ambiguous",
                            f"any of {len(r['candidates'])} commits (the others did not build)",

@@ -142,7 +142,7 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
     reference = Evidence(cycles=ref["cycles"], hits=ref["hits"]) if ref else None
     # Before any calibration of this job: the scenario's assumed rate (stated as assumed).
     p = None if reference else (track.get("p_lower") or ctx.opts.scenario["nightly"]["assumed_rate"])
-    cfg = policy.PolicyConfig(confidence=confidence, **(
+    cfg = policy.PolicyConfig(confidence=confidence, **ctx.opts.verdict_knobs(), **(
         {"max_verify_cycles": ctx.opts.fixed_cycles} if ctx.opts.fixed_cycles else {}))
     how = (f"against the reference calibration ({ref['hits']} hits in {ref['cycles']} cycles)"
            if ref else f"assumed hit rate {p:.2f}")

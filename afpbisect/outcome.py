@@ -18,6 +18,8 @@ class Outcome(enum.Enum):
     REGRESSION = ("regression", 1)              # nightly: the race is on the tip
     REVERT_DISAGREES = ("revert-disagrees", 1)  # run --confirm-revert: reverting the culprit
                                                 # does not remove the race
+    UNDECIDED = ("undecided", 3)                # run, verify-patch: the proof needs more
+                                                # cycles than --cycle-cap allows
     NO_ANSWER = ("no-answer", 3)                # run: not reproducible, endpoint unusable...
     NOT_REPRODUCED = ("not-reproduced", 3)      # verify-patch: no race without the patch
     BUILD_BROKEN = ("build-broken", 3)          # nightly: the tip cannot be built or run

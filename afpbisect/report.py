@@ -12,6 +12,7 @@ import jinja2
 
 from . import TEMPLATES_DIR
 from .junit import run_cases, suite, verify_cases
+from .percent import pct
 from .plot import run_plot, verify_plot
 
 
@@ -21,7 +22,7 @@ def _env() -> jinja2.Environment:
                              lstrip_blocks=True, keep_trailing_newline=True,
                              autoescape=_escaped)
     env.filters["short"] = lambda s: (s or "")[:10]
-    env.filters["pct"] = _pct
+    env.filters["pct"] = pct
     env.filters["secs"] = _secs
     env.filters["basename"] = lambda p: Path(str(p)).name
     env.globals["refs"] = resolved_refs
@@ -45,14 +46,6 @@ def _escaped(name: str | None) -> bool:
     `<` or `&`).  jinja2's select_autoescape(["html", "xml"]) looked at the last extension,
     `.j2`, so it escaped nothing: a `>=` in the trace made the JUnit unreadable."""
     return bool(name) and name.endswith((".html.j2", ".xml.j2", ".html", ".xml"))
-
-
-def _pct(x) -> str:
-    """Percent with enough digits that 99.97% never prints as 100.0%."""
-    if x is None:
-        return "-"
-    digits = 3 if 0 < x < 0.01 or 0.999 <= x < 1 else 2 if 0.99 <= x < 0.999 else 1
-    return f"{100 * x:.{digits}f}%"
 
 
 def _secs(x) -> str:

@@ -47,6 +47,10 @@ SCHEMA: dict[str, dict[str, tuple[type, object]]] = {
               "stop_timeout": (float, 30.0)},
     "verify": {"target": (str, "")},
     "nightly": {"branch": (str, "main"), "confidence": (float, 0.999), "assumed_rate": (float, 0.25)},
+    # What a verification must rule out (policy/verify.py, issue 25): a race on the clean
+    # side at any per-cycle rate >= rate_floor; and the most clean cycles one may ask for
+    # before the run ends "undecided" (exit 3) instead of running for days.
+    "verdict": {"rate_floor": (float, 0.1), "cycle_cap": (int, 600)},
 }
 PATCH_KEYS = {"file": str, "env": dict}
 CHOICES = {("suricata", "copy_mode"): ("ips", "tap"), ("suricata", "runmode"): ("workers", "autofp"),
@@ -190,6 +194,9 @@ def _check_ranges(s: dict, path: Path) -> None:
     for key in ("seconds", "start_timeout", "stop_timeout"):
         if not 0.0 < s["cycle"][key] <= 3600.0:
             raise UsageError(f"scenario {path}: key [cycle] {key!r} must be in (0, 3600] seconds")
+    if not 0.0 < s["verdict"]["rate_floor"] < 1.0 or not 1 <= s["verdict"]["cycle_cap"] <= 1_000_000:
+        raise UsageError(f"scenario {path}: [verdict] rate_floor must be in (0, 1), cycle_cap in "
+                         f"1..1000000")
     if not 0.5 <= s["nightly"]["confidence"] < 1.0 or not 0.0 < s["nightly"]["assumed_rate"] <= 1.0:
         raise UsageError(f"scenario {path}: [nightly] confidence must be in [0.5, 1), assumed_rate in (0, 1]")
     # Values that go into suricata.yaml or onto the command line: no quote, backslash or

@@ -49,9 +49,9 @@ UNHEALTHY_LEAD = 3
 
 
 _FIELDS = ("cycles", "hits", "infra", "consecutive_infra", "build_error", "verdict", "clean_needed",
-           "unhealthy", "mark", "calib")
+           "unhealthy", "mark", "calib", "lower")
 # Keys a state file written before they existed may lack, with the value they then had.
-_OPTIONAL = {"unhealthy": 0, "mark": None, "calib": None}
+_OPTIONAL = {"unhealthy": 0, "mark": None, "calib": None, "lower": None}
 
 
 @dataclass
@@ -81,6 +81,12 @@ class Evidence:
     # ended (policy/calibrate.py): the reference sample of every verification. Cycles
     # before its start (the hit that showed the commit racy) selected it and are left out.
     calib: list | None = None
+    # [hits, valid, other's hits, other's valid]: this commit's fresh sample and the one of
+    # the commit on the other side of the boundary, taken cycle by cycle, once this one was
+    # shown racy at a LOWER rate (policy/rates.py, issue 25): the
+    # race was there already, and that commit only changed its rate. The search then
+    # places it on the clean side of the rate step, so a resumed run ends where this did.
+    lower: list | None = None
 
     @property
     def clean(self) -> int:
@@ -120,6 +126,7 @@ class Evidence:
             "unhealthy": self.unhealthy,
             "mark": None if self.mark is None else list(self.mark),
             "calib": None if self.calib is None else list(self.calib),
+            "lower": None if self.lower is None else list(self.lower),
         }
 
     def calibration(self) -> tuple[int, int] | None:
@@ -179,13 +186,20 @@ class Evidence:
         if calib is not None and not (isinstance(calib, list) and len(calib) in (2, 4)
                                       and all(type(m) is int and m >= 0 for m in calib)):
             raise ValueError(f"evidence 'calib' must be null or [hits, valid(, hits, valid)], got {calib!r}")
+        lower = data["lower"]
+        if lower is not None and not (isinstance(lower, list) and len(lower) == 4
+                                      and all(type(m) is int and m >= 0 for m in lower)
+                                      and lower[0] <= lower[1] and lower[2] <= lower[3]):
+            raise ValueError(f"evidence 'lower' must be null or [hits, valid cycles, the other "
+                             f"side's hits, valid cycles], got {lower!r}")
         verdict = data["verdict"]
         if verdict is not None:
             try:
                 verdict = Verdict(verdict)
             except ValueError:
                 raise ValueError(f"evidence 'verdict' is not a verdict: {verdict!r}") from None
-        return cls(build_error=build_error, verdict=verdict, mark=mark, calib=calib, **counts)
+        return cls(build_error=build_error, verdict=verdict, mark=mark, calib=calib, lower=lower,
+                   **counts)
 
 
 def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3,
@@ -295,6 +309,32 @@ def hit_rate_lower_bound(hits: int, cycles: int, level: float = 0.9) -> float:
         else:
             hi = mid
     return lo
+
+
+def hit_rate_upper_bound(hits: int, cycles: int, level: float = 0.9) -> float:
+    """One-sided Clopper-Pearson upper bound on the per-cycle hit rate: one minus the lower
+    bound of the miss rate. For a sample stopped at its k-th hit it is conservative (the
+    event "at most k hits in n" contains "at most k - 1 in the first n - 1")."""
+    if cycles == 0:
+        return 1.0
+    return 1.0 - hit_rate_lower_bound(cycles - hits, cycles, level)
+
+
+def rate_is_lower(low: tuple[int, int], high: tuple[int, int], alpha: float) -> bool:
+    """True when the rate of sample `low` (hits, valid cycles) is below that of `high` with
+    error at most `alpha`: `low`'s upper bound at 1 - alpha/2 lies under `high`'s lower bound
+    at 1 - alpha/2, and both intervals hold at once with probability >= 1 - alpha.
+
+    Why it matters (issue 25): a race that was already there at a lower rate makes the
+    parent of the commit that raised it racy; calling that parent clean is a wrong answer,
+    and calling a same-rate miss "a lower rate" is one too. The test is as strict as the
+    verification whose budget it spends."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not high[0]:
+        return False
+    level = 1.0 - alpha / 2.0
+    return hit_rate_upper_bound(low[0], low[1], level) < hit_rate_lower_bound(high[0], high[1], level)
 
 
 def miss_bound_vs_reference(ref_hits: int, ref_cycles: int, clean: int) -> float:

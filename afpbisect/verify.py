@@ -13,6 +13,7 @@ from . import __version__, policy
 from .context import Context
 from .errors import UsageError
 from .pipeline import PipelineEnv, Variant, evidence_store, prepare_builds, save_evidence
+from .percent import pct
 from .refs import resolve
 from .provenance import stamp
 from .report import write_command_reports
@@ -45,7 +46,7 @@ def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidenc
     state.data["about"] = {"scenario": sc.name, "target": ref.name,
                            "patches": [p.path.name for p in patches]}
     # --cycles N caps both sides at N cycles; the confidence reported is what N gives.
-    config = policy.PolicyConfig(confidence=confidence, **(
+    config = policy.PolicyConfig(confidence=confidence, **ctx.opts.verdict_knobs(), **(
         {"max_verify_cycles": fixed_cycles, "max_calibration_cycles": fixed_cycles} if fixed_cycles else {}))
     ctx.docker()
     if ctx.fetched_note:
@@ -84,6 +85,7 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
         save_evidence(state, store)
 
     trace: list[str] = []
+    undecided = None
     try:
         # With several engines both are built at once; the patched build is wasted only
         # when the baseline does not reproduce, and then it cost no wall time.
@@ -96,15 +98,20 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
         if base.verdict is Verdict.BAD:
             # Judged against the baseline's own evidence: the guarantee then holds for any
             # per-cycle hit rate, not only at the lower bound's level.
-            fixed = policy.check_patch(sha, fix_env, config, reference=base.evidence, evidence=fix_ev,
-                                       on_cycle=persist, on_trace=ctx.on_trace)
-            trace += fixed.trace
+            try:
+                fixed = policy.check_patch(sha, fix_env, config, reference=base.evidence,
+                                           evidence=fix_ev, on_cycle=persist, on_trace=ctx.on_trace)
+                trace += fixed.trace
+            except policy.Undecided as exc:
+                undecided = str(exc)
     finally:
         persist()
         base_env.close()
         fix_env.close()
     if base.verdict is Verdict.SKIP:
         verdict, summary = "error", f"the target cannot be tested with the test patches: {base_ev.skip_reason()}"
+    elif undecided is not None:
+        verdict, summary = "undecided", undecided
     elif base.verdict is not Verdict.BAD:
         verdict = "not-reproduced"
         summary = (f"the bug did not reproduce on {sha[:10]} without the patch ({base_ev.valid_cycles} "
@@ -119,7 +126,7 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
     else:
         verdict = "cleared"
         summary = (f"bug CLEARED by {label} (scenario {sc.name}): 0 of {fix_ev.valid_cycles} cycles "
-                   f"show a hit, confidence {100 * fixed.confidence:.3f}%; without the patch {base_ev.hits} of "
+                   f"show a hit, confidence {pct(fixed.confidence)}; without the patch {base_ev.hits} of "
                    f"{base_ev.valid_cycles} cycles do")
 
     def side(ev: Evidence) -> dict:

@@ -51,7 +51,13 @@ from dataclasses import replace  # noqa: E402
 
 from afpbisect import cost  # noqa: E402
 from afpbisect.errors import InfraError  # noqa: E402
-from afpbisect.policy import PolicyConfig, bisect, bisect_fixed  # noqa: E402
+from afpbisect.policy import (  # noqa: E402
+    PolicyConfig,
+    RangeError,
+    Undecided,
+    bisect,
+    bisect_fixed,
+)
 from afpbisect.prior import SUSPECT_SHARE  # noqa: E402
 from afpbisect.verdict import CycleOutcome  # noqa: E402
 from bisection_model import report_samples  # noqa: E402
@@ -68,6 +74,15 @@ INFRA = 0.02
 FIXED = (10, 20, 30)
 MAX_RESUMES = 100
 DRIFT: tuple = (None, 0)   # (late p, after how many cycles), set by --late-p / --drift-after
+# Worlds the confidence model does not assume (issue 25), set by --world:
+#   plain        one rate p on every racy commit (the model)
+#   preexisting  the race already there PRE_DISTANCE commits before the culprit at rate
+#                PRE_Q; the culprit raised it to p. Right: the first racy commit named as
+#                "introduced", or the culprit named as "raised"; wrong: the culprit named
+#                as "introduced" (its racy parent called clean)
+#   load         the machine's load swings: the rate is p, then LOAD_LOW, each for about
+#                LOAD_PERIOD cycles (a geometric length), on every racy commit alike
+WORLD = {"kind": "plain", "pre_q": 0.25, "pre_distance": 300, "low": 0.1, "period": 30}
 
 
 class World:
@@ -82,6 +97,17 @@ class World:
         others = rng.sample(range(1, n), N_SUSPECTS + 1)
         others = [i for i in others if i != self.change][:N_SUSPECTS]
         self.suspects = others[:N_SUSPECTS - 1] + [self.change] if PRIOR == "right" else others
+        # where a pre-existing race begins (preexisting world; regression bisection only)
+        self.origin = max(1, self.change - WORLD["pre_distance"]) \
+            if WORLD["kind"] == "preexisting" and not find_fix else self.change
+
+    def rate(self, i: int, p: float) -> float:
+        """The per-cycle hit rate of commit i (0 on a clean one)."""
+        if self.find_fix:
+            return p if i < self.change else 0.0
+        if i >= self.change:
+            return p
+        return WORLD["pre_q"] if i >= self.origin else 0.0
 
     def weights(self) -> list | None:
         """prior.weigh's shape: half the mass even, half on the suspects."""
@@ -99,7 +125,10 @@ class World:
         """git bisect can name the change alone only if it and its parent both build."""
         return self.change not in self.unbuildable and self.change - 1 not in self.unbuildable
 
-    def score(self, candidates: list) -> tuple[bool, bool]:
+    def score(self, candidates: list, kind: str = "introduced") -> tuple[bool, bool]:
+        if self.origin != self.change:   # preexisting: the first racy commit, or the raise
+            right = self.change if kind == "raised" else self.origin
+            return right not in candidates, candidates == [right]
         wrong = self.change not in candidates
         exact = candidates == [self.change]
         return wrong, exact
@@ -116,6 +145,15 @@ class SimEnv:
         self.built: list = []
         self.far = self.near = 0
         self.seconds = 0.0
+        self.low, self.phase_end = False, 0   # the load world's phase and its last cycle
+
+    def _load_is_low(self) -> bool:
+        """The load world: is this cycle in a low-rate phase? Phases alternate, each of a
+        geometric length of mean WORLD["period"] cycles (the load of a shared machine)."""
+        if self.cycles > self.phase_end:
+            self.low = not self.low
+            self.phase_end = self.cycles + int(self.rng.expovariate(1.0 / WORLD["period"]))
+        return self.low
 
     def build(self, commit):
         self.builds += 1
@@ -134,7 +172,9 @@ class SimEnv:
         if self.rng.random() < INFRA:
             return CycleOutcome.INFRA
         p = self.p if self.late_p is None or self.cycles <= self.drift_after else self.late_p
-        if self.world.racy(commit) and self.rng.random() < p:
+        if WORLD["kind"] == "load" and self._load_is_low():
+            p = WORLD["low"]
+        if self.rng.random() < self.world.rate(commit, p):
             self.seconds += HIT_S
             return CycleOutcome.HIT
         self.seconds += CLEAN_S
@@ -177,11 +217,19 @@ def run_policy(world: World, p: float, seed: str, config: PolicyConfig,
                          weights=weights, cost=price)
             # Under drift a verification that passed is extended after the re-calibration,
             # which this sum does not model: no estimate then (main prints n/a).
-            expected = sum((1 - p) ** f for f in racy_verifies.values()) if DRIFT[0] is None else 0.0
-            return res.candidates, env, resumes, expected
+            expected = sum((1 - p) ** f for f in racy_verifies.values()) if modelled() else 0.0
+            return res.candidates, env, resumes, expected, res.kind
+        except (Undecided, RangeError):   # no answer claimed (undecided, not reproducible)
+            return None, env, resumes, 0.0, "undecided"
         except InfraError:
             continue
     raise RuntimeError(f"gave up after {MAX_RESUMES} resumes")
+
+
+def modelled() -> bool:
+    """The world the confidence model assumes (one constant rate): only there is the
+    expected wrong rate computed."""
+    return DRIFT[0] is None and WORLD["kind"] == "plain"
 
 
 def run_fixed(world: World, p: float, seed: str, k: int) -> tuple[list, SimEnv]:
@@ -199,8 +247,8 @@ def run_fixed(world: World, p: float, seed: str, k: int) -> tuple[list, SimEnv]:
 
 def simulate(p: float, runs: int, seed: int, find_fix: bool, config: PolicyConfig,
              methods: list) -> tuple:
-    stats = {m: {"wrong": 0, "exact": 0, "cycles": 0, "far": 0, "near": 0, "seconds": 0.0}
-             for m in methods}
+    stats = {m: {"wrong": 0, "exact": 0, "cycles": 0, "far": 0, "near": 0, "seconds": 0.0,
+                 "undecided": 0, "raised": 0} for m in methods}
     resumes = exact_possible = 0
     expected_wrong = {m: 0.0 for m in methods}
     for r in range(runs):
@@ -208,22 +256,28 @@ def simulate(p: float, runs: int, seed: int, find_fix: bool, config: PolicyConfi
         world = World(key, N_COMMITS, find_fix)
         exact_possible += world.exact_possible()
         for m in methods:
+            kind = "introduced"
             if m.startswith("policy"):
-                cands, env, res, exp = run_policy(world, p, key, config, m.split("-")[1])
+                cands, env, res, exp, kind = run_policy(world, p, key, config, m.split("-")[1])
                 resumes += res
                 expected_wrong[m] += exp
             else:
                 cands, env = run_fixed(world, p, key, 1 if m == "plain" else int(m.split("-")[1]))
-            wrong, exact = world.score(cands)
             st = stats[m]
-            st["wrong"] += wrong
-            st["exact"] += exact
+            if kind == "undecided":   # no answer claimed: not wrong, not exact
+                st["undecided"] += 1
+            else:
+                wrong, exact = world.score(cands, kind)
+                st["wrong"] += wrong
+                st["exact"] += exact
+                st["raised"] += kind in ("raised", "lowered")
             for k, v in (("cycles", env.cycles), ("far", env.far), ("near", env.near),
                          ("seconds", env.seconds)):
                 st[k] += v
     rows = [(m, 100.0 * s["wrong"] / runs, 100.0 * s["exact"] / runs, s["cycles"] / runs,
              s["far"] / runs, s["near"] / runs, s["seconds"] / runs / 3600.0,
-             100.0 * expected_wrong[m] / runs) for m, s in stats.items()]
+             100.0 * expected_wrong[m] / runs, s["undecided"], s["raised"])
+            for m, s in stats.items()]
     return rows, 100.0 * exact_possible / runs, resumes
 
 
@@ -242,15 +296,31 @@ def main(argv=None) -> int:
     ap.add_argument("--order", choices=["old", "new", "both"], default="both")
     ap.add_argument("--prior", choices=["right", "wrong", "none"], default="right")
     ap.add_argument("--methods", nargs="+", default=["plain"] + [f"fixed-{k}" for k in FIXED])
+    ap.add_argument("--world", choices=["plain", "preexisting", "load"], default="plain",
+                    help="a world the model does not assume (see WORLD)")
+    ap.add_argument("--pre-q", type=float, default=WORLD["pre_q"],
+                    help="preexisting: the earlier race's rate")
+    ap.add_argument("--pre-distance", type=int, default=WORLD["pre_distance"],
+                    help="preexisting: how many commits before the culprit it began")
+    ap.add_argument("--load-low", type=float, default=WORLD["low"], help="load: the low phases' rate")
+    ap.add_argument("--load-period", type=float, default=WORLD["period"],
+                    help="load: mean cycles of a phase")
+    ap.add_argument("--rate-floor", type=float, default=PolicyConfig.rate_floor,
+                    help="the policy's rate floor (a scenario's [verdict] rate_floor)")
+    ap.add_argument("--cycle-cap", type=int, default=PolicyConfig.cycle_cap)
     args = ap.parse_args(argv)
     global DRIFT, PRIOR
     DRIFT = (args.late_p, args.drift_after)
     PRIOR = args.prior
+    WORLD.update(kind=args.world, pre_q=args.pre_q, pre_distance=args.pre_distance,
+                 low=args.load_low, period=args.load_period)
     orders = ["old", "new"] if args.order == "both" else [args.order]
     methods = [f"policy-{o}" for o in orders] + [m for m in args.methods if not m.startswith("policy")]
     config = PolicyConfig(confidence=args.confidence, find_fix=args.find_fix,
                           light_miss=args.light_miss, calibration_hits=args.calibration_hits,
-                          bound_level=args.bound_level)
+                          bound_level=args.bound_level, rate_floor=args.rate_floor,
+                          cycle_cap=args.cycle_cap)
+    print(f"world {WORLD}")
     print(f"{args.runs} runs per p, seed {args.seed}, {N_COMMITS} commits, "
           f"{UNBUILDABLE:.0%} unbuildable, {INFRA:.0%} infra cycles, "
           f"{'fix' if args.find_fix else 'regression'} bisection; policy: {config}"
@@ -263,11 +333,11 @@ def main(argv=None) -> int:
         print(f"\np = {p}   (exact possible at most {exact_bound:.2f}%; policy resumed after "
               f"infra aborts {resumes} times; {time.monotonic() - t0:.1f} s)")
         print(f"  {'method':<12} {'wrong':>8} {'exp.wrong':>9} {'exact':>8} {'cycles':>8} "
-              f"{'far':>6} {'near':>6} {'hours':>6}")
-        for m, wrong, exact, cycles, far, near, hours, exp in rows:
-            e = ("n/a" if args.late_p is not None else f"{exp:.3f}%") if m.startswith("policy") else ""
+              f"{'far':>6} {'near':>6} {'hours':>6} {'no answer':>9} {'raised':>6}")
+        for m, wrong, exact, cycles, far, near, hours, exp, undecided, raised in rows:
+            e = (f"{exp:.3f}%" if modelled() else "n/a") if m.startswith("policy") else ""
             print(f"  {m:<12} {wrong:7.2f}% {e:>9} {exact:7.2f}% {cycles:8.1f} {far:6.2f} "
-                  f"{near:6.2f} {hours:6.2f}")
+                  f"{near:6.2f} {hours:6.2f} {undecided:9d} {raised:6d}")
     return 0
 
 

@@ -175,3 +175,15 @@ def test_a_pruned_image_is_rebuilt_not_a_permanent_failure(target):
     finally:
         client.images.remove("afpbisect-test/keep:layers")
     assert leftovers(work, dangling_before)["containers"] == []
+
+
+def test_a_proof_over_the_cycle_cap_is_undecided_exit_3(target):
+    """Issue 25: a check that needs more clean cycles than --cycle-cap ends undecided
+    (exit 3, never a verdict's exit code) and says how many it needs; nothing is left."""
+    syn, work, _ = target
+    code, res, err = afp("verify-patch", str(syn.fixA_patch), "--target", syn.bad_ref, "--repo",
+                         str(syn.path), "--workdir", str(work), "--json", "--confidence", "0.9999",
+                         "--cycle-cap", "5", *SMALL)
+    assert code == 3, err
+    assert res["verdict"] == "undecided" and res["baseline"]["hits"] > 0
+    assert "more clean cycles" in res["summary"] and "--cycle-cap" in res["summary"]

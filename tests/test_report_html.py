@@ -162,3 +162,28 @@ def test_stamp_states_version_host_and_options(monkeypatch):
     # a checkout says which commit (git describe), an install says its version
     assert provenance.tool_version().startswith("0.1.0")
     assert provenance.tool_version(Path("/nonexistent")) == "0.1.0"
+
+
+def test_a_raised_rate_is_reported_as_such_with_both_rates(tmp_path):
+    """Issue 25: when the parent carries the race at a lower rate, no report may say the
+    culprit brought it: headline, Markdown and HTML say it raised the rate, with both."""
+    from afpbisect.bisection import _headline
+    r = _load(RUN)
+    r["result"].update(kind="raised", lower_sample=[3, 60], rate_sample=[8, 8], confidence=0.99994)
+    write_command_reports(tmp_path, "r", r)
+    md, html = (tmp_path / "r.md").read_text(), (tmp_path / "r.html").read_text()
+    for text in (md, html):
+        assert "the race was already there" in text.lower() and "raised" in text
+        assert "3 hits in 60" in text
+    head = _headline(r)
+    assert head.startswith("raised the race's rate: 923ad6af77") and "3 hits in 60 cycles" in head
+    assert "99.994%" in head
+
+
+def test_an_undecided_run_exits_3_and_says_what_it_needs():
+    from afpbisect.bisection import _headline
+    from afpbisect.cli import run_outcome
+    r = _load(RUN)
+    r["result"].update(status="Undecided", message="undecided: c0029 needs 500 more clean cycles")
+    assert run_outcome(r).exit_code == 3 and run_outcome(r).label == "undecided"
+    assert _headline(r) == "undecided: c0029 needs 500 more clean cycles"

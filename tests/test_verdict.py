@@ -259,3 +259,59 @@ def test_evidence_without_unhealthy_key_loads_as_before():
            "verdict": "bad", "clean_needed": 0}
     ev = Evidence.from_dict(old)
     assert ev.unhealthy == 0 and ev.clean == 2 and Evidence.from_dict(ev.to_dict()) == ev
+
+
+# --- issue 25: rates compared, percentages honest ---------------------------------------
+
+
+def test_a_confidence_below_one_never_prints_as_100_percent():
+    from afpbisect.percent import pct
+    for x in (0.9999, 0.99995, 0.999999, 0.9999999999, 0.99969, 1 - 1e-13):
+        shown = pct(x)
+        assert not shown.startswith("100"), (x, shown)
+        assert float(shown.rstrip("%")) <= 100 * x   # truncated, never rounded up
+    assert pct(0.99969) == "99.969%" and pct(0.5) == "50.0%" and pct(None) == "-"
+
+
+def test_rate_is_lower_separates_a_lower_rate_and_not_a_same_one():
+    from afpbisect.verdict import hit_rate_upper_bound, rate_is_lower
+    a = 6e-4
+    assert rate_is_lower((6, 60), (8, 8), a)          # q = 0.1 against p = 1
+    assert not rate_is_lower((8, 32), (8, 8), a)      # 8 of 8 alone cannot tell 0.25 from 1
+    assert rate_is_lower((8, 32), (16, 16), a)        # more of the racy side can
+    assert not rate_is_lower((8, 27), (8, 27), a)     # same rate
+    assert not rate_is_lower((1, 5), (0, 20), a)      # nothing is lower than no race
+    assert hit_rate_upper_bound(0, 0) == 1.0 and hit_rate_upper_bound(5, 5) == 1.0
+
+
+def test_rate_is_lower_errs_at_most_alpha_when_the_rates_are_equal():
+    """Same rate on both sides, samples stopped at 8 hits (the calibration's rule): the
+    test must call the first lower in at most alpha of the pairs."""
+    import random
+
+    from afpbisect.verdict import rate_is_lower
+    rng = random.Random(25)
+    alpha, wrong, n = 0.05, 0, 2000
+    for _ in range(n):
+        p = rng.choice((0.1, 0.3, 0.9))
+        samples = []
+        for _side in range(2):
+            h = v = 0
+            while h < 8 and v < 60:
+                v += 1
+                h += rng.random() < p
+            samples.append((h, v))
+        wrong += rate_is_lower(samples[0], samples[1], alpha)
+    assert wrong / n <= alpha
+
+
+def test_evidence_lower_round_trips_and_is_checked():
+    ev = Evidence(cycles=10, hits=2, lower=[2, 10, 9, 10])
+    assert Evidence.from_dict(ev.to_dict()) == ev
+    old = ev.to_dict()
+    del old["lower"]   # a state file from before issue 25
+    assert Evidence.from_dict(old).lower is None
+    with pytest.raises(ValueError, match="lower"):
+        Evidence.from_dict({**ev.to_dict(), "lower": [3, 2, 1, 1]})
+    with pytest.raises(ValueError, match="lower"):
+        Evidence.from_dict({**ev.to_dict(), "lower": [2, 10]})

@@ -48,6 +48,7 @@ from .config import (
     NotReproducible,
     PolicyConfig,
     RangeError,
+    Undecided,
 )
 from .fixed import bisect_fixed
 from .patch import check_patch
@@ -56,6 +57,6 @@ from .search import bisect
 
 __all__ = [
     "PHASES", "BisectResult", "EndpointNotClean", "EndpointUnbuildable", "Env", "NotReproducible",
-    "PatchCheck", "PolicyConfig", "RangeError", "StepRecord", "bisect", "bisect_fixed",
+    "PatchCheck", "PolicyConfig", "RangeError", "StepRecord", "Undecided", "bisect", "bisect_fixed",
     "check_patch",
 ]

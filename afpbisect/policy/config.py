@@ -25,6 +25,12 @@ class EndpointUnbuildable(RangeError):
     nothing to compare against."""
 
 
+class Undecided(RangeError):
+    """The proof asked for needs more cycles than `cycle_cap` allows (issue 25: a
+    re-calibration of 1 hit in 60 asked for about 98,000 clean cycles, 19 days): no answer
+    is claimed, the evidence is kept, and a run with a higher cap goes on from it."""
+
+
 class Env(Protocol):
     def build(self, commit) -> str | None:
         """None = built OK; a string = the build error (-> SKIP). Raise InfraError for infra."""
@@ -63,7 +69,17 @@ class PolicyConfig:
     bound_level: level of the one-sided lower bound on p that prices a light GOOD and is
         reported (p_lower); the verification itself does not use it.
     max_verify_cycles: cap on the verification's clean cycles (None: no cap). When it
-        binds, the reported confidence is below the target and the trace says so.
+        binds, the reported confidence is below the target and the trace says so (the
+        naive `--cycles N`, which claims no target).
+    rate_floor: the lowest per-cycle hit rate a race on the boundary's clean side is
+        assumed to have (issue 25; a scenario's [verdict] rate_floor). The verification
+        runs at least `clean_cycles_needed(rate_floor, budget)` clean cycles, so a race
+        that was already there at a lower rate than the culprit's (or a rate that a load
+        swing lowered) is caught down to this rate, and the confidence is stated against
+        it. None: bounded against the calibration alone (the rule before issue 25).
+    cycle_cap: the most clean cycles one verification may ask for; beyond it the run
+        ends "undecided" (`Undecided`, exit 3) with the count it needs instead of running
+        for days. None: no cap.
     lazy_endpoints: build neither endpoint up front (issue 18): calibrate on the first
         commit seen racy, check the clean endpoint only if the search ends there. False:
         calibrate the racy endpoint and light-check the clean one first (the old order).
@@ -94,6 +110,8 @@ class PolicyConfig:
     build_seconds: float = 240.0
     slack_bits: float = 0.02
     engines: int = 1
+    rate_floor: float | None = None
+    cycle_cap: int | None = 600
 
     def __post_init__(self) -> None:
         for name in ("confidence", "light_miss", "bound_level"):
@@ -106,8 +124,12 @@ class PolicyConfig:
                      "unhealthy_lead", "engines"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.max_verify_cycles is not None and self.max_verify_cycles < 1:
-            raise UsageError(f"max_verify_cycles must be >= 1, got {self.max_verify_cycles!r}")
+        for name in ("max_verify_cycles", "cycle_cap"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 1):
+                raise UsageError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.rate_floor is not None and not 0.0 < self.rate_floor < 1.0:
+            raise UsageError(f"rate_floor must be in (0, 1), got {self.rate_floor!r}")
         for name in ("cycle_seconds", "build_seconds", "slack_bits"):
             value = getattr(self, name)
             if not (value >= 0.0 and value < float("inf")):

@@ -14,9 +14,20 @@ from ..verdict import (
     hit_rate_lower_bound,
     miss_bound_vs_reference,
 )
-from .config import Env, PolicyConfig
+from .config import Env, PolicyConfig, Undecided
 from .records import PatchCheck
 from .run import Run, short
+
+
+def _floored(cfg: PolicyConfig, need: int, bound, how: str, miss: float):
+    """The check also rules out a patch that only LOWERED the rate (issue 25): at least
+    the clean cycles that catch a race at `rate_floor` with probability 1 - miss."""
+    floor = cfg.rate_floor
+    if floor is None:
+        return need, bound, how
+    need = max(need, clean_cycles_needed(floor, miss))
+    return (need, lambda clean: max(bound(clean), (1.0 - floor) ** clean),
+            f"{how}, and at any rate >= {floor}")
 
 
 def _rate(ev: Evidence, level: float) -> tuple[float, float]:
@@ -87,8 +98,13 @@ def check_patch(
         how = f"miss <= {miss:.2g} at p >= {p_lower:.3f}"
         p_hat, p_low = p_lower, p_lower
         bound = lambda clean: (1.0 - p_lower) ** clean  # noqa: E731
+    need, bound, how = _floored(cfg, need, bound, how, miss)
     if cfg.max_verify_cycles is not None:
         need = min(need, cfg.max_verify_cycles)
+    elif cfg.cycle_cap is not None and need > cfg.cycle_cap and ev.clean < need:
+        raise Undecided(f"undecided: {short(commit)} needs {need - ev.clean} more clean cycles "
+                        f"({need} in all; {how}); the cap is {cfg.cycle_cap} (--cycle-cap). "
+                        f"State kept: a run with a higher cap goes on from here")
     verdict = run.judge(commit, None, need, "check", f"; cleared after {need} clean ({how})")
     confidence = 1.0
     if verdict is Verdict.GOOD:

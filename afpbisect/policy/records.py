@@ -6,7 +6,7 @@ from typing import Any
 
 from ..verdict import Evidence, Verdict
 
-PHASES = ("calibrate", "endpoint", "search", "verify", "confirm", "check")
+PHASES = ("calibrate", "endpoint", "search", "verify", "confirm", "rate", "check")
 
 
 @dataclass
@@ -59,6 +59,13 @@ class BisectResult:
         (the confidence is bounded against it and the calibration, the lower rate ruling).
     verified: the commit on the clean side of the boundary (heavy verification);
     confirmed: the one on the racy side (proven by a hit, re-tested).
+    kind: what the commit named did to the race: "introduced" (with find_fix "removed"),
+        or, when the verified side carries the race at a lower rate (policy/rates.py),
+        "raised" ("lowered"); then `lower_sample` is that side's (hits, valid cycles),
+        `rate_sample` the other side's taken cycle by cycle with it, and `confidence` is
+        that the two rates differ.
+    rate_floor: the lowest rate of a race on the verified side that the confidence covers
+        (None: bounded against the calibration alone).
     """
 
     candidates: list
@@ -77,9 +84,17 @@ class BisectResult:
     recalibration: tuple | None = None
     calibration: tuple | None = None
     calibrated: Any = None
+    kind: str = "introduced"
+    lower_sample: tuple | None = None
+    rate_sample: tuple | None = None
+    rate_floor: float | None = None
 
     def to_dict(self) -> dict:
         return {
+            "kind": self.kind,
+            "lower_sample": None if self.lower_sample is None else list(self.lower_sample),
+            "rate_sample": None if self.rate_sample is None else list(self.rate_sample),
+            "rate_floor": self.rate_floor,
             "candidates": list(self.candidates),
             "culprit": self.culprit,
             "confidence": self.confidence,

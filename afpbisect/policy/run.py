@@ -26,8 +26,9 @@ def short(commit) -> str:
 
 
 def is_false_good(ev: Evidence) -> bool:
-    """Judged GOOD at some level (clean_needed kept) and caught with the race since."""
-    return bool(ev.hits and ev.clean_needed)
+    """Judged GOOD at some level (clean_needed kept) and caught with the race since; not
+    one found racy at a lower rate (policy/rates.py), which ended its bisection."""
+    return bool(ev.hits and ev.clean_needed) and ev.lower is None
 
 
 class Run:
@@ -175,26 +176,56 @@ class Run:
         ev = self.ev(commit)
         new = 0   # counted here: a round's other probes add to self.new_cycles meanwhile
         try:
-            while ev.skip_reason(self.cfg.unhealthy_lead) is None and not stop(ev):
-                if ev.consecutive_infra >= self.cfg.max_consecutive_infra:
-                    self._infra_streak(commit, ev)
-                if commit not in self.built and not self._build(commit, ev):
+            while self._wants(commit, ev, stop):
+                if not self._one_cycle(commit, ev):
                     break
-                try:
-                    outcome = self.env.cycle(commit)
-                except InfraError as exc:
-                    self.log(f"{short(commit)}: cycle failed on infrastructure: {exc}")
-                    outcome = CycleOutcome.INFRA
-                ev.add(outcome)
                 new += 1
-                self.new_cycles += 1
-                self.persist(commit, ev)
         finally:
             self._release(commit)
         return ev, new
 
+    def alternate(self, wants: list) -> dict:
+        """One cycle on each of `wants` [(commit, stop)] in turn while its `stop` is false:
+        the commits share the machine's load of the moment (issue 25: a calibration and a
+        verification run at different times let a load swing pass). Returns the new
+        cycles of each commit."""
+        new = {c: 0 for c, _ in wants}
+        try:
+            while True:
+                busy = [(c, stop) for c, stop in wants if self._wants(c, self.ev(c), stop)]
+                if not busy:
+                    break
+                for c, _ in busy:
+                    if not self._one_cycle(c, self.ev(c)):
+                        wants = [(w, s) for w, s in wants if w != c]
+                        continue
+                    new[c] += 1
+        finally:
+            for c in new:
+                self._release(c)
+        return new
+
+    def _wants(self, commit, ev: Evidence, stop) -> bool:
+        return ev.skip_reason(self.cfg.unhealthy_lead) is None and not stop(ev)
+
+    def _one_cycle(self, commit, ev: Evidence) -> bool:
+        """One cycle (built first when needed); False when the build failed (a SKIP)."""
+        if ev.consecutive_infra >= self.cfg.max_consecutive_infra:
+            self._infra_streak(commit, ev)
+        if commit not in self.built and not self._build(commit, ev):
+            return False
+        try:
+            outcome = self.env.cycle(commit)
+        except InfraError as exc:
+            self.log(f"{short(commit)}: cycle failed on infrastructure: {exc}")
+            outcome = CycleOutcome.INFRA
+        ev.add(outcome)
+        self.new_cycles += 1
+        self.persist(commit, ev)
+        return True
+
     def judge(self, commit, index, level: int, phase: str, why: str = "",
-              keep_level: bool = False, fresh: int = 0) -> Verdict:
+              keep_level: bool = False, fresh: int = 0, before: int = 0) -> Verdict:
         """Apply THE rule (`decide`) at `level`, running cycles until it answers.
 
         A new (or extended) GOOD records its clean count in `clean_needed`; a reused one
@@ -204,6 +235,7 @@ class Run:
         self.visited.add(commit)
         ev, new = self.cycle_until(commit,
                                    lambda e: decide(e, level, maxi, lead) not in (None, Verdict.ERROR))
+        new += before   # cycles run for this decision alternately with another commit's
         verdict = decide(ev, level, maxi, lead)
         if verdict is Verdict.GOOD and not keep_level and (ev.verdict is not Verdict.GOOD or new):
             # every clean cycle so far is part of why it is GOOD (usually exactly `level`)

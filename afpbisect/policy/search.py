@@ -13,7 +13,8 @@ from .config import Env, PolicyConfig
 from .endpoint import boundary_failed, check_up_front
 from .records import BisectResult, StepRecord
 from .run import Run, short
-from .verify import check_boundary, miss_bound, references
+from .rates import lower_rate
+from .verify import budget_of, check_boundary, miss_bound, references
 
 
 class _Calibrated(Exception):
@@ -61,7 +62,7 @@ def bisect(
     if not cfg.lazy_endpoints and run.reference() is None:
         check_up_front(run, racy_i, clean_i, racy_role, clean_role)
     search = _search(run, n, fix, weights, cost)
-    rounds = 0
+    rounds, lower = 0, False
     while True:
         rounds += 1
         try:
@@ -81,10 +82,17 @@ def bisect(
             calibrate(run, commits[certain_i], certain_i, f"{racy_role} endpoint")
             continue
         side = "first clean commit" if fix else "parent of the first bad commit"
+        r = run.verify_round()
         v = check_boundary(run, commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, side)
         if v is Verdict.GOOD:
             break
+        if v is Verdict.BAD and uncertain_i != clean_i and lower_rate(
+                run, commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, budget_of(run, r)):
+            lower = True
+            break
         boundary_failed(run, v, commits[uncertain_i], clean_role if uncertain_i == clean_i else None)
+    if lower:
+        return _rate_step(run, cands, commits[certain_i], commits[uncertain_i], rounds, budget_of(run, r))
     return _answer(run, cands, commits[certain_i], commits[uncertain_i], what, rounds)
 
 
@@ -126,6 +134,12 @@ def _oracle(run: Run, fix: bool):
     """A light step in search terms (with find_fix: racy = search-GOOD)."""
     def oracle(i: int, window: tuple[int, int]) -> Verdict:
         commit = run.commits[i]
+        if commit in run.store and run.store[commit].lower is not None:
+            # Racy at a lower rate than the commit after it (policy/rates.py): on the
+            # clean side of the rate step, where the run that found it left it.
+            run.log(f"search {short(commit)} [{i}]: racy at a lower rate (found before): "
+                    f"the clean side of the rate step")
+            return Verdict.BAD if fix else Verdict.GOOD
         light = run.light_level(window)
         race = run.judge(commit, i, light, "search", f"; light level {light}")
         if race is Verdict.BAD and run.reference() is None and not run.calibrating:
@@ -157,20 +171,36 @@ def _checked(commits, weights) -> list:
     return commits
 
 
-def _answer(run: Run, cands: list, certain, uncertain, what: str, rounds: int) -> BisectResult:
+def _rate_step(run: Run, cands: list, certain, uncertain, rounds: int, alpha: float) -> BisectResult:
+    """The answer when the boundary's clean side carries the race at a lower rate: the
+    commit named changed the race's rate (raised it; with find_fix lowered it), it did not
+    bring (or remove) it. Confidence: that the rates differ (`verdict.rate_is_lower`)."""
+    low, high = tuple(run.store[uncertain].lower[:2]), tuple(run.store[uncertain].lower[2:])
+    what = "lowered" if run.cfg.find_fix else "raised"
+    run.log(f"answer: {short(cands[0])} {what} the race's rate: {high[0]} hits in {high[1]} "
+            f"cycles at {short(certain)}, {low[0]} in {low[1]} at {short(uncertain)}; the race "
+            f"was there {'after it too' if run.cfg.find_fix else 'before it'}; confidence "
+            f"{1.0 - alpha:.5f} that the rates differ")
+    res = _answer(run, cands, certain, uncertain, what, rounds, trace=False)
+    res.kind, res.lower_sample, res.rate_sample, res.confidence = what, low, high, 1.0 - alpha
+    return res
+
+
+def _answer(run: Run, cands: list, certain, uncertain, what: str, rounds: int,
+            trace: bool = True) -> BisectResult:
     p_hat, p_low = run.estimate()
     ev_u = run.store[uncertain]
     confidence = 1.0 - miss_bound(run, certain, ev_u.clean - run.selected(ev_u))
     culprit = cands[0] if len(cands) == 1 else None
     total = sum(ev.cycles for c, ev in run.store.items() if c in run.in_range)
-    if culprit is not None:
+    if trace and culprit is not None:
         run.log(f"answer: {short(culprit)} is the {what} commit; confidence {confidence:.5f}; "
                 f"p ~ {p_hat:.3f} (>= {p_low:.3f}); {total} cycles in all, {run.new_cycles} now")
-    else:
+    elif trace:
         run.log(f"answer: the {what} commit is one of {len(cands)}: "
                 + ", ".join(short(c) for c in cands)
                 + f"; confidence {confidence:.5f}; {total} cycles in all, {run.new_cycles} now")
-    if confidence < run.cfg.confidence:
+    if trace and confidence < run.cfg.confidence:
         run.log(f"warning: confidence {confidence:.5f} is below the target {run.cfg.confidence}")
     return BisectResult(
         candidates=cands, culprit=culprit, confidence=confidence, p_estimate=p_hat,
@@ -178,4 +208,5 @@ def _answer(run: Run, cands: list, certain, uncertain, what: str, rounds: int) -
         find_fix=run.cfg.find_fix, verified=uncertain, confirmed=certain,
         new_cycles=run.new_cycles, rounds=rounds,
         recalibration=references(run, certain)[-1], calibration=run.reference(),
-        calibrated=run.calibrated)
+        calibrated=run.calibrated, kind="removed" if run.cfg.find_fix else "introduced",
+        rate_floor=run.cfg.rate_floor)

@@ -1,0 +1,57 @@
+"""A race that was there before: the boundary's clean side hit in its verification. Was
+its light GOOD a miss at the same rate (search again), or does it carry the race at a
+LOWER rate than the commit after it (issue 25: that commit then raised the rate; it did
+not bring the race)?
+
+Simulated (bench/simulate.py --world preexisting): the race already there 300 commits
+earlier at q = 0.25 and raised to p = 1 by the culprit made the policy name the culprit
+with a "clean" parent in 2% of runs (17.5% at q = 0.1) while it printed 99.969%. The
+verification is now sized against a rate floor, so such a parent hits; this module then
+tells the two cases apart with both rates measured side by side.
+"""
+from __future__ import annotations
+
+from ..verdict import hit_rate_upper_bound, rate_is_lower
+from . import confirm
+from .run import Run, short
+
+
+def lower_rate(run: Run, certain, certain_i, uncertain, uncertain_i, alpha: float) -> bool:
+    """Sample `uncertain` afresh (its hit selected it) to the calibration's stopping rule,
+    with a cycle of `certain` after each of its cycles, so the two samples are as long and
+    see the same load (a swing then moves both); then more pairs while that could still
+    separate them. True, with both samples kept in `lower`, when the rates differ at
+    error `alpha` (`verdict.rate_is_lower`)."""
+    ev_u, ev_c = run.ev(uncertain), run.ev(certain)
+    if ev_u.lower is not None:
+        return True   # decided before (a resumed run)
+    confirm.start(run, uncertain)
+    start = (ev_c.hits, ev_c.valid_cycles)
+
+    def paired() -> tuple[int, int]:
+        return ev_c.hits - start[0], ev_c.valid_cycles - start[1]
+
+    keep_pace = lambda e: paired()[1] >= ev_u.since_mark()[1]  # noqa: E731
+    cap, level = 2 * run.cfg.max_calibration_cycles, 1.0 - alpha / 2.0
+
+    def settled(e) -> bool:
+        """No more pairs: decided, or more of them could not separate the rates."""
+        (lh, lv), (h, v) = e.since_mark(), paired()
+        return (lv >= cap or rate_is_lower((lh, lv), (h, v), alpha) or not v or not h
+                or hit_rate_upper_bound(lh, lv, level) >= h / v)
+
+    new = run.alternate([(uncertain, confirm.done(run)), (certain, keep_pace)])
+    more = run.alternate([(uncertain, settled), (certain, keep_pace)])
+    low, high = ev_u.since_mark(), paired()
+    lower = ev_u.skip_reason(run.cfg.unhealthy_lead) is None and rate_is_lower(low, high, alpha)
+    note = (f"rate {low[0]} hits in {low[1]} fresh cycles against {high[0]} in {high[1]} at "
+            f"{short(certain)}, cycle by cycle: {'lower' if lower else 'not shown lower'} "
+            f"(error <= {alpha:.2g})")
+    run.log(f"rate {short(uncertain)} [{uncertain_i}]: {note} ({new[uncertain] + more[uncertain]}"
+            f" + {new[certain] + more[certain]} new cycle(s))")
+    run.record("rate", uncertain, uncertain_i, ev_u.verdict, ev_u, 0,
+               new[uncertain] + more[uncertain], note)
+    if lower:
+        ev_u.lower = [*low, *high]
+        run.persist(uncertain, ev_u)
+    return lower
