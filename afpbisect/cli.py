@@ -270,6 +270,9 @@ def main() -> None:
     except click.exceptions.Abort:
         _say("afpbisect: interrupted")
         sys.exit(130)
+    except Interrupted as exc:   # while click parsed, or in a command without _guard
+        _say(f"afpbisect: interrupted ({exc})")
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         _say(f"afpbisect: error: {exc.format_message()} (see afpbisect --help)")
         sys.exit(2)

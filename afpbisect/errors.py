@@ -37,12 +37,23 @@ class BuildFailure(AfpError):
         self.log_path = log_path
 
 
-class Interrupted(AfpError):
+class Interrupted(BaseException):
     """SIGINT/SIGTERM: containers stopped, state kept, resumable. Exit 128 + the signal,
-    as a shell reports it (130 for Ctrl-C, 143 for SIGTERM)."""
+    as a shell reports it (130 for Ctrl-C, 143 for SIGTERM).
+
+    Not an Exception (like KeyboardInterrupt, and parallel.Stopped): the handler raises it
+    wherever the main thread is, and an `except Exception` around a git or Docker call
+    there (prior's `git grep`, a best-effort cleanup) took it for that call's failure and
+    the run went on building (issue 25)."""
 
     exit_code = 130
 
     def __init__(self, message: str, signum: int = 2):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def raise_interrupt(signum, frame):
+    """The SIGINT/SIGTERM handler of the CLI (entry.py, context.open_context)."""
+    import signal
+    raise Interrupted(f"stopped by signal {signal.Signals(signum).name}", signum)
