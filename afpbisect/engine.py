@@ -39,9 +39,10 @@ ENGINE_LABEL = "afpbisect.engine"   # which engine of a farm (--engine) made the
 RETRY_SECONDS = float(os.environ.get("AFPBISECT_DOCKER_RETRY_SECONDS", "120"))
 
 
-# What talking to an engine can raise besides Docker's answers: requests' errors, and the
-# socket's own (docker-py's ssh transport lets a BrokenPipeError through when ssh has gone).
-TRANSPORT_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException, ConnectionError)
+# What talking to an engine can raise: Docker's answers and docker-py's own errors,
+# requests' errors, and the socket's own (docker-py's ssh transport lets a BrokenPipeError
+# through when ssh has gone). The one tuple every handler of "the engine failed" uses.
+TRANSPORT_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, ConnectionError)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -215,8 +216,7 @@ def connect(run_id: str, base_url: str | None = None) -> Engine:
         finally:
             probe.close()
         client = docker.DockerClient(base_url=url, version=version, timeout=API_TIMEOUT, **ssh)
-    except (docker.errors.DockerException, requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout, ValueError) as exc:   # ValueError: a malformed URL
+    except (*TRANSPORT_ERRORS, ValueError) as exc:   # ValueError: a malformed URL
         if _timed_out(exc):
             raise DockerUnreachable(
                 f"Docker engine at {url} did not answer within {wait:g} s; restart the daemon, set "

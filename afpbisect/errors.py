@@ -2,25 +2,35 @@
 
 Infrastructure errors are their own type and never become a verdict (syzkaller's rule):
 a build that fails is a SKIP, a Docker daemon that goes away is an InfraError.
+
+Every error carries an `outcome.Outcome` and exits with its code: 2 for bad input, 3 for
+anything else. Exit 1 is a verdict's only (race present, regression, a revert that does
+not clear it); the base class used to exit 1, so an error nobody had classified read as
+"race present" to a scheduler (issue 25).
 """
+from .outcome import Outcome
 
 
 class AfpError(Exception):
-    """Base class; `exit_code` is what the CLI exits with."""
+    """Base class; `outcome` says what the command ended with, `exit_code` follows from it."""
 
-    exit_code = 1
+    outcome = Outcome.ERROR
+
+    @property
+    def exit_code(self) -> int:
+        return self.outcome.exit_code
 
 
 class UsageError(AfpError):
     """Bad input from the user: unknown ref, patch that does not apply, bad number..."""
 
-    exit_code = 2
+    outcome = Outcome.USAGE
 
 
 class InfraError(AfpError):
     """Docker unreachable, container killed, no start marker: not a verdict."""
 
-    exit_code = 3
+    outcome = Outcome.ERROR
 
 
 class StateError(UsageError):

@@ -84,3 +84,107 @@ def test_signal_while_importing_is_one_line(tmp_path, how, sig, code):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert proc.returncode == code, err
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
+
+
+# --- 4. the exit-code contract: 1 is a verdict, never an error -------------------------------
+
+def _every_error_class():
+    import importlib
+    import pkgutil
+
+    import afpbisect
+    from afpbisect.errors import AfpError
+    for m in pkgutil.walk_packages(afpbisect.__path__, "afpbisect."):
+        if m.name not in ("afpbisect.__main__", "afpbisect.container.driver"):
+            importlib.import_module(m.name)
+    found, todo = [], [AfpError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+@pytest.mark.parametrize("cls", _every_error_class(), ids=lambda c: f"{c.__module__}.{c.__name__}")
+def test_no_error_exits_with_a_verdicts_code(cls):
+    from afpbisect.outcome import Outcome
+    err = cls.__new__(cls)   # whatever its constructor takes
+    assert err.exit_code in (2, 3), err.exit_code
+    assert isinstance(err.outcome, Outcome) and err.outcome.exit_code == err.exit_code
+
+
+def test_an_unexpected_error_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
+    from afpbisect import cli, status
+    from afpbisect.errors import AfpError
+
+    def boom(*a, **kw):
+        raise AfpError("something nobody foresaw")
+    monkeypatch.setattr(status, "collect", boom)
+    (tmp_path / "w").mkdir()
+    monkeypatch.setattr(sys, "argv", ["afpbisect", "status", "--workdir", str(tmp_path / "w")])
+    with pytest.raises(SystemExit) as ex:
+        cli.main()
+    err = capsys.readouterr().err
+    assert ex.value.code == 3 and err.strip() == "afpbisect: error: something nobody foresaw", err
+
+
+def test_one_tuple_of_transport_errors():
+    import docker.errors
+    import requests.exceptions
+
+    from afpbisect import engine
+    for exc in (docker.errors.DockerException("x"), docker.errors.APIError("x"),
+                requests.exceptions.ReadTimeout("x"), BrokenPipeError(), ConnectionResetError()):
+        assert isinstance(exc, engine.TRANSPORT_ERRORS), exc
+
+
+# --- 5. nightly: bad input said before the clone, reports on every exit ---------------------
+
+NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+REPORTS = ("nightly.json", "nightly.md", "junit.xml", "history.html")
+
+
+def _nightly_args(repo, tmp_path, *extra):
+    return ["nightly", "--repo", str(repo), "--workdir", str(tmp_path / "w"), "--out",
+            str(tmp_path / "o"), "--ref", "main", "--no-fetch", *extra]
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_nightly_empty_last_good_is_refused_before_the_clone(small_repo, tmp_path, value):
+    from e2e_util import afp
+    code, _, err = afp(*_nightly_args(small_repo, tmp_path, "--last-good", value), check_json=False,
+                       env=NO_DOCKER)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "--last-good" in lines[0], err
+    assert not (tmp_path / "w" / "repos").exists()
+
+
+def test_nightly_unknown_last_good_writes_its_reports(small_repo, tmp_path):
+    import json
+
+    from e2e_util import afp
+    code, _, err = afp(*_nightly_args(small_repo, tmp_path, "--last-good", "0" * 40), check_json=False,
+                       env=NO_DOCKER)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "unknown ref" in lines[0], err
+    assert all((tmp_path / "o" / f).is_file() for f in REPORTS), sorted(os.listdir(tmp_path / "o"))
+    r = json.loads((tmp_path / "o" / "nightly.json").read_text())
+    assert r["status"] == "error" and r["exit_code"] == 2 and "unknown ref" in r["error"], r
+
+
+@pytest.mark.parametrize("exc", [BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")])
+def test_nightly_lost_transport_still_writes_its_reports(small_repo, tmp_path, monkeypatch, capsys, exc):
+    import json
+
+    from afpbisect import cli, nightly
+
+    def lost(*a, **kw):   # docker-py's ssh transport, ssh gone in the middle of the night
+        raise exc
+    monkeypatch.setattr(nightly, "_night", lost)
+    monkeypatch.setattr(sys, "argv", ["afpbisect", *_nightly_args(small_repo, tmp_path)])
+    with pytest.raises(SystemExit) as ex:
+        cli.main()
+    assert ex.value.code == 3, capsys.readouterr().err
+    assert all((tmp_path / "o" / f).is_file() for f in REPORTS)
+    r = json.loads((tmp_path / "o" / "nightly.json").read_text())
+    assert r["status"] == "error" and r["exit_code"] == 3 and r["error"], r
