@@ -112,6 +112,21 @@ def stopped_by(code: int, log_text: str) -> str | None:
     return None
 
 
+# What a phase's log says when the disk (the workdir's, or the engine's for its volumes
+# and layers) is full: the compiler, the linker or make then fail like a broken commit would.
+_NO_SPACE = re.compile(r"No space left on device|Disk quota exceeded", re.M)
+
+
+def infrastructure_cause(code: int, log_text: str) -> str | None:
+    """Why a phase's failure (exit `code`, its log) is the machine's and says nothing about
+    the commit, or None when it is the build's own verdict (SKIP): stopped from outside
+    (stopped_by), or out of disk space."""
+    why = stopped_by(code, log_text)
+    if why is None and (full := _NO_SPACE.search(log_text)):
+        why = f"out of disk space ({full.group(0)}); make room in the workdir or on the engine"
+    return why
+
+
 def rust_incremental_state(tree: Path) -> list[Path]:
     """rustc's incremental state in a build tree (era rule rust-incremental): cargo keeps it per
     profile, under a target triple when one is given."""
@@ -462,7 +477,7 @@ class DockerBuilder:
             steps = STEP_MARK.findall(phase_text)
             step = steps[-1] if steps else phase
             tail = "\n".join(phase_text.rstrip().splitlines()[-25:])
-            why = stopped_by(code, phase_text)
+            why = infrastructure_cause(code, phase_text)
             if why:
                 raise InfraError(f"{phase} container, step {step}: {why}; not a verdict on the "
                                  f"commit (log {log_path})")

@@ -245,6 +245,13 @@ def _guard(fn):
         except KeyboardInterrupt:
             _say("afpbisect: interrupted; state kept — run the same command again to resume")
             sys.exit(130)
+        except OSError as exc:
+            # A write that failed where no one expected it (full disk in a build log, a
+            # product, a report's previous/): infrastructure, never a traceback and exit 1.
+            where = f" {exc.filename}" if exc.filename else ""
+            _say(f"afpbisect: error: cannot use{where}: {exc.strerror or exc}; "
+                 "state kept — fix it and run the same command again to resume")
+            sys.exit(3)
     return wrapper
 
 

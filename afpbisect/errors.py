@@ -33,6 +33,19 @@ class InfraError(AfpError):
     outcome = Outcome.ERROR
 
 
+class WriteFailed(AfpError):
+    """A file of the run (state, report) could not be written: a full disk, a quota, a
+    filesystem gone read-only. The file written before is kept. Not an InfraError: the
+    policy retries those (a build three times), and no retry makes room on a disk."""
+
+    outcome = Outcome.ERROR
+
+
+def write_failed(path, exc: OSError) -> WriteFailed:
+    return WriteFailed(f"cannot write {path} ({exc.strerror or exc}); what was saved before is kept: "
+                       "make room (or fix the filesystem) and run the same command again to resume")
+
+
 class StateError(UsageError):
     """Corrupt, foreign or newer-version state file."""
 

@@ -188,3 +188,70 @@ def test_nightly_lost_transport_still_writes_its_reports(small_repo, tmp_path, m
     assert all((tmp_path / "o" / f).is_file() for f in REPORTS)
     r = json.loads((tmp_path / "o" / "nightly.json").read_text())
     assert r["status"] == "error" and r["exit_code"] == 3 and r["error"], r
+
+
+# --- 3. a full disk is infrastructure: one line, exit 3, the state kept ----------------------
+
+def _enospc(*a, **kw):
+    import errno
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_build_that_ran_out_of_disk_is_infrastructure_not_skip():
+    from afpbisect import build
+    tail = ("  CC       source-af-packet.o\n"
+            "/usr/bin/ld: final link failed: No space left on device\n"
+            "collect2: error: ld returned 1 exit status\nmake[2]: *** [Makefile:1234: suricata] Error 1\n")
+    why = build.infrastructure_cause(2, tail)
+    assert why is not None and "No space left on device" in why
+    assert build.infrastructure_cause(2, "error: 'foo' undeclared\nmake: *** Error 1\n") is None
+    assert "SIGKILL" in build.infrastructure_cause(137, "")   # as stopped_by
+
+
+def test_state_write_on_a_full_disk_keeps_the_saved_state(tmp_path, monkeypatch):
+    from afpbisect.errors import WriteFailed
+    from afpbisect.state import State
+    st = State.load_or_new(tmp_path / "state" / "s.json", "run", {"x": 1}, say=lambda m: None)
+    st.data["cycles"] = {"a": [1]}
+    st.save()
+    before = (tmp_path / "state" / "s.json").read_bytes()
+    st.data["cycles"]["a"].append(2)
+    monkeypatch.setattr("afpbisect.state.os.fsync", _enospc)
+    with pytest.raises(WriteFailed) as ex:
+        st.save()
+    assert ex.value.exit_code == 3 and "No space left on device" in str(ex.value)
+    assert (tmp_path / "state" / "s.json").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["s.json"], "a temp file left"
+
+
+def test_report_write_on_a_full_disk_is_one_error(tmp_path, monkeypatch):
+    from afpbisect.errors import WriteFailed
+    from afpbisect.report import write_atomic
+    write_atomic(tmp_path / "r.json", "old")
+    monkeypatch.setattr("afpbisect.report.os.replace", _enospc)
+    with pytest.raises(WriteFailed):
+        write_atomic(tmp_path / "r.json", "new")
+    assert (tmp_path / "r.json").read_text() == "old" and not (tmp_path / "r.json.tmp").exists()
+
+
+def test_a_full_disk_under_the_cli_is_one_line_and_exit_3(small_repo, tmp_path, monkeypatch, capsys):
+    from afpbisect import cli
+    monkeypatch.setattr("afpbisect.state.os.fsync", _enospc)   # the nightly's job state
+    monkeypatch.setattr(sys, "argv", ["afpbisect", *_nightly_args(small_repo, tmp_path, "--last-good",
+                                                                  "0" * 40)])
+    with pytest.raises(SystemExit) as ex:
+        cli.main()
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert ex.value.code == 3 and len(lines) == 1 and "No space left on device" in lines[0], err
+
+
+def test_an_unforeseen_os_error_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
+    from afpbisect import cli, status
+    monkeypatch.setattr(status, "collect", _enospc)
+    (tmp_path / "w").mkdir()
+    monkeypatch.setattr(sys, "argv", ["afpbisect", "status", "--workdir", str(tmp_path / "w")])
+    with pytest.raises(SystemExit) as ex:
+        cli.main()
+    err = capsys.readouterr().err
+    assert ex.value.code == 3 and err.count("\n") == 1 and "No space left on device" in err, err
