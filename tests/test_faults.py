@@ -255,3 +255,62 @@ def test_an_unforeseen_os_error_is_one_line_and_exit_3(tmp_path, monkeypatch, ca
         cli.main()
     err = capsys.readouterr().err
     assert ex.value.code == 3 and err.count("\n") == 1 and "No space left on device" in err, err
+
+
+# --- 2. an engine that answers the ping and then stalls: every call has a deadline ----------
+
+def _docker_ok():
+    from e2e_util import docker_ok
+    return docker_ok()
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(not _docker_ok(), reason="needs the Docker engine")
+def test_an_engine_that_stalls_on_a_call_is_exit_3_within_its_deadline(tmp_path):
+    """`afpbisect clean` pings (answered), then lists containers: the proxy holds that call.
+    The run must end with one line naming the call, exit 3, not wait for ever."""
+    from dockerproxy import DockerProxy
+    proxy = DockerProxy(str(tmp_path / "docker.sock")).start()
+    proxy.stall_on = "/containers/json"
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/docker.sock",
+           "AFPBISECT_DOCKER_TIMEOUT_SECONDS": "3", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "afpbisect", "clean", "--workdir", str(tmp_path / "w")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _, err = proc.communicate(timeout=120)   # a hang fails here, not after 400 s
+    finally:
+        proxy.stop()
+        if proc.poll() is None:
+            proc.kill()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proxy.stalled.is_set()
+    assert proc.returncode == 3, err
+    assert len(lines) == 1 and "stopped answering (no reply in 3 s to GET /" in lines[0], err
+    assert "/containers/json" in lines[0] and "Traceback" not in err
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(not _docker_ok(), reason="needs the Docker engine")
+def test_waiting_on_a_container_ends_when_the_engine_stalls(tmp_path, monkeypatch):
+    """A build container is waited on by polling, each poll with the API's deadline: a
+    stall while it runs is EngineStalled in seconds, not a wait of the build's 3 hours."""
+    import docker as docker_sdk
+
+    from afpbisect import engine
+    from dockerproxy import DockerProxy
+    image = next((t for i in docker_sdk.from_env().images.list() for t in i.tags), None)
+    if image is None:
+        pytest.skip("no local image to run")
+    proxy = DockerProxy(str(tmp_path / "docker.sock")).start()
+    monkeypatch.setenv("AFPBISECT_DOCKER_TIMEOUT_SECONDS", "2")
+    eng = engine.connect("faults-test", f"unix://{tmp_path}/docker.sock")
+    c = engine.create_container(eng.client, image, ["sleep", "300"], name=f"afpbisect-faults-{os.getpid()}",
+                                labels=eng.labels, entrypoint=[])
+    try:
+        c.start()
+        proxy.stall_on = f"/containers/{c.id}/json"
+        with pytest.raises(engine.EngineStalled, match="stopped answering"):
+            engine.wait_exit(c, 3 * 3600, "build container")
+    finally:
+        proxy.stop()
+        docker_sdk.from_env().containers.get(c.id).remove(force=True)
