@@ -1,3 +1,4 @@
-from .cli import main
+# Through entry.py, which sets up signal handling before the CLI's heavy imports.
+from .entry import main
 
 main()

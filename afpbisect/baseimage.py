@@ -15,7 +15,7 @@ from pathlib import Path
 
 import docker.errors
 
-from .engine import Engine
+from .engine import LONG_SECONDS, Engine, patience
 from .errors import InfraError
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,11 @@ def debootstrap_import(engine: Engine, image: str, mirror: str, say=print) -> st
         with tarfile.open(tar_path, "w") as tar:
             tar.add(root, arcname=".")
         repo, _, t = tag.partition(":")
-        engine.client.api.import_image_from_file(
-            str(tar_path), repository=repo, tag=t,
-            changes=['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-                     'CMD ["/bin/bash"]', f'LABEL afpbisect.base="{image}"'],
-        )
+        with patience(LONG_SECONDS):   # one call: the upload and the import of a root fs
+            engine.client.api.import_image_from_file(
+                str(tar_path), repository=repo, tag=t,
+                changes=['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+                         'CMD ["/bin/bash"]', f'LABEL afpbisect.base="{image}"'],
+            )
     say(f"built base image {tag} (debootstrap {suite}, minbase)")
     return tag

@@ -34,7 +34,7 @@ import jinja2
 import requests.exceptions
 
 from . import DOCKERFILES_DIR, TEMPLATES_DIR, baseimage, eras, storage
-from .engine import TRANSPORT_ERRORS, Engine, create_container, retrying
+from .engine import LONG_SECONDS, TRANSPORT_ERRORS, Engine, create_container, patience, retrying, wait_exit
 from .errors import BuildFailure, InfraError, UsageError
 from .worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
 
@@ -110,6 +110,62 @@ def stopped_by(code: int, log_text: str) -> str | None:
     if killed:
         return f"a compiler was killed (out of memory?): {killed.group(0)}"
     return None
+
+
+# What a phase's log says when the disk (the workdir's, or the engine's for its volumes
+# and layers) is full: the compiler, the linker or make then fail like a broken commit would.
+_NO_SPACE = re.compile(r"No space left on device|Disk quota exceeded", re.M)
+
+
+def infrastructure_cause(code: int, log_text: str) -> str | None:
+    """Why a phase's failure (exit `code`, its log) is the machine's and says nothing about
+    the commit, or None when it is the build's own verdict (SKIP): stopped from outside
+    (stopped_by), or out of disk space."""
+    why = stopped_by(code, log_text)
+    if why is None and (full := _NO_SPACE.search(log_text)):
+        why = f"out of disk space ({full.group(0)}); make room in the workdir or on the engine"
+    return why
+
+
+class _LogFollower:
+    """A phase's log, streamed into its log file (for users who tail it) and its steps to
+    `on_step`, in a thread of its own: docker-py reads a followed log with no timeout, so
+    the thread that waits on the container (and finds a stalled engine) must not be the
+    one reading it. The build goes on if the stream breaks; `done` says whether it was
+    whole, else the caller writes the full log."""
+
+    def __init__(self, container, logf, on_step):
+        self.container, self.logf, self.on_step = container, logf, on_step
+        self.ended, self.whole, self.closed = threading.Event(), False, False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, daemon=True, name="afpbisect-build-log").start()
+
+    def _run(self) -> None:
+        pending = ""
+        try:
+            for chunk in self.container.logs(stream=True, follow=True):
+                text = chunk.decode(errors="replace")
+                with self.lock:
+                    if self.closed:   # the caller gave up on the stream
+                        return
+                    self.logf.write(text)
+                if self.on_step is not None:
+                    names, pending = step_names(pending, text)
+                    for step in names:
+                        self.on_step(step)
+            self.whole = True
+        except TRANSPORT_ERRORS:
+            pass
+        finally:
+            self.ended.set()
+
+    def done(self, grace: float = 10.0) -> bool:
+        """Once the container has exited: whether the stream ended whole within `grace`
+        seconds (it ends with the container). From now on it writes nothing."""
+        self.ended.wait(grace)
+        with self.lock:
+            self.closed = True
+            return self.ended.is_set() and self.whole
 
 
 def rust_incremental_state(tree: Path) -> list[Path]:
@@ -244,7 +300,7 @@ class DockerBuilder:
             (Path(ctx) / "Dockerfile").write_text(dockerfile)
             t0 = time.time()
             try:
-                with open(log_path, "w") as logf:
+                with open(log_path, "w") as logf, patience(LONG_SECONDS):   # apt may be quiet long
                     for chunk in self.engine.client.api.build(
                             path=ctx, tag=tag, network_mode="host", rm=True, forcerm=True,
                             labels={"afpbisect": "1"}, decode=True):
@@ -430,20 +486,15 @@ class DockerBuilder:
             with open(log_path, "a") as logf:
                 logf.write(f"\n# ---- phase {phase} (network {network})\n")
                 logf.flush()
-                try:   # stream for users who tail the log; the build goes on if it breaks
-                    pending = ""
-                    for chunk in c.logs(stream=True, follow=True):
-                        text = chunk.decode(errors="replace")
-                        logf.write(text)
-                        if self.on_step is not None:
-                            names, pending = step_names(pending, text)
-                            for step in names:
-                                self.on_step(step)
-                    lost = False
-                except TRANSPORT_ERRORS:
-                    lost = True
-                status = retrying(c.wait)(timeout=BUILD_TIMEOUT)
-                if lost:
+                follow = _LogFollower(c, logf, self.on_step)
+                # Polled, not Docker's wait: each poll has a deadline, so an engine that
+                # stops answering is an error in API seconds, not a hang (issue 25).
+                try:
+                    status = {"StatusCode": wait_exit(c, BUILD_TIMEOUT, f"{phase} container {name}")}
+                except BaseException:
+                    follow.done(grace=0)   # nothing more goes into the log file
+                    raise
+                if not follow.done():
                     logf.write("\n# ---- log stream lost (daemon connection); full phase log:\n")
                     logf.write(retrying(c.logs)().decode(errors="replace"))
             if status.get("StatusCode", -1) == 0 and io.after_success is not None:
@@ -462,7 +513,7 @@ class DockerBuilder:
             steps = STEP_MARK.findall(phase_text)
             step = steps[-1] if steps else phase
             tail = "\n".join(phase_text.rstrip().splitlines()[-25:])
-            why = stopped_by(code, phase_text)
+            why = infrastructure_cause(code, phase_text)
             if why:
                 raise InfraError(f"{phase} container, step {step}: {why}; not a verdict on the "
                                  f"commit (log {log_path})")

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path, PurePosixPath
 
 import click
-import docker.errors
-import requests.exceptions
 
 from . import __version__
 from .context import Options, open_context
 from .dirs import layout
+from .engine import TRANSPORT_ERRORS
 from .errors import AfpError, Interrupted, UsageError
 from .farm import resolve_all as resolve_engines
 from .outcome import Outcome
@@ -104,6 +103,14 @@ def _nonempty_path(ctx, param, value):
     if not str(value).strip():
         raise click.BadParameter("empty path")
     return Path(value)
+
+
+def _nonempty_ref(ctx, param, value):
+    """A ref option: an empty one is refused (nightly took `--last-good ''` for no
+    --last-good, and `--ref ''` for the scenario's branch, without a word)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty ref; give a branch, tag or commit")
+    return value
 
 
 def _tree_paths(ctx, param, values) -> tuple:
@@ -236,8 +243,7 @@ def _guard(fn):
         except AfpError as exc:
             _say(f"afpbisect: error: {exc}")
             sys.exit(exc.exit_code)
-        except (requests.exceptions.RequestException, docker.errors.DockerException,
-                ConnectionError) as exc:
+        except TRANSPORT_ERRORS as exc:
             # ConnectionError (BrokenPipeError...): docker-py's ssh transport lets it through;
             # click would otherwise take it for a closed stdout and exit 1 without a word.
             # Retries are exhausted by the time one gets here: say so, keep the state.
@@ -247,6 +253,13 @@ def _guard(fn):
         except KeyboardInterrupt:
             _say("afpbisect: interrupted; state kept — run the same command again to resume")
             sys.exit(130)
+        except OSError as exc:
+            # A write that failed where no one expected it (full disk in a build log, a
+            # product, a report's previous/): infrastructure, never a traceback and exit 1.
+            where = f" {exc.filename}" if exc.filename else ""
+            _say(f"afpbisect: error: cannot use{where}: {exc.strerror or exc}; "
+                 "state kept — fix it and run the same command again to resume")
+            sys.exit(3)
     return wrapper
 
 
@@ -280,6 +293,9 @@ def main() -> None:
     except click.exceptions.Abort:
         _say("afpbisect: interrupted")
         sys.exit(130)
+    except Interrupted as exc:   # while click parsed, or in a command without _guard
+        _say(f"afpbisect: interrupted ({exc})")
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         _say(f"afpbisect: error: {exc.format_message()} (see afpbisect --help)")
         sys.exit(2)
@@ -347,8 +363,10 @@ def verify_patch(patches, target, fetch_, **kw):
 
 
 @cli.command(epilog=env_epilog("nightly"))
-@option("--ref", default=None, help="Ref to test (default: the scenario's [nightly] branch; users may write master).")
-@option("--last-good", default=None, help="Known good commit (overrides the job's own record).")
+@option("--ref", default=None, callback=_nonempty_ref,
+        help="Ref to test (default: the scenario's [nightly] branch; users may write master).")
+@option("--last-good", default=None, callback=_nonempty_ref,
+        help="Known good commit (overrides the job's own record).")
 @option("--out", "out_dir", type=click.Path(), callback=_nonempty_path, default=None,
               help="Where to write JSON, Markdown, JUnit and HTML reports (default WORKDIR/nightly).")
 @option("--no-fetch", is_flag=True, help="Do not update the repository from its remote.")

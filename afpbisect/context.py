@@ -15,7 +15,7 @@ import git
 from . import engine as engine_mod
 from .build import DockerBuilder
 from .dirs import cache_dir
-from .errors import Interrupted
+from .errors import raise_interrupt
 from .farm import Lane
 from .parallel import join_workers
 from .repro import ReproEnv, ReproSettings
@@ -165,10 +165,6 @@ def clean_workdir(workdir: Path, url: str | None = None, name: str | None = None
         lock.release()
 
 
-def _raise_interrupt(signum, frame):
-    raise Interrupted(f"stopped by signal {signal.Signals(signum).name}", signum)
-
-
 @contextlib.contextmanager
 def open_context(opts: Options, say=print, progress=None):
     workdir = check_writable(opts.workdir)
@@ -178,7 +174,7 @@ def open_context(opts: Options, say=print, progress=None):
     # From here on a signal is an Interrupted (one "interrupted" line, exit 128+N), the clone
     # included: SIGTERM during it used to kill the process without a word.
     for s in old:
-        signal.signal(s, _raise_interrupt)
+        signal.signal(s, raise_interrupt)
     try:
         with WorkdirLock(workdir):
             repo = open_clone(workdir, opts.repo, update=opts.update, say=say)

@@ -6,10 +6,14 @@ remove exactly what it left, and nothing of the user's.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
+import threading
+import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 from tenacity import (
     RetryCallState,
     retry,
@@ -39,9 +44,10 @@ ENGINE_LABEL = "afpbisect.engine"   # which engine of a farm (--engine) made the
 RETRY_SECONDS = float(os.environ.get("AFPBISECT_DOCKER_RETRY_SECONDS", "120"))
 
 
-# What talking to an engine can raise besides Docker's answers: requests' errors, and the
-# socket's own (docker-py's ssh transport lets a BrokenPipeError through when ssh has gone).
-TRANSPORT_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException, ConnectionError)
+# What talking to an engine can raise: Docker's answers and docker-py's own errors,
+# requests' errors, and the socket's own (docker-py's ssh transport lets a BrokenPipeError
+# through when ssh has gone). The one tuple every handler of "the engine failed" uses.
+TRANSPORT_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, ConnectionError)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -179,21 +185,85 @@ class DockerUnreachable(UsageError):
     engine that goes away in the middle of a run is retried, then an InfraError."""
 
 
-# Builds and image imports are single API calls that take minutes: the client keeps a long
-# timeout.  The first contact gets a short one, so that a daemon that accepts connections
-# and never answers (wedged) is an error within seconds, not a 10-minute hang.
-API_TIMEOUT = 600
+# Every call has a deadline: a daemon that answers the ping and then stalls on a call hung
+# a run for good (issue 25). Ordinary calls get API_SECONDS; the few that are long by
+# nature (an image build or import, a cycle's exec) are given more with `patience`, and
+# waiting on a container is polling (wait_exit), each poll a short call. The first contact
+# gets a short deadline of its own (AFPBISECT_DOCKER_PING_SECONDS).
+LONG_SECONDS = 3 * 3600   # an image build or import: as long as a build may take
 
 
-def ping_seconds() -> float:
-    raw = os.environ.get("AFPBISECT_DOCKER_PING_SECONDS", "10")
+def _seconds(name: str, default: str) -> float:
+    raw = os.environ.get(name, default)
     try:
         value = float(raw)
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):   # also false for nan
-        raise UsageError(f"AFPBISECT_DOCKER_PING_SECONDS={raw!r} is not a positive number of seconds")
+        raise UsageError(f"{name}={raw!r} is not a positive number of seconds")
     return value
+
+
+def ping_seconds() -> float:
+    return _seconds("AFPBISECT_DOCKER_PING_SECONDS", "10")
+
+
+def api_seconds() -> float:
+    return _seconds("AFPBISECT_DOCKER_TIMEOUT_SECONDS", "120")
+
+
+class EngineStalled(InfraError):
+    """The engine took the connection and then did not answer a call in time."""
+
+
+_patience = threading.local()
+
+
+@contextlib.contextmanager
+def patience(seconds: float):
+    """Calls made by this thread meanwhile may take up to `seconds` (thread-local: the
+    engines of a farm are called from several threads)."""
+    before = getattr(_patience, "seconds", None)
+    _patience.seconds = seconds
+    try:
+        yield
+    finally:
+        _patience.seconds = before
+
+
+def _stalled(exc: BaseException) -> bool:
+    """A read that timed out, however it surfaces: requests' Timeout, or a read timeout
+    met while a body was streamed (requests wraps urllib3's in a ConnectionError)."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and any(
+        isinstance(a, urllib3.exceptions.ReadTimeoutError) for a in exc.args)
+
+
+def with_deadlines(client: docker.DockerClient, name: str, seconds: float) -> docker.DockerClient:
+    """Give every call of `client` a deadline; one that passes is EngineStalled, naming the
+    call. docker-py's APIClient is a requests Session: its get/post/... go through
+    `request`, wrapped here on the instance."""
+    api = client.api
+    api.timeout = seconds
+    send = api.request
+
+    def request(method, url, *a, **kw):
+        longer = getattr(_patience, "seconds", None)
+        if longer is not None and kw.get("timeout") == api.timeout:
+            kw["timeout"] = longer
+        try:
+            return send(method, url, *a, **kw)
+        except requests.exceptions.RequestException as exc:
+            if not _stalled(exc):
+                raise
+            path = urllib.parse.urlsplit(url).path
+            raise EngineStalled(
+                f"the Docker engine {name} stopped answering (no reply in {kw.get('timeout') or seconds:g} s "
+                f"to {method} {path}); state kept: run the same command again to resume "
+                "(AFPBISECT_DOCKER_TIMEOUT_SECONDS gives it longer)") from None
+    api.request = request
+    return client
 
 
 def client_options(url: str) -> dict:
@@ -214,9 +284,8 @@ def connect(run_id: str, base_url: str | None = None) -> Engine:
             version = probe.api.api_version
         finally:
             probe.close()
-        client = docker.DockerClient(base_url=url, version=version, timeout=API_TIMEOUT, **ssh)
-    except (docker.errors.DockerException, requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout, ValueError) as exc:   # ValueError: a malformed URL
+        client = docker.DockerClient(base_url=url, version=version, timeout=api_seconds(), **ssh)
+    except (*TRANSPORT_ERRORS, ValueError) as exc:   # ValueError: a malformed URL
         if _timed_out(exc):
             raise DockerUnreachable(
                 f"Docker engine at {url} did not answer within {wait:g} s; restart the daemon, set "
@@ -224,7 +293,7 @@ def connect(run_id: str, base_url: str | None = None) -> Engine:
         raise DockerUnreachable(
             f"Docker engine unreachable at {url} ({_short(exc)}); start the daemon or set DOCKER_HOST"
         ) from None
-    return Engine(client=client, run_id=run_id, base_url=url)
+    return Engine(client=with_deadlines(client, url, api_seconds()), run_id=run_id, base_url=url)
 
 
 def _timed_out(exc: BaseException | None) -> bool:
@@ -234,6 +303,22 @@ def _timed_out(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def wait_exit(container, limit: float, what: str, poll: float = 1.0) -> int:
+    """The exit code of `container` once it has stopped, polling its state: each poll is a
+    short call with its own deadline (EngineStalled when the engine stops answering), so
+    a stall is found in API seconds, not after `limit` (Docker's own wait is one call that
+    may rightly last hours). InfraError when it still runs after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        retrying(container.reload)()
+        state = container.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            return int(state.get("ExitCode", -1))
+        if time.monotonic() >= deadline:
+            raise InfraError(f"{what} still running after {limit:g} s")
+        time.sleep(poll)
 
 
 # Runs that are stopping: their cleanup has begun, so a worker thread of theirs (several

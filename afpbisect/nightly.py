@@ -16,12 +16,10 @@ import datetime as dt
 import time
 from pathlib import Path
 
-import docker.errors
-import requests.exceptions
-
 from . import __version__, policy
 from .bisection import run_bisection
 from .context import Context
+from .engine import TRANSPORT_ERRORS
 from .errors import AfpError, Interrupted, StateError, UsageError
 from .outcome import Outcome
 from .pipeline import PipelineEnv, Variant, evidence_store, save_evidence
@@ -44,19 +42,24 @@ def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out
     tip = resolve(ctx.repo, ref)
     if tip.note:
         ctx.say(f"note: {tip.note}")
-    explicit_good = _check_last_good(ctx, last_good, tip) if last_good else None
     job = _load_job(ctx, tip)
     track = job.data.setdefault("refs", {}).setdefault(tip.name, {"last_good": None, "p_lower": None,
                                                                     "history": []})
-    night = _new_night(ctx, tip, explicit_good or track["last_good"], bool(last_good))
+    night = _new_night(ctx, tip, track["last_good"], bool(last_good))
     try:
+        # Checked in here, past the clone: an unknown or unrelated --last-good is still a
+        # usage error (exit 2), and the night's reports say so like any other error's.
+        if last_good:
+            night["last_good"] = _check_last_good(ctx, last_good, tip)
         outcome = _night(ctx, tip, track, night, job, confidence)
     except Interrupted as exc:
         _finish(ctx, job, track, night, tip, out_dir, t0, Outcome.ERROR, f"interrupted: {exc}",
                 exit_code=exc.exit_code)
         raise
-    except (AfpError, docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        code = 2 if isinstance(exc, UsageError) else 3
+    except (AfpError, *TRANSPORT_ERRORS) as exc:
+        # TRANSPORT_ERRORS: a BrokenPipeError of a lost ssh transport too, which skipped
+        # the reports (issue 25).
+        code = exc.exit_code if isinstance(exc, AfpError) else Outcome.ERROR.exit_code
         outcome = Outcome.ERROR
         night["error"] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         return _finish(ctx, job, track, night, tip, out_dir, t0, outcome, night["error"], exit_code=code)

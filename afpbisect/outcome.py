@@ -24,6 +24,8 @@ class Outcome(enum.Enum):
     NOT_REPRODUCED = ("not-reproduced", 3)      # verify-patch: no race without the patch
     BUILD_BROKEN = ("build-broken", 3)          # nightly: the tip cannot be built or run
     ERROR = ("error", 3)                        # infrastructure, or a deferred usage error
+    USAGE = ("usage", 2)                        # bad input (errors.UsageError), said before
+                                                # anything is touched
 
     def __init__(self, label: str, exit_code: int):
         self.label = label

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import git
+
 try:                        # the regex parser moved in 3.11
     from re import _parser as _sre_parse   # type: ignore[attr-defined]
 except ImportError:         # pragma: no cover - Python 3.10
@@ -106,7 +108,7 @@ def suspect_paths(repo, sha: str, fragments: list, patch_files, user_paths) -> d
     for frag in fragments:
         try:
             hits = repo.git.grep("-l", "-F", "-e", frag, sha, "--", "src").splitlines()
-        except Exception:   # git grep exits 1 when nothing matches
+        except git.GitCommandError:   # git grep exits 1 when nothing matches
             hits = []
         for h in hits:
             paths.setdefault(h.split(":", 1)[1], f'produces "{frag}"')

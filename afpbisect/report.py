@@ -11,6 +11,7 @@ from pathlib import Path
 import jinja2
 
 from . import TEMPLATES_DIR
+from .errors import write_failed
 from .junit import run_cases, suite, verify_cases
 from .percent import pct
 from .plot import run_plot, verify_plot
@@ -63,8 +64,12 @@ def write_atomic(path: Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:   # full disk: the earlier report stays, no half one beside it
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, exc) from None
     return path
 
 

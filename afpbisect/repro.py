@@ -33,7 +33,8 @@ import jinja2
 import requests.exceptions
 
 from . import PACKAGE_DIR, TEMPLATES_DIR, storage
-from .engine import TRANSPORT_ERRORS, Engine, _short, check_capability_error, create_container, retrying
+from .engine import (TRANSPORT_ERRORS, Engine, _short, check_capability_error, create_container, patience,
+                     retrying)
 from .errors import InfraError
 from .signals import matching_lines, parse_console_file
 from .verdict import CycleOutcome
@@ -331,9 +332,13 @@ class ReproSession:
             raise InfraError(f"docker exec of cycle {index} could not be created: {exc}") from exc
         stdout = stderr = b""
         try:
-            stdout, stderr = api.exec_start(exec_id, demux=True)
+            # The driver says nothing until the cycle ends: the reply may take the cycle's
+            # whole budget. A read that times out (TimeoutError: docker-py reads the socket
+            # itself) is found out below by polling, each poll with the API's deadline.
+            with patience(self.settings.cycle_budget()):
+                stdout, stderr = api.exec_start(exec_id, demux=True)
             stdout, stderr = stdout or b"", stderr or b""
-        except TRANSPORT_ERRORS as exc:
+        except (*TRANSPORT_ERRORS, TimeoutError) as exc:
             # Not retried: the cycle may be running.  Wait for it, then take its record.json.
             log.warning("docker exec of cycle %d: %s; waiting for it to end", index, exc)
             self._wait_exec(api, exec_id)

@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import StateError, UsageError
+from .errors import StateError, UsageError, write_failed
 
 VERSION = 1
 _REQUIRED = {"version": int, "kind": str, "identity": dict, "created": float, "data": dict}
@@ -99,11 +99,15 @@ class State:
             tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
             body = {"version": VERSION, "kind": self.kind, "identity": self.identity,
                     "created": self.created, "updated": time.time(), "data": self.data}
-            with open(tmp, "w") as f:
-                json.dump(body, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            try:
+                with open(tmp, "w") as f:
+                    json.dump(body, f, indent=1, sort_keys=True)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            except OSError as exc:   # full disk, quota: the last saved file stays as it was
+                tmp.unlink(missing_ok=True)
+                raise write_failed(self.path, exc) from None
 
 
 SAVE_LOCK = threading.RLock()

@@ -39,8 +39,10 @@ import requests.exceptions
 from docker.types import Mount
 
 from .engine import (ENGINE_LABEL, LABEL, TRANSPORT_ERRORS, WORKDIR_LABEL, Engine, _short,
-                     create_container, retrying)
+                     create_container, patience, retrying, wait_exit)
 from .errors import InfraError
+
+TRANSFER_SECONDS = 1800   # an archive of a whole build tree, extracted before the reply
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +235,8 @@ def put(engine: Engine, container, path: str, data) -> None:
         if not container.put_archive(path, data):
             raise InfraError(f"engine {engine.name} refused the archive for {path}")
     try:
-        attempt()
+        with patience(TRANSFER_SECONDS):   # the reply comes once a whole tree is extracted
+            attempt()
     except TRANSPORT_ERRORS as exc:
         raise InfraError(f"sending files to {path} on engine {engine.name}: {_short(exc)}") from exc
 
@@ -338,7 +341,7 @@ def run_helper(engine: Engine, c, what: str) -> str:
     """Start a helper container, wait for it, return its output; a failure is InfraError."""
     try:
         retrying(c.start)()
-        code = retrying(c.wait)(timeout=HELPER_SECONDS).get("StatusCode", -1)
+        code = wait_exit(c, HELPER_SECONDS, what)   # polled: each call with a deadline
         out = retrying(c.logs)().decode(errors="replace")
     except TRANSPORT_ERRORS as exc:
         raise InfraError(f"{what} on engine {engine.name}: {_short(exc)}") from exc

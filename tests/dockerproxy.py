@@ -1,5 +1,7 @@
 """A UNIX-socket proxy in front of the Docker engine that a test can take away and bring
-back, to simulate a daemon that is unreachable for a while."""
+back, to simulate a daemon that is unreachable for a while; or that stalls: with
+`stall_on` set, a request whose path contains it is taken and never answered (a daemon
+that answers the ping and then hangs on a call)."""
 import os
 import socket
 import threading
@@ -11,8 +13,12 @@ class DockerProxy:
         self.listener = None
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.stall_on: str | None = None
+        self.stalled = threading.Event()   # set once a request was held
+        self.gone = threading.Event()      # set by stop(): held requests are let go
 
     def start(self) -> "DockerProxy":
+        self.gone = threading.Event()
         if os.path.exists(self.path):
             os.unlink(self.path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -23,6 +29,7 @@ class DockerProxy:
 
     def stop(self) -> None:
         """Daemon gone: no listener, every open connection cut."""
+        self.gone.set()
         lst, self.listener = self.listener, None
         if lst is not None:
             lst.close()
@@ -51,13 +58,22 @@ class DockerProxy:
                 continue
             with self.lock:
                 self.conns += [client, up]
-            for a, b in ((client, up), (up, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, watch in ((client, up, True), (up, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, watch), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src, dst) -> None:
+    def _holds(self, data: bytes) -> bool:
+        """Whether `data` starts a request to hold (small requests arrive whole)."""
+        line = data.split(b"\r\n", 1)[0].decode("latin-1", "replace").split(" ")
+        return (self.stall_on is not None and len(line) == 3 and line[2].startswith("HTTP/")
+                and self.stall_on in line[1])
+
+    def _pipe(self, src, dst, watch: bool = False) -> None:
         try:
             while data := src.recv(65536):
+                if watch and self._holds(data):
+                    self.stalled.set()
+                    self.gone.wait()   # taken and never answered, the connection kept open
+                    return
                 dst.sendall(data)
         except OSError:
             pass
