@@ -135,6 +135,15 @@ def _era_rules(ctx, param, value):
     return value
 
 
+def _image_reference(ctx, param, value):
+    """--base-image: a Docker image reference, checked before the clone or Docker."""
+    from .baseimage import image_reference_problem
+    problem = image_reference_problem(value) if value is not None else None
+    if problem:
+        raise click.BadParameter(problem)
+    return value
+
+
 def _range_syntax(ctx, param, value):
     """GOOD..BAD's syntax needs no repository: check it before a URL --repo is cloned."""
     from .refs import split_range
@@ -177,7 +186,7 @@ def common(fn):
                      callback=_finite, help="Target confidence for the whole answer (default 0.999; nightly: the scenario's)."),
         option("--cycles", type=click.IntRange(1, 10_000), default=None,
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
-        option("--base-image", default="debian:bookworm", show_default=True,
+        option("--base-image", default="debian:bookworm", show_default=True, callback=_image_reference,
                      help="Base image; built locally with debootstrap when it cannot be pulled."),
         option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      callback=_era_rules,
