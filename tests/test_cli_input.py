@@ -365,3 +365,15 @@ def test_clean_workdir_that_does_not_exist_and_left_nothing(tmp_path):
     code, _, err = afp("clean", "--workdir", str(tmp_path / "no" / "such"), check_json=False)
     _one_line_exit2(code, err, "no such directory")
     assert not (tmp_path / "no").exists()
+
+
+def test_nearest_touched_paths_to_a_suspect():
+    from afpbisect.bisection import check_suspects, nearest_paths
+    files = {"src/source-af-packet.c", "src/source-af-packet.h", "src/util-device.c"}
+    assert nearest_paths("src/source-af-packt.c", files)[0] == "src/source-af-packet.c"
+    assert nearest_paths("source-af-packet.c", files) == ["src/source-af-packet.c"]
+    assert nearest_paths("nothing/alike.rs", files) == []
+    check_suspects([set(), files], ("src", "src/util-device.c"), "a..b")   # both touched: no error
+    from afpbisect.errors import UsageError
+    with pytest.raises(UsageError, match=r"--suspect src/af\.c: no commit of a\.\.b touches it$"):
+        check_suspects([set(), files], ("src/af.c",), "a..b")
