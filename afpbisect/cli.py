@@ -41,10 +41,20 @@ class EnvOption(click.Option):
     """Every option can be set in the environment (issue 19), named by env_name."""
 
     def resolve_envvar_value(self, ctx):
-        rv = click.Parameter.resolve_envvar_value(self, ctx)   # an explicit envvar first
-        if rv is None and self.allow_from_autoenv and ctx.auto_envvar_prefix is not None:
-            rv = os.environ.get(env_name(ctx.auto_envvar_prefix, self)) or None   # "" is unset
-        return rv
+        names = [self.envvar] if isinstance(self.envvar, str) else list(self.envvar or ())
+        if self.allow_from_autoenv and ctx.auto_envvar_prefix is not None:
+            names.append(env_name(ctx.auto_envvar_prefix, self))
+        for name in names:
+            rv = os.environ.get(name)
+            if rv:
+                return rv
+            if rv is not None and isinstance(self.type, click.Path):
+                # A path set but empty (a script's unset variable) would silently be the
+                # default workdir, whose state and caches are someone else's run: refused
+                # (issue 25).  For other options "" is unset, as in click and most tools
+                # (AFPBISECT_RUN_JSON= turns nothing on).
+                raise click.BadParameter(f"{name} is set but empty")
+        return None
 
 
 option = functools.partial(click.option, cls=EnvOption)
