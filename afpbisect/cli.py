@@ -434,6 +434,8 @@ def clean(workdir, all_, volumes, caches, engines):
              "name the engines whose volumes to remove with --engine")
     if not all_:
         workdir = layout(workdir).workdir   # the lock and the containers' label live there
+        if workdir.exists() and not workdir.is_dir():
+            raise UsageError(f"--workdir {workdir}: not a directory")
         _each_engine(farm, lambda name, url: _clean_one(workdir, name, url, caches))
         return
     _each_engine(farm, lambda name, url: _clean_all(name, url, volumes))
@@ -456,6 +458,10 @@ def _clean_one(workdir, name, url, caches) -> None:
     from .context import clean_workdir
     holder, n, vols = clean_workdir(workdir, url, name, caches)
     where = f" on {name}" if name else ""
+    if not n and not vols and not Path(workdir).expanduser().exists():
+        # A workdir that was removed is still swept of what its runs left (above); one
+        # that never existed and left nothing is most likely a typo (issue 25).
+        raise UsageError(f"--workdir {workdir}: no such directory, and no container of it{where}")
     if holder is not None:
         _say(f"workdir {workdir} in use by {holder}; nothing removed{where}")
     else:
