@@ -53,9 +53,10 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
                 "suspects": sorted(suspects), "check_endpoints": check_endpoints}
     stem = f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}-{sc.name}"
     # Named by the run's whole identity: a run of the same range with other options or
-    # another scenario keeps its own state beside this one.
+    # another scenario keeps its own state beside this one.  One that cannot be read is
+    # kept aside and said (issue 25): it holds only evidence, which this run gathers again.
     state = State.load_or_new(ctx.state_dir / "state" / f"{stem}-{identity_digest(identity)}.json",
-                              "run", identity, restart=ctx.opts.restart, say=say)
+                              "run", identity, restart=ctx.opts.restart, say=say, set_aside=True)
     # What `afpbisect status` names the run by (the identity holds only digests and shas).
     state.data["about"] = {"scenario": sc.name, "good": rng.good.name, "bad": rng.bad.name}
     _announce(ctx, rng)

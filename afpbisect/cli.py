@@ -521,3 +521,9 @@ def status(workdir, as_json):
     else:
         for line in render(found):
             click.echo(line)
+    # Exit 0 all the same: the other bisections are listed, the bad file is named in the
+    # listing, and status changes nothing (run moves such a file aside itself).
+    bad = [r for r in found["runs"] if "error" in r]
+    if bad:
+        _say(f"afpbisect: warning: {len(bad)} state file(s) unreadable, marked in the listing "
+             f"(the first: {bad[0]['file']})")
