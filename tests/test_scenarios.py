@@ -221,3 +221,20 @@ def test_second_scenario_find_fix_names_the_revert(option_bug):
                          "--workdir", str(work), "--scenario", str(scenario), "--json")
     assert code == 0, err
     assert res["result"]["first_fixed"] == fix
+
+
+@pytest.mark.docker
+@docker
+def test_a_hit_rule_over_eve_json_that_the_target_never_writes_is_no_answer(tmp_path):
+    """Issue 25, on the real engine: the synthetic target starts and forwards but writes no
+    eve.json, so a rule over it can never be checked.  Every cycle is INFRA (it was CLEAN,
+    and the run named an answer from cycles that proved nothing): exit 3, no verdict."""
+    syn = make_synthetic_repo(tmp_path / "target", n_commits=6, seed=3)
+    scenario = tmp_path / "eve-only.toml"
+    scenario.write_text('name = "eve-only"\n[hit]\neve = [\'"event_type":"anomaly"\']\n'
+                        '[suricata]\npairs = 1\nthreads = 1\n[cycle]\nseconds = 0.5\n')
+    code, _, err = afp("run", f"{syn.good_ref}..{syn.bad_ref}", "--repo", str(syn.path), "--workdir",
+                       str(tmp_path / "work"), "--scenario", str(scenario), check_json=False)
+    assert code == 3 and "Traceback" not in err, err
+    assert "wrote no eve.json" in err and ": clean" not in err, err
+    assert "first bad commit:" not in err
