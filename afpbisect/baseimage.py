@@ -7,6 +7,7 @@ that says it is local, and say so.  Never fall back silently to something else.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import tarfile
@@ -24,6 +25,32 @@ DEFAULT_IMAGE = "debian:bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # debootstrap suites we know how to name from an image reference.
 _SUITES = {"debian:bookworm": "bookworm", "debian:12": "bookworm", "debian:trixie": "trixie"}
+
+
+# An image reference as Docker parses it: docker/distribution's reference/regexp.go
+# (ReferenceRegexp: [domain[:port]/]path[:tag][@digest]), checked before anything so that a
+# typo is one line and exit 2, not a pull that fails after the clone (issue 25).
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
+_NAME = rf"(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+REFERENCE_RE = re.compile(rf"(?P<name>{_NAME})(?::{_TAG})?(?:@{_DIGEST})?", re.ASCII)
+NAME_MAX = 255   # distribution's NameTotalLengthMax
+
+
+def image_reference_problem(image: str) -> str | None:
+    """Why `image` is not a Docker image reference, or None."""
+    m = REFERENCE_RE.fullmatch(image)
+    if m is None:
+        return (f"{image!r} is not a Docker image reference ([registry[:port]/]name[:tag][@digest], "
+                "name in lower case, e.g. debian:bookworm)")
+    if len(m.group("name")) > NAME_MAX:
+        return f"{image!r}: the repository name is longer than {NAME_MAX} characters"
+    return None
 
 
 def local_tag(image: str) -> str:

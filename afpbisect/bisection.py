@@ -5,6 +5,7 @@ turns its result into the report, plus a `git bisect replay` file so anyone can 
 the answer with git's own notion of "first bad commit"."""
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     for r in (rng.good, rng.bad):
         if r.note:
             say(f"note: {r.note}")
+    check_suspects(prior_mod.touched_files(ctx.repo, list(rng.commits)), suspects,
+                   f"{rng.good.name}..{rng.bad.name}")
     sc = ctx.opts.scenario
     variant = Variant.of(sc)
     s = ctx.opts.settings
@@ -51,9 +54,10 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
                 "suspects": sorted(suspects), "check_endpoints": check_endpoints}
     stem = f"run-{rng.good.sha[:10]}-{rng.bad.sha[:10]}-{sc.name}"
     # Named by the run's whole identity: a run of the same range with other options or
-    # another scenario keeps its own state beside this one.
+    # another scenario keeps its own state beside this one.  One that cannot be read is
+    # kept aside and said (issue 25): it holds only evidence, which this run gathers again.
     state = State.load_or_new(ctx.state_dir / "state" / f"{stem}-{identity_digest(identity)}.json",
-                              "run", identity, restart=ctx.opts.restart, say=say)
+                              "run", identity, restart=ctx.opts.restart, say=say, set_aside=True)
     # What `afpbisect status` names the run by (the identity holds only digests and shas).
     state.data["about"] = {"scenario": sc.name, "good": rng.good.name, "bad": rng.bad.name}
     _announce(ctx, rng)
@@ -86,6 +90,30 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     ctx.result(_headline(result))
     ctx.result(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
     return result
+
+
+def check_suspects(touched: list, suspects, range_name: str) -> None:
+    """A --suspect path that no commit of the range touches orders nothing: most likely a
+    typo or a file of another era, so it is refused (issue 25), with the touched paths
+    nearest to it (same file name first) so the user can correct it."""
+    files = set().union(*touched) if touched else set()
+    for path in suspects:
+        if prior_mod.touches(files, path):
+            continue
+        near = nearest_paths(path, files)
+        raise UsageError(f"--suspect {path}: no commit of {range_name} touches it"
+                         + (f"; it touches {', '.join(near)}" if near else ""))
+
+
+def nearest_paths(path: str, files: set, n: int = 3) -> list[str]:
+    """Touched paths like `path`: the same file name, else the closest spellings (files
+    and their directories)."""
+    base = path.rstrip("/").rsplit("/", 1)[-1]
+    same = sorted(f for f in files if f.rsplit("/", 1)[-1] == base)
+    if same:
+        return same[:n]
+    dirs = {f.rsplit("/", 1)[0] for f in files if "/" in f}
+    return difflib.get_close_matches(path.rstrip("/"), sorted(files | dirs), n=n, cutoff=0.6)
 
 
 def _announce(ctx: Context, rng: Range) -> None:

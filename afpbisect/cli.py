@@ -40,10 +40,20 @@ class EnvOption(click.Option):
     """Every option can be set in the environment (issue 19), named by env_name."""
 
     def resolve_envvar_value(self, ctx):
-        rv = click.Parameter.resolve_envvar_value(self, ctx)   # an explicit envvar first
-        if rv is None and self.allow_from_autoenv and ctx.auto_envvar_prefix is not None:
-            rv = os.environ.get(env_name(ctx.auto_envvar_prefix, self)) or None   # "" is unset
-        return rv
+        names = [self.envvar] if isinstance(self.envvar, str) else list(self.envvar or ())
+        if self.allow_from_autoenv and ctx.auto_envvar_prefix is not None:
+            names.append(env_name(ctx.auto_envvar_prefix, self))
+        for name in names:
+            rv = os.environ.get(name)
+            if rv:
+                return rv
+            if rv is not None and isinstance(self.type, click.Path):
+                # A path set but empty (a script's unset variable) would silently be the
+                # default workdir, whose state and caches are someone else's run: refused
+                # (issue 25).  For other options "" is unset, as in click and most tools
+                # (AFPBISECT_RUN_JSON= turns nothing on).
+                raise click.BadParameter(f"{name} is set but empty")
+        return None
 
 
 option = functools.partial(click.option, cls=EnvOption)
@@ -142,6 +152,15 @@ def _era_rules(ctx, param, value):
     return value
 
 
+def _image_reference(ctx, param, value):
+    """--base-image: a Docker image reference, checked before the clone or Docker."""
+    from .baseimage import image_reference_problem
+    problem = image_reference_problem(value) if value is not None else None
+    if problem:
+        raise click.BadParameter(problem)
+    return value
+
+
 def _range_syntax(ctx, param, value):
     """GOOD..BAD's syntax needs no repository: check it before a URL --repo is cloned."""
     from .refs import split_range
@@ -191,7 +210,7 @@ def common(fn):
                     "undecided (exit 3), state kept. Default: the scenario's [verdict]."),
         option("--cycles", type=click.IntRange(1, 10_000), default=None,
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
-        option("--base-image", default="debian:bookworm", show_default=True,
+        option("--base-image", default="debian:bookworm", show_default=True, callback=_image_reference,
                      help="Base image; built locally with debootstrap when it cannot be pulled."),
         option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      callback=_era_rules,
@@ -443,6 +462,8 @@ def clean(workdir, all_, volumes, caches, engines):
              "name the engines whose volumes to remove with --engine")
     if not all_:
         workdir = layout(workdir).workdir   # the lock and the containers' label live there
+        if workdir.exists() and not workdir.is_dir():
+            raise UsageError(f"--workdir {workdir}: not a directory")
         _each_engine(farm, lambda name, url: _clean_one(workdir, name, url, caches))
         return
     _each_engine(farm, lambda name, url: _clean_all(name, url, volumes))
@@ -465,6 +486,10 @@ def _clean_one(workdir, name, url, caches) -> None:
     from .context import clean_workdir
     holder, n, vols = clean_workdir(workdir, url, name, caches)
     where = f" on {name}" if name else ""
+    if not n and not vols and not Path(workdir).expanduser().exists():
+        # A workdir that was removed is still swept of what its runs left (above); one
+        # that never existed and left nothing is most likely a typo (issue 25).
+        raise UsageError(f"--workdir {workdir}: no such directory, and no container of it{where}")
     if holder is not None:
         _say(f"workdir {workdir} in use by {holder}; nothing removed{where}")
     else:
@@ -524,3 +549,9 @@ def status(workdir, as_json):
     else:
         for line in render(found):
             click.echo(line)
+    # Exit 0 all the same: the other bisections are listed, the bad file is named in the
+    # listing, and status changes nothing (run moves such a file aside itself).
+    bad = [r for r in found["runs"] if "error" in r]
+    if bad:
+        _say(f"afpbisect: warning: {len(bad)} state file(s) unreadable, marked in the listing "
+             f"(the first: {bad[0]['file']})")

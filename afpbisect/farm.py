@@ -90,13 +90,34 @@ def context_host(name: str, config_dir: str | None = None) -> str | None:
 
 def resolve_all(specs) -> list[tuple[str, str]]:
     """Every --engine, checked before anything is touched; a name given twice is refused
-    (two contexts of one daemon are fine: that is how the e2e test makes two engines)."""
+    (two contexts of one daemon are fine: that is how the e2e test makes two engines).
+    Without --engine, the environment's DOCKER_CONTEXT (environment_context)."""
+    if not specs:
+        return environment_context()
     out = [resolve(s) for s in specs]
     names = [n for n, _ in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise UsageError(f"--engine {dup[0]} given twice")
     return out
+
+
+def environment_context() -> list[tuple[str, str]]:
+    """The engine DOCKER_CONTEXT names, in the docker CLI's order (DOCKER_HOST wins; the
+    context `default` is the local engine): [] for the local engine, else that context as
+    if named with --engine.  An unknown name is refused like an unknown --engine (issue
+    25): falling back to the local engine would build and run somewhere the user did not ask."""
+    name = os.environ.get("DOCKER_CONTEXT", "").strip()
+    if os.environ.get("DOCKER_HOST") or not name or name == "default":
+        return []
+    try:
+        host = context_host(name)
+    except UsageError as exc:
+        raise UsageError(f"DOCKER_CONTEXT={name}: {str(exc).split(': ', 1)[-1]}") from None
+    if host is None:
+        raise UsageError(f"DOCKER_CONTEXT={name}: no Docker context of that name (see `docker "
+                         "context ls`; unset DOCKER_CONTEXT for the local engine)")
+    return [(name, host)]
 
 
 def ranked(lanes: list[Lane], among=None) -> list[Lane]:

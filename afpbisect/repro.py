@@ -84,6 +84,10 @@ class HealthRule:
             return f"exited on its own after start (exit {rec.exit_code})"
         if self.require_clean_stop and rec.killed:
             return "did not stop after SIGTERM (killed)"
+        if rec.missing_logs and not rec.started:
+            # Whatever the rule says of starts: a hit rule over these logs was never checked.
+            return (f"wrote no {', '.join(rec.missing_logs)} (it did not start; the [hit] rule "
+                    "over it could not be checked)")
         if rec.started and self.min_forwarded > 0:
             short = {k: v for k, v in sorted(rec.forwarded_after_start.items())
                      if v is not None and v < self.min_forwarded}
@@ -218,6 +222,7 @@ class CycleRecord:
     offered: dict = field(default_factory=dict)    # SFE_i_TX -> frames sent toward it meanwhile
     stray_into_rx: dict = field(default_factory=dict)  # SFE_i_RX -> frames the kernel sent toward it
     error_lines: list = field(default_factory=list)  # the console's Error lines (first few)
+    missing_logs: list = field(default_factory=list)  # eve.json / stats.log a [hit] rule reads, absent
 
     def outcome(self, rule: HealthRule = DEFAULT_HEALTH):
         """HIT iff the exact signature line is in the log (it can only come from sendto() on
@@ -230,6 +235,12 @@ class CycleRecord:
             return CycleOutcome.INFRA
         if self.started and any(v is None for v in self.forwarded_after_start.values()):
             return CycleOutcome.INFRA   # a counter could not be read: the rig, not the target
+        if self.missing_logs:
+            # A [hit] rule over eve.json or stats.log was never checked, so the cycle proves
+            # nothing (issue 25).  Suricata opens its outputs before the start marker: after a
+            # start their absence is the rig's (yaml, /logs, copy-back); before it, the target
+            # never got that far.
+            return CycleOutcome.INFRA if self.started else CycleOutcome.UNHEALTHY
         if rule.problem(self) is not None:
             return CycleOutcome.UNHEALTHY
         return CycleOutcome.CLEAN
@@ -541,32 +552,47 @@ class ReproSession:
         )
 
     def _fill(self, rec: CycleRecord) -> CycleRecord:
-        """Signals from the console log, read on the host through the /logs mount."""
-        path = Path(rec.log_path)
-        if not path.is_file():
-            rec.error = rec.error or f"no console log at {path}"
-            return rec
-        hit = self.settings.hit
-        sig = parse_console_file(path, [re.compile(rx) for rx in hit.get("console", [])],
-                                 self.settings.start_marker)
-        rec.signature_lines = sig.signature_lines + scenario_hits(rec, hit, path.parent)
-        rec.signature_before_start = sig.signature_before_start
-        rec.other_send_errors = len(sig.other_send_errors)
-        rec.shutdown_counters = sig.shutdown_counters
-        rec.error_lines = sig.error_lines[:5]
-        if rec.started and not sig.started and not rec.error:
-            # The driver saw the marker, the parser did not: trust neither.
-            rec.error = "start marker seen by the driver but not found in the log"
+        return fill_from_logs(rec, self.settings)
+
+
+def fill_from_logs(rec: CycleRecord, settings: ReproSettings) -> CycleRecord:
+    """Signals from the cycle's logs, read on the host (through the /logs mount, or copied
+    back from a remote engine): the console, and eve.json / stats.log when a hit rule reads them."""
+    path = Path(rec.log_path)
+    if not path.is_file():
+        rec.error = rec.error or f"no console log at {path}"
         return rec
+    hit = settings.hit
+    sig = parse_console_file(path, [re.compile(rx) for rx in hit.get("console", [])],
+                             settings.start_marker)
+    rec.signature_lines = sig.signature_lines + scenario_hits(rec, hit, path.parent)
+    rec.signature_before_start = sig.signature_before_start
+    rec.other_send_errors = len(sig.other_send_errors)
+    rec.shutdown_counters = sig.shutdown_counters
+    rec.error_lines = sig.error_lines[:5]
+    rec.missing_logs = missing_hit_logs(hit, path.parent)
+    if rec.started and rec.missing_logs and not rec.error:
+        rec.error = (f"the target started but wrote no {', '.join(rec.missing_logs)}: the [hit] rule "
+                     "over it could not be checked")
+    if rec.started and not sig.started and not rec.error:
+        # The driver saw the marker, the parser did not: trust neither.
+        rec.error = "start marker seen by the driver but not found in the log"
+    return rec
 
 
-# ------------------------------------------------------------ Docker calls, retried
+HIT_LOGS = (("eve.json", "eve"), ("stats.log", "stats"))
+
+
+def missing_hit_logs(hit: dict, cycle_dir: Path) -> list[str]:
+    """The logs a [hit] rule reads (eve.json, stats.log) that the cycle did not leave."""
+    return [name for name, key in HIT_LOGS if hit.get(key) and not (cycle_dir / name).is_file()]
+
 
 def scenario_hits(rec: "CycleRecord", hit: dict, cycle_dir: Path) -> list[str]:
     """Hits beyond the console: eve.json and stats.log lines, an exit code, a crash (the
     scenario's [hit]); each is written as the line that proves it, for the record."""
     out = []
-    for name, key in (("eve.json", "eve"), ("stats.log", "stats")):
+    for name, key in HIT_LOGS:
         if hit.get(key):
             out += [f"{name}: {ln}" for ln in matching_lines(cycle_dir / name,
                                                               [re.compile(rx) for rx in hit[key]])]
@@ -578,6 +604,8 @@ def scenario_hits(rec: "CycleRecord", hit: dict, cycle_dir: Path) -> list[str]:
         out.append(f"crashed: killed by {signal.Signals(-code).name}")
     return out
 
+
+# ------------------------------------------------------------ Docker calls, retried
 
 def _create(client, image, command, name, **kw):
     return create_container(client, image, command, name, **kw)

@@ -56,6 +56,23 @@ PATCH_KEYS = {"file": str, "env": dict}
 CHOICES = {("suricata", "copy_mode"): ("ips", "tap"), ("suricata", "runmode"): ("workers", "autofp"),
            ("suricata", "cluster_type"): ("cluster_flow", "cluster_qm", "cluster_cpu", "cluster_round_robin"),
            ("traffic", "kind"): ("udp", "none", "pcap"), ("cycle", "kind"): ("restart", "hold")}
+# Lines every healthy cycle leaves, per log a [hit] rule reads (docs/ARCHITECTURE.md,
+# "Console lines that matter"; Suricata's eve.json and stats.log formats).  A hit rule that
+# matches one of them, or the empty line, makes every cycle a hit: refused (issue 25),
+# because one hit is taken as proof of the bug.
+INNOCENT_LINES = {
+    "console": ["Notice: suricata: This is Suricata version 8.0.3 RELEASE running in SYSTEM mode",
+                "Notice: threads: Threads created -> W: 24 FM: 1 FR: 1   Engine started.",
+                "Notice: device: SFE_0_TX: packets: 1234, drops: 0 (0.00%), invalid chksum: 0",
+                "Notice: suricata: Signal Received.  Stopping engine."],
+    "eve": ['{"timestamp":"2025-01-01T10:00:02.000000+0000","event_type":"stats","stats":{"uptime":2}}'],
+    "stats": ["-" * 84, "Date: 1/1/2025 -- 10:00:02 (uptime: 0d, 00h 00m 02s)",
+              "Counter                                       | TM Name                   | Value"],
+}
+# The magic numbers of a classic pcap (microsecond and nanosecond, either byte order) and of
+# pcapng; the driver replays classic pcaps of Ethernet frames only (driver.read_pcap).
+PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                list: "a list of strings", dict: "a table of strings"}
 
@@ -175,6 +192,7 @@ def _check_values(s: dict, path: Path) -> None:
         except re.error as exc:
             raise UsageError(f"scenario {path}: key [{sec}] {key!r}: regex {rx!r} does not "
                              f"compile ({exc})") from None
+    _check_specific(s, path)
     if not any(s["hit"][k] for k in ("console", "eve", "stats", "exit_codes")) and not s["hit"]["crash"]:
         raise UsageError(f"scenario {path}: [hit] says nothing is a hit: give console, eve, stats, "
                          f"exit_codes or crash")
@@ -182,6 +200,51 @@ def _check_values(s: dict, path: Path) -> None:
         raise UsageError(f"scenario {path}: key [hit] 'exit_codes' must be a list of integers "
                          f"in 0..255 (a signal is [hit] crash)")
     _check_ranges(s, path)
+
+
+def _check_specific(s: dict, path: Path) -> None:
+    """Rules that would decide nothing: a hit rule matching every cycle (the empty line, or a
+    line every healthy engine leaves), a start marker matching every line (issue 25)."""
+    for where, lines in INNOCENT_LINES.items():
+        for rx in s["hit"][where]:
+            if re.search(str(rx), ""):
+                raise UsageError(f"scenario {path}: key [hit] {where!r}: regex {rx!r} matches every "
+                                 f"line (it matches the empty one); a hit rule must match only what the bug leaves")
+            line = next((ln for ln in lines if re.search(str(rx), ln)), None)
+            if line is not None:
+                raise UsageError(f"scenario {path}: key [hit] {where!r}: regex {rx!r} matches a line a "
+                                 f"healthy engine prints ({line!r}); a hit rule must match only what the bug leaves")
+    if 0 in s["hit"]["exit_codes"]:
+        raise UsageError(f"scenario {path}: key [hit] 'exit_codes': 0 is how a healthy engine stops on "
+                         f"SIGTERM, so every cycle would be a hit")
+    marker = s["health"]["start_marker"]
+    if not marker:
+        raise UsageError(f"scenario {path}: key [health] 'start_marker' must not be empty (the console "
+                         f"line that says the engine is up, e.g. 'Engine started\\.')")
+    if re.search(marker, ""):
+        raise UsageError(f"scenario {path}: key [health] 'start_marker': regex {marker!r} matches every "
+                         f"line (it matches the empty one)")
+
+
+def pcap_problem(pcap: Path) -> str | None:
+    """Why `pcap` is not a classic pcap of Ethernet frames with at least one frame, or None
+    (the rule driver.read_pcap applies in the container, checked here before anything)."""
+    try:
+        with open(pcap, "rb") as fh:
+            head = fh.read(24 + 16)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if head[:4] == PCAPNG_MAGIC:
+        return "is a pcapng file; the traffic is replayed from a classic pcap (convert it: editcap -F pcap IN OUT)"
+    endian = PCAP_MAGIC.get(head[:4])
+    if endian is None or len(head) < 24:
+        return f"is not a pcap file (its first bytes are {head[:4].hex() or 'missing'}, not a pcap magic number)"
+    link = int.from_bytes(head[20:24], "little" if endian == "<" else "big")
+    if link != 1:
+        return f"has link type {link}, not Ethernet (1)"
+    if len(head) < 24 + 16:
+        return "holds no frames"
+    return None
 
 
 def _check_ranges(s: dict, path: Path) -> None:
@@ -213,6 +276,9 @@ def _check_ranges(s: dict, path: Path) -> None:
         if pcap is None or not pcap.is_file():
             raise UsageError(f"scenario {path}: key [traffic] 'pcap' must name a pcap file "
                              f"(relative to the scenario) when kind = \"pcap\"")
+        problem = pcap_problem(pcap)
+        if problem:
+            raise UsageError(f"scenario {path}: key [traffic] 'pcap': {s['traffic']['pcap']} {problem}")
         s["traffic"]["pcap"] = str(pcap.resolve())
 
 

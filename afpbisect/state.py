@@ -27,6 +27,11 @@ _JSON_NAMES = {dict: "an object", list: "a list"}
 
 def data_problem(data: dict) -> str | None:
     """What is wrong with the shape of a state's `data`, or None."""
+    if not isinstance(data.get("about", {}), dict):
+        return "'about' must be an object"
+    steps = data.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+        return "'steps' must be a list of objects"
     for key, inner in _TABLES.items():
         table = data.get(key, {})
         if not isinstance(table, dict) or not all(isinstance(v, inner) for v in table.values()):
@@ -42,6 +47,15 @@ def data_problem(data: dict) -> str | None:
     return None
 
 
+class CorruptState(StateError):
+    """A state file that cannot be read as one (not JSON, wrong shape).  Unlike a newer
+    afpbisect's file or another run's, nothing in it can be used."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"state file {path} is corrupt ({why}); use --restart to discard it")
+        self.why = why
+
+
 class State:
     def __init__(self, path: Path, kind: str, identity: dict, data: dict | None = None,
                  created: float | None = None):
@@ -54,14 +68,24 @@ class State:
     # ------------------------------------------------------------ load/save
     @classmethod
     def load_or_new(cls, path: Path, kind: str, identity: dict, restart: bool = False,
-                    say=print) -> "State":
+                    say=print, set_aside: bool = False) -> "State":
+        """The state at `path`, or a new one.  With `set_aside`, a corrupt file is moved
+        aside (set_aside_file) and said, rather than an error: for a command whose state is
+        only its own evidence, which a new run gathers again (issue 25)."""
         path = Path(path)
         if restart and path.exists():
             path.unlink()
             say(f"--restart: discarded {path}")
         if not path.exists():
             return cls(path, kind, identity)
-        st = cls.load(path)
+        try:
+            st = cls.load(path)
+        except CorruptState as exc:
+            if not set_aside:
+                raise
+            kept = set_aside_file(path)
+            say(f"state file {path} is unreadable ({exc.why}); kept it as {kept.name} and starting over")
+            return cls(path, kind, identity)
         if st.kind != kind or st.identity != identity:
             raise StateError(
                 f"state file {path} belongs to a different run ({st.kind} {st.identity}); "
@@ -74,12 +98,12 @@ class State:
         try:
             raw = json.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StateError(f"state file {path} is corrupt ({exc}); use --restart to discard it") from None
+            raise CorruptState(path, str(exc)) from None
         if not isinstance(raw, dict):
-            raise StateError(f"state file {path} is corrupt (not an object); use --restart to discard it")
+            raise CorruptState(path, "not an object")
         for k, t in _REQUIRED.items():
             if not isinstance(raw.get(k), t) and not (t is float and isinstance(raw.get(k), int)):
-                raise StateError(f"state file {path} is corrupt (field {k!r}); use --restart to discard it")
+                raise CorruptState(path, f"field {k!r}")
         if raw["version"] > VERSION:
             raise StateError(f"state file {path} has version {raw['version']}, newer than this "
                              f"afpbisect understands ({VERSION}); upgrade afpbisect or use --restart")
@@ -87,7 +111,7 @@ class State:
             raise StateError(f"state file {path} has old version {raw['version']}; use --restart")
         problem = data_problem(raw["data"])
         if problem:
-            raise StateError(f"state file {path} is corrupt (data: {problem}); use --restart to discard it")
+            raise CorruptState(path, f"data: {problem}")
         return cls(path, raw["kind"], raw["identity"], raw["data"], raw["created"])
 
     def save(self) -> None:
@@ -111,6 +135,18 @@ class State:
 
 
 SAVE_LOCK = threading.RLock()
+
+
+def set_aside_file(path: Path) -> Path:
+    """Move `path` to NAME.bad-<UTC time>[-n] beside it, never over an earlier one: kept for
+    a post-mortem (a hand edit, a disk that filled mid-write), out of the *.json that
+    `status` lists."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    n = 0
+    while (kept := path.with_name(f"{path.name}.bad-{stamp}{f'-{n}' if n else ''}")).exists():
+        n += 1
+    os.replace(path, kept)
+    return kept
 
 
 def identity_digest(identity: dict) -> str:

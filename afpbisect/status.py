@@ -34,11 +34,22 @@ def collect(lay: Layout) -> dict:
 
 
 def describe(path: Path, workdir: Path) -> dict:
+    """One state file's facts; an unreadable one is {"file", "live", "error"} (status is an
+    overview: one bad file must not hide the other bisections, issue 25)."""
     out = {"file": str(path), "live": False}
     try:
-        st = State.load(path)
+        facts = _facts(State.load(path), dict(out), workdir)
+        _render_run(facts)   # what is listed must also print
     except StateError as exc:
         return {**out, "error": str(exc)}
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+        # State.load checks the tables the commands index into; a hand-edited file can
+        # still hold a number where status reads a name.
+        return {**out, "error": f"state file {path} has an unexpected shape ({type(exc).__name__}: {exc})"}
+    return facts
+
+
+def _facts(st: State, out: dict, workdir: Path) -> dict:
     about = st.data.get("about", {})
     ident = st.identity
     out.update(command=ident.get("command", st.kind), finished="result" in st.data,

@@ -42,7 +42,7 @@ def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidenc
                 "env": s.env, "scenario": sc.digest(), "confidence": confidence, "cycles": fixed_cycles}
     stem = f"verify-{ref.sha[:10]}-{'-'.join(p.path.stem for p in patches)}-{sc.name}"
     state = State.load_or_new(ctx.state_dir / "state" / f"{stem}-{identity_digest(identity)}.json",
-                              "verify", identity, restart=ctx.opts.restart, say=ctx.say)
+                              "verify", identity, restart=ctx.opts.restart, say=ctx.say, set_aside=True)
     state.data["about"] = {"scenario": sc.name, "target": ref.name,
                            "patches": [p.path.name for p in patches]}
     # --cycles N caps both sides at N cycles; the confidence reported is what N gives.

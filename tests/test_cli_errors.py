@@ -103,3 +103,37 @@ def test_command_list_summaries_are_whole_sentences():
     assert "Bisect GOOD..BAD and name the first bad commit." in rows["run"]
     for name in ("run", "verify-patch", "nightly", "selftest", "clean"):
         assert not rows[name].rstrip().endswith("(e."), rows[name]
+
+
+def test_run_keeps_a_corrupt_state_aside_and_goes_on(small_repo, tmp_path):
+    """Issue 25: the run's own state file, unreadable, is moved aside with one line, and
+    the run goes on (here to Docker, away)."""
+    work = tmp_path / "work"
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no.sock", "AFPBISECT_DOCKER_RETRY_SECONDS": "2"}
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), "--workdir", str(work),
+                       check_json=False, env=env)
+    assert code == 2 and "Docker engine unreachable" in err
+    # The state is made only once Docker answers: plant a corrupt one under the run's name.
+    st = work / "state" / _run_state_name(small_repo, work)
+    st.parent.mkdir(parents=True, exist_ok=True)
+    st.write_text('{"version": 1, "kind": "run"')
+    code, _, err = afp("run", "suricata-1.0.0..main", "--repo", str(small_repo), "--workdir", str(work),
+                       check_json=False, env=env)
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    kept = list(st.parent.glob(st.name + ".bad-*"))
+    assert len(kept) == 1 and kept[0].read_text() == '{"version": 1, "kind": "run"', err
+    assert any(str(st) in l and kept[0].name in l for l in lines), err
+    assert "Traceback" not in err and "Docker engine unreachable" in lines[-1] and code == 2
+
+
+def _run_state_name(repo, work) -> str:
+    """The state file name `run suricata-1.0.0..main` uses with the default options."""
+    import subprocess, sys
+    code = ("import sys, afpbisect.state as s\n"
+            "def lon(cls, path, *a, **k):\n"
+            "    print(path.name); sys.exit(0)\n"
+            "s.State.load_or_new = classmethod(lon)\n"
+            "sys.argv = ['afpbisect', 'run', 'suricata-1.0.0..main', '--repo', sys.argv[1], '--workdir', sys.argv[2]]\n"
+            "from afpbisect.cli import main; main()\n")
+    out = subprocess.run([sys.executable, "-c", code, str(repo), str(work)], capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]

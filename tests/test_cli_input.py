@@ -262,3 +262,118 @@ def test_suspect_path_is_a_path_in_the_tree(tmp_path, path):
                        "--workdir", str(work), check_json=False, env=NO_DOCKER)
     _one_line_exit2(code, err, "--suspect")
     _nothing_created(work)
+
+
+# --- issue 25 -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("image", ["NOT A VALID:::image", "Debian:bookworm", "debian:", "debian@sha256:12",
+                                   "-debian", "debian:bookworm:x", ""])
+def test_a_base_image_that_is_no_image_reference(tmp_path, image):
+    work = tmp_path / "work"
+    code, _, err = afp("run", "a..b", "--base-image", image, "--repo", "https://example.invalid/x.git",
+                       "--workdir", str(work), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "--base-image")
+    _nothing_created(work)
+
+
+@pytest.mark.parametrize("image", ["debian:bookworm", "debian", "library/debian:12.5-slim",
+                                   "registry.example.org:5000/team/img_x:v1.2",
+                                   "localhost/a__b-c.d:latest", "afpbisect/debian-local:bookworm",
+                                   "debian@sha256:" + "a" * 64, "[::1]:5000/x:y"])
+def test_image_references_docker_takes(image):
+    from afpbisect.baseimage import image_reference_problem
+    assert image_reference_problem(image) is None
+
+
+def test_suspect_path_no_commit_of_the_range_touches(small_repo, tmp_path):
+    """After the range is resolved, before Docker or any build: the nearest touched path named."""
+    work = tmp_path / "work"
+    code, _, err = afp("run", "suricata-1.0.0..main", "--suspect", "lib/a.c", "--repo", str(small_repo),
+                       "--workdir", str(work), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "--suspect lib/a.c: no commit of suricata-1.0.0..main touches it")
+    assert "src/a.c" in err
+    assert not (work / "state").exists()
+    # a directory the range touches below is a suspect like git's pathspec: on to Docker (away)
+    code, _, err = afp("run", "suricata-1.0.0..main", "--suspect", "src", "--repo", str(small_repo),
+                       "--workdir", str(work), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, "Docker engine unreachable")
+
+
+def test_unknown_docker_context_is_refused_like_an_unknown_engine(tmp_path):
+    work = tmp_path / "work"
+    env = {**NO_DOCKER, "DOCKER_HOST": "", "DOCKER_CONTEXT": "nosuch", "DOCKER_CONFIG": str(tmp_path / "cfg")}
+    code, _, err = afp("run", "a..b", "--repo", "https://example.invalid/x.git", "--workdir", str(work),
+                       check_json=False, env=env)
+    _one_line_exit2(code, err, "DOCKER_CONTEXT=nosuch: no Docker context of that name")
+    _nothing_created(work)
+    code, _, err = afp("doctor", check_json=False, env=env)
+    _one_line_exit2(code, err, "DOCKER_CONTEXT=nosuch")
+
+
+def test_docker_context_resolution(tmp_path, monkeypatch):
+    """The docker CLI's order: DOCKER_HOST wins over DOCKER_CONTEXT; `default` is the local
+    engine; a context of the store is that context, as if named with --engine."""
+    import hashlib
+    from afpbisect.errors import UsageError
+    from afpbisect.farm import resolve_all
+    meta = tmp_path / "contexts" / "meta" / hashlib.sha256(b"far").hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": "far", "Endpoints": {"docker": {"Host": "ssh://u@far"}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("DOCKER_CONTEXT", "far")
+    assert resolve_all(()) == [("far", "ssh://u@far")]
+    assert resolve_all(("unix:///x.sock",)) == [("unix:///x.sock", "unix:///x.sock")]   # the command line wins
+    monkeypatch.setenv("DOCKER_CONTEXT", "default")
+    assert resolve_all(()) == []
+    monkeypatch.setenv("DOCKER_CONTEXT", "nosuch")
+    with pytest.raises(UsageError, match="DOCKER_CONTEXT=nosuch"):
+        resolve_all(())
+    monkeypatch.setenv("DOCKER_HOST", "unix:///x.sock")
+    assert resolve_all(()) == []
+
+
+@pytest.mark.parametrize("args", [["status"], ["run", "a..b", "--repo", "https://example.invalid/x.git"],
+                                  ["clean"], ["doctor"]])
+def test_workdir_set_but_empty_in_the_environment(tmp_path, monkeypatch, args):
+    """AFPBISECT_WORKDIR= (a script's unset variable) must not silently mean the default workdir."""
+    monkeypatch.chdir(tmp_path)
+    env = {**NO_DOCKER, "AFPBISECT_WORKDIR": "", "XDG_CACHE_HOME": str(tmp_path / "c"),
+           "XDG_STATE_HOME": str(tmp_path / "s")}
+    code, _, err = afp(*args, check_json=False, env=env)
+    _one_line_exit2(code, err, "AFPBISECT_WORKDIR is set but empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "something was made"
+
+
+def test_workdir_option_env_set_but_empty(tmp_path):
+    code, _, err = afp("status", check_json=False, env={"AFPBISECT_STATUS_WORKDIR": ""})
+    _one_line_exit2(code, err, "AFPBISECT_STATUS_WORKDIR is set but empty")
+
+
+def test_clean_workdir_that_is_a_file(tmp_path):
+    f = tmp_path / "some-file"
+    f.write_text("")
+    code, _, err = afp("clean", "--workdir", str(f), check_json=False, env=NO_DOCKER)
+    _one_line_exit2(code, err, f"--workdir {f}: not a directory")
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")
+def test_clean_workdir_that_does_not_exist_and_left_nothing(tmp_path):
+    """A typo: no such directory and no container of it on the engine (a workdir that was
+    removed with containers left is still swept: tests/test_clean.py)."""
+    code, _, err = afp("clean", "--workdir", str(tmp_path / "no" / "such"), check_json=False)
+    _one_line_exit2(code, err, "no such directory")
+    assert not (tmp_path / "no").exists()
+
+
+def test_nearest_touched_paths_to_a_suspect():
+    from afpbisect.bisection import check_suspects, nearest_paths
+    files = {"src/source-af-packet.c", "src/source-af-packet.h", "src/util-device.c"}
+    assert nearest_paths("src/source-af-packt.c", files)[0] == "src/source-af-packet.c"
+    assert nearest_paths("source-af-packet.c", files) == ["src/source-af-packet.c"]
+    assert nearest_paths("nothing/alike.rs", files) == []
+    check_suspects([set(), files], ("src", "src/util-device.c"), "a..b")   # both touched: no error
+    from afpbisect.errors import UsageError
+    with pytest.raises(UsageError, match=r"--suspect src/af\.c: no commit of a\.\.b touches it$"):
+        check_suspects([set(), files], ("src/af.c",), "a..b")

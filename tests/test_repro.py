@@ -425,3 +425,68 @@ def test_container_is_renewed_before_its_lifetime_ends(engine, repro_image, tmp_
         assert s.container.id != first
         assert r.outcome() == CycleOutcome.CLEAN
     assert _ours(engine) == []
+
+
+# --- issue 25: a hit rule over eve.json or stats.log whose file is missing -----------------
+
+@pytest.mark.parametrize("kw, outcome", [
+    # the engine came up (outputs are opened before the start marker) and wrote no eve.json:
+    # the yaml, the /logs mount or the copy-back failed, so the rule was never checked
+    (dict(started=True, forwarded_after_start={"SFE_0_RX": 812}, missing_logs=["eve.json"]),
+     CycleOutcome.INFRA),
+    (dict(started=True, missing_logs=["stats.log"]), CycleOutcome.INFRA),
+    # the target never got that far: no evidence about it, and not the machinery's fault
+    (dict(started=False, early_exit=True, missing_logs=["eve.json"]), CycleOutcome.UNHEALTHY),
+    # a hit elsewhere (the console) still proves the bug
+    (dict(started=True, signature_lines=["x"], missing_logs=["eve.json"]), CycleOutcome.HIT),
+])
+def test_a_missing_hit_log_is_never_clean(kw, outcome):
+    assert CycleRecord(index=1, **kw).outcome() == outcome
+
+
+def test_a_missing_hit_log_without_a_start_is_unhealthy_even_when_start_is_not_required():
+    from afpbisect.repro import HealthRule
+    rule = HealthRule(require_start=False, min_forwarded=0, require_clean_stop=False)
+    rec = CycleRecord(index=1, started=False, early_exit=True, exit_code=0, missing_logs=["eve.json"])
+    assert rec.outcome(rule) is CycleOutcome.UNHEALTHY
+    assert "eve.json" in rule.problem(rec)
+
+
+def _cycle_dir(tmp_path, started=True):
+    d = tmp_path / "cycle-001"
+    d.mkdir()
+    lines = ["Notice: suricata: This is Suricata version 8.0.3 RELEASE"]
+    if started:
+        lines.append("Notice: threads: Threads created -> W: 4 FM: 1 FR: 1   Engine started.")
+    (d / "console.log").write_text("\n".join(lines) + "\n")
+    return d
+
+
+@pytest.mark.parametrize("key, name", [("eve", "eve.json"), ("stats", "stats.log")])
+def test_fill_from_logs_missing_eve_or_stats_is_infra(tmp_path, key, name):
+    """The record a cycle leaves -> its outcome, through the same code a session uses."""
+    from afpbisect.repro import fill_from_logs
+    settings = ReproSettings(hit={**NO_HIT_FOR_TESTS, key: ['"event_type":"anomaly"']})
+    d = _cycle_dir(tmp_path)
+    rec = fill_from_logs(CycleRecord(index=1, started=True, forwarded_after_start={"SFE_0_RX": 9},
+                                     log_path=str(d / "console.log")), settings)
+    assert rec.outcome() is CycleOutcome.INFRA and name in rec.error, rec
+    (d / name).write_text('{"event_type":"flow"}\n')       # present, nothing matches: clean
+    rec = fill_from_logs(CycleRecord(index=1, started=True, forwarded_after_start={"SFE_0_RX": 9},
+                                     log_path=str(d / "console.log")), settings)
+    assert rec.outcome() is CycleOutcome.CLEAN, rec
+    (d / name).write_text('{"event_type":"anomaly"}\n')    # present and matching: a hit
+    rec = fill_from_logs(CycleRecord(index=1, started=True, forwarded_after_start={"SFE_0_RX": 9},
+                                     log_path=str(d / "console.log")), settings)
+    assert rec.outcome() is CycleOutcome.HIT, rec
+
+
+def test_fill_from_logs_without_a_hit_rule_over_eve_does_not_ask_for_it(tmp_path):
+    from afpbisect.repro import fill_from_logs
+    d = _cycle_dir(tmp_path)
+    rec = fill_from_logs(CycleRecord(index=1, started=True, log_path=str(d / "console.log")),
+                         ReproSettings(hit={**NO_HIT_FOR_TESTS, "console": ["never printed"]}))
+    assert rec.outcome() is CycleOutcome.CLEAN and rec.missing_logs == []
+
+
+NO_HIT_FOR_TESTS = {"console": [], "eve": [], "stats": [], "exit_codes": [], "crash": False}

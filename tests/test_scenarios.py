@@ -2,6 +2,7 @@
 8667 and a second kind of bug written only from docs/scenarios.md."""
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -45,36 +46,62 @@ def test_docs_examples_load_as_written(tmp_path):
 
 
 BAD = {
-    "unknown top key": ('name = "x"\nnmae = "y"\n[hit]\nconsole = ["a"]\n', "unknown key 'nmae'"),
-    "unknown section key": ('name = "x"\n[hit]\nconsole = ["a"]\nconsol = ["b"]\n', "unknown key [hit] 'consol'"),
-    "unknown section": ('name = "x"\n[hits]\nconsole = ["a"]\n', "unknown key 'hits'"),
-    "wrong type": ('name = "x"\n[hit]\nconsole = "a"\n', "key [hit] 'console' must be a list of strings"),
-    "wrong number type": ('name = "x"\n[hit]\nconsole = ["a"]\n[suricata]\npairs = "6"\n',
+    "unknown top key": ('name = "x"\nnmae = "y"\n[hit]\nconsole = ["the bug"]\n', "unknown key 'nmae'"),
+    "unknown section key": ('name = "x"\n[hit]\nconsole = ["the bug"]\nconsol = ["b"]\n', "unknown key [hit] 'consol'"),
+    "unknown section": ('name = "x"\n[hits]\nconsole = ["the bug"]\n', "unknown key 'hits'"),
+    "wrong type": ('name = "x"\n[hit]\nconsole = "the bug"\n', "key [hit] 'console' must be a list of strings"),
+    "wrong number type": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[suricata]\npairs = "6"\n',
                           "key [suricata] 'pairs' must be an integer"),
     "regex": ('name = "x"\n[hit]\nconsole = ["a(b"]\n', "regex 'a(b' does not compile"),
-    "patch missing": ('name = "x"\n[hit]\nconsole = ["a"]\n[[patch]]\nfile = "nope.patch"\n',
+    "patch missing": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = "nope.patch"\n',
                       "nope.patch does not exist"),
     "nothing is a hit": ('name = "x"\n[hit]\n', "says nothing is a hit"),
-    "choice": ('name = "x"\n[hit]\nconsole = ["a"]\n[traffic]\nkind = "tcp"\n',
+    "choice": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "tcp"\n',
                "key [traffic] 'kind' must be one of udp, none, pcap"),
-    "no name": ('[hit]\nconsole = ["a"]\n', "key 'name' is required"),
+    "no name": ('[hit]\nconsole = ["the bug"]\n', "key 'name' is required"),
     "not toml": ('name = "x\n', "not valid TOML"),
-    "none forwards nothing": ('name = "x"\n[hit]\nconsole = ["a"]\n[traffic]\nkind = "none"\n',
+    "none forwards nothing": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "none"\n',
                               "'min_forwarded' must be 0"),
     # found by a hostile tour (2026-12-01): all were accepted and failed later, or never
-    "start marker regex": ('name = "x"\n[hit]\nconsole = ["a"]\n[health]\nstart_marker = "[z-a]"\n',
+    "start marker regex": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[health]\nstart_marker = "[z-a]"\n',
                            "key [health] 'start_marker': regex '[z-a]' does not compile"),
     "exit code": ('name = "x"\n[hit]\nexit_codes = [999]\n', "'exit_codes' must be a list of integers in 0..255"),
-    "negative size": ('name = "x"\n[hit]\nconsole = ["a"]\n[suricata]\nring_size = -1\n',
+    "negative size": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[suricata]\nring_size = -1\n',
                       "key [suricata] 'ring_size' must be in 0..10000000"),
-    "yaml injection": ('name = "x"\n[hit]\nconsole = ["a"]\n[suricata]\nbpf_filter = "udp\\"\\n  evil: yes"\n',
+    "yaml injection": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[suricata]\nbpf_filter = "udp\\"\\n  evil: yes"\n',
                        "'bpf_filter' must not contain quotes"),
-    "env name": ('name = "x"\n[hit]\nconsole = ["a"]\n[[patch]]\nfile = "p.patch"\nenv = { "A=B" = "1" }\n',
+    "env name": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = "p.patch"\nenv = { "A=B" = "1" }\n',
                  "'A=B' is not a variable name"),
-    "patch is a directory": ('name = "x"\n[hit]\nconsole = ["a"]\n[[patch]]\nfile = "."\n',
+    "patch is a directory": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = "."\n',
                              "is not a regular file"),
-    "patch is not a patch": ('name = "x"\n[hit]\nconsole = ["a"]\n[[patch]]\nfile = "junk.patch"\n',
+    "patch is not a patch": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = "junk.patch"\n',
                              "[[patch]] #1 'file':"),
+    # issue 25: rules that make every cycle a hit, a start marker that says nothing, traffic
+    # that is not a pcap
+    "hit matches all": ("name = \"x\"\n[hit]\nconsole = ['.*']\n", "[hit] 'console': regex '.*' matches every line"),
+    "hit empty": ('name = "x"\n[hit]\nconsole = [""]\n', "[hit] 'console': regex '' matches every line"),
+    "hit caret": ("name = \"x\"\n[hit]\neve = ['^']\n", "[hit] 'eve': regex '^' matches every line"),
+    "hit stats empty": ("name = \"x\"\n[hit]\nstats = ['x*']\n", "[hit] 'stats': regex 'x*' matches every line"),
+    "hit innocent": ("name = \"x\"\n[hit]\nconsole = ['Threads created']\n",
+                     "[hit] 'console': regex 'Threads created' matches a line a healthy engine prints"),
+    "hit one letter": ('name = "x"\n[hit]\nconsole = ["a"]\n', "regex 'a' matches a line a healthy engine prints"),
+    "hit eve stats event": ("name = \"x\"\n[hit]\neve = ['\"event_type\":\"stats\"']\n",
+                            "matches a line a healthy engine prints"),
+    "hit exit 0": ('name = "x"\n[hit]\nexit_codes = [0]\n', "'exit_codes': 0 is how a healthy engine stops"),
+    "start marker empty": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[health]\nstart_marker = ""\n',
+                           "key [health] 'start_marker' must not be empty"),
+    "start marker all": ("name = \"x\"\n[hit]\nconsole = ['the bug']\n[health]\nstart_marker = '.*'\n",
+                         "key [health] 'start_marker': regex '.*' matches every line"),
+    "pcap text": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "pcap"\npcap = "junk.patch"\n',
+                  "key [traffic] 'pcap': junk.patch is not a pcap file"),
+    "pcap empty": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "pcap"\npcap = "empty.pcap"\n',
+                   "key [traffic] 'pcap': empty.pcap is not a pcap file"),
+    "pcapng": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "pcap"\npcap = "t.pcapng"\n',
+               "key [traffic] 'pcap': t.pcapng is a pcapng file"),
+    "pcap not ethernet": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "pcap"\npcap = "raw.pcap"\n',
+                          "key [traffic] 'pcap': raw.pcap has link type 101, not Ethernet (1)"),
+    "pcap no frames": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "pcap"\npcap = "hdr.pcap"\n',
+                       "key [traffic] 'pcap': hdr.pcap holds no frames"),
 }
 
 
@@ -85,6 +112,7 @@ def test_bad_scenario_is_one_line_exit_2_before_anything(case, small_repo, tmp_p
     f.write_text(text)
     shutil.copy(PATCHES_DIR / "widener.patch", tmp_path / "p.patch")
     (tmp_path / "junk.patch").write_text("hello\n")
+    _pcaps(tmp_path)
     with pytest.raises(UsageError, match=re.escape(expected)):
         load(f)
     work = tmp_path / "work"
@@ -95,6 +123,42 @@ def test_bad_scenario_is_one_line_exit_2_before_anything(case, small_repo, tmp_p
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert str(f) in lines[0] and expected in lines[0], lines[0]
     assert not work.exists(), "something was created before the scenario was checked"
+
+
+def pcap_header(linktype: int = 1, magic: int = 0xA1B2C3D4) -> bytes:
+    return struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)
+
+
+def pcap_frame(data: bytes) -> bytes:
+    return struct.pack("<IIII", 0, 0, len(data), len(data)) + data
+
+
+def _pcaps(d: Path) -> None:
+    frame = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x00" + b"\x00" * 28
+    (d / "empty.pcap").write_bytes(b"")
+    (d / "t.pcapng").write_bytes(struct.pack("<II", 0x0A0D0D0A, 28) + b"\x4d\x3c\x2b\x1a" + b"\0" * 20)
+    (d / "raw.pcap").write_bytes(pcap_header(101) + pcap_frame(frame[14:]))
+    (d / "hdr.pcap").write_bytes(pcap_header())
+    (d / "ok.pcap").write_bytes(pcap_header() + pcap_frame(frame))
+    (d / "ok-be-ns.pcap").write_bytes(struct.pack(">IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1)
+                                      + struct.pack(">IIII", 0, 0, len(frame), len(frame)) + frame)
+
+
+@pytest.mark.parametrize("name", ["ok.pcap", "ok-be-ns.pcap"])
+def test_a_classic_pcap_of_ethernet_frames_is_taken(tmp_path, name):
+    _pcaps(tmp_path)
+    f = tmp_path / "s.toml"
+    f.write_text(f'name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "pcap"\npcap = "{name}"\n')
+    assert load(f)["traffic"]["pcap"] == str(tmp_path / name)
+
+
+def test_specific_hit_rules_are_taken(tmp_path):
+    """The refusals above must not catch a narrow rule: the built-in's and the docs' are taken."""
+    f = tmp_path / "s.toml"
+    f.write_text("name = \"x\"\n[hit]\nconsole = ['block-size \\d+ is not a multiple']\n"
+                 "eve = ['\"event_type\":\"anomaly\"']\nstats = ['capture\\.kernel_drops +\\| Total +\\| [1-9]']\n"
+                 "exit_codes = [1]\n")
+    assert load(f)["hit"]["exit_codes"] == [1]
 
 
 def test_unknown_scenario_name(tmp_path):
@@ -157,3 +221,20 @@ def test_second_scenario_find_fix_names_the_revert(option_bug):
                          "--workdir", str(work), "--scenario", str(scenario), "--json")
     assert code == 0, err
     assert res["result"]["first_fixed"] == fix
+
+
+@pytest.mark.docker
+@docker
+def test_a_hit_rule_over_eve_json_that_the_target_never_writes_is_no_answer(tmp_path):
+    """Issue 25, on the real engine: the synthetic target starts and forwards but writes no
+    eve.json, so a rule over it can never be checked.  Every cycle is INFRA (it was CLEAN,
+    and the run named an answer from cycles that proved nothing): exit 3, no verdict."""
+    syn = make_synthetic_repo(tmp_path / "target", n_commits=6, seed=3)
+    scenario = tmp_path / "eve-only.toml"
+    scenario.write_text('name = "eve-only"\n[hit]\neve = [\'"event_type":"anomaly"\']\n'
+                        '[suricata]\npairs = 1\nthreads = 1\n[cycle]\nseconds = 0.5\n')
+    code, _, err = afp("run", f"{syn.good_ref}..{syn.bad_ref}", "--repo", str(syn.path), "--workdir",
+                       str(tmp_path / "work"), "--scenario", str(scenario), check_json=False)
+    assert code == 3 and "Traceback" not in err, err
+    assert "wrote no eve.json" in err and ": clean" not in err, err
+    assert "first bad commit:" not in err

@@ -108,3 +108,40 @@ def test_data_of_the_right_shape_loads(tmp_path):
             "refs": {"main": {"last_good": None, "history": [{"date": "x"}]}}, "result": {}, "other": 1}
     State(p, "run", {}, data).save()
     assert State.load(p).data == data
+
+
+@pytest.mark.parametrize("body", ["{not json", "[]", json.dumps({"version": 1}),
+                                  json.dumps({"version": VERSION, "kind": "run", "identity": {"good": "a"},
+                                              "created": 1.0, "data": {"about": "x"}}),
+                                  json.dumps({"version": VERSION, "kind": "run", "identity": {"good": "a"},
+                                              "created": 1.0, "data": {"steps": [3]}})])
+def test_a_corrupt_state_is_kept_aside_and_said_when_asked(tmp_path, body):
+    """Issue 25: what `run` finds unreadable under its own name is moved to
+    NAME.json.bad-<time> (kept for a post-mortem, never overwritten), said in one line, and
+    the run starts over."""
+    p = tmp_path / "s.json"
+    p.write_bytes(body.encode())
+    said = []
+    st = State.load_or_new(p, "run", {"good": "a"}, say=said.append, set_aside=True)
+    assert st.data == {} and not p.exists()
+    kept = list(tmp_path.glob("s.json.bad-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == body.encode()
+    assert len(said) == 1 and str(p) in said[0] and kept[0].name in said[0] and "unreadable" in said[0]
+    p.write_bytes(body.encode())   # a second one in the same second is kept too
+    State.load_or_new(p, "run", {"good": "a"}, say=said.append, set_aside=True)
+    assert len(list(tmp_path.glob("s.json.bad-*"))) == 2
+
+
+def test_what_is_not_corrupt_is_never_set_aside(tmp_path):
+    """A newer afpbisect's state or another run's is not ours to move: refused as before."""
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"version": VERSION + 1, "kind": "run", "identity": {}, "created": 1.0, "data": {}}))
+    with pytest.raises(StateError, match="newer"):
+        State.load_or_new(p, "run", {}, say=lambda m: None, set_aside=True)
+    State(p, "run", {"good": "a"}).save()
+    with pytest.raises(StateError, match="different run"):
+        State.load_or_new(p, "run", {"good": "b"}, say=lambda m: None, set_aside=True)
+    assert not list(tmp_path.glob("*.bad-*"))
+    p.write_text("{")   # and without set_aside (the nightly's job state), corrupt is an error
+    with pytest.raises(StateError, match="corrupt"):
+        State.load_or_new(p, "run", {"good": "b"}, say=lambda m: None)

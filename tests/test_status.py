@@ -112,3 +112,37 @@ def test_stored_window_find_fix():
           "c5": {"verdict": "good"}, "c3": {"verdict": "skip"}, "other": {"verdict": "good"}}
     w = stored_window(commits, ev, find_fix=True)
     assert (w["last_old"], w["first_new"], w["commits"]) == ("c2", "c5", 3)
+
+
+WRONG_SHAPES = {
+    "about not an object": {"version": 1, "kind": "run", "identity": {}, "created": 1.0, "data": {"about": "x"}},
+    "identity of numbers": {"version": 1, "kind": "run", "identity": {"good": 1, "bad": 2}, "created": 1.0,
+                            "data": {"steps": []}},
+    "steps not a list": {"version": 1, "kind": "run", "identity": {}, "created": 1.0, "data": {"steps": 5}},
+    "a step without its keys": {"version": 1, "kind": "run", "identity": {}, "created": 1.0,
+                                "data": {"steps": [{"commit": "abc"}]}},
+    "a list": [1, 2],
+}
+
+
+def test_status_with_state_files_of_the_wrong_shape(tmp_path, small_repo):
+    """Issue 25: valid JSON of the wrong shape was a traceback and exit 1.  status is an
+    overview: the readable bisections are still listed, each unreadable file is marked as
+    such in the listing, one warning line says so on stderr, exit 0."""
+    work = _workdir(tmp_path, small_repo)
+    _run_state(work, small_repo, {9: ("bad", 8, 8)}, finished=True)
+    for i, body in enumerate(WRONG_SHAPES.values()):
+        (work / "state" / f"bad-{i}.json").write_text(json.dumps(body))
+    (work / "state" / "garbage.json").write_bytes(b"\x00\xff\xfe")
+    import subprocess, sys
+    out = subprocess.run([sys.executable, "-m", "afpbisect", "status", "--workdir", str(work)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "run suricata-1.0.0..suricata-2.0.0 (scenario 8667, first-bad): finished" in out.stdout
+    for i in range(len(WRONG_SHAPES)):
+        assert f"bad-{i}.json: unreadable:" in out.stdout, out.stdout
+    warn = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(warn) == 1 and "6 state file(s)" in warn[0] and "unreadable" in warn[0], out.stderr
+    code, data, err = afp("status", "--workdir", str(work), "--json")
+    assert code == 0 and "Traceback" not in err
+    assert sum(1 for r in data["runs"] if "error" in r) == 6
