@@ -71,6 +71,11 @@ class Command(click.Command):
     def get_help_option(self, ctx):
         return _no_env_help(super().get_help_option(ctx))
 
+    def format_epilog(self, ctx, formatter):
+        if isinstance(self.epilog, _EnvEpilog):   # written from this command's own options
+            self.epilog = env_help(self) or None
+        super().format_epilog(ctx, formatter)
+
 
 class Group(click.Group):
     command_class = Command
@@ -79,11 +84,30 @@ class Group(click.Group):
         return _no_env_help(super().get_help_option(ctx))
 
 
+class _EnvEpilog(str):
+    """The epilog of a command, written when its help is shown (its options are known only
+    then): env_help."""
+
+
 def env_epilog(command: str) -> str:
-    name = f"{ENV_PREFIX}_{command.upper().replace('-', '_')}"
-    return (f"Every option can also be set in the environment as {name}_<OPTION> (the long "
-            f"option in capitals, '-' as '_'), e.g. {name}_CONFIDENCE=0.99, {name}_JSON=1; the "
-            f"command line wins. --workdir is also read from {WORKDIR_ENV} by every command.")
+    return _EnvEpilog(command)
+
+
+def env_help(command: click.Command) -> str:
+    """Each option of `command` that the environment sets, by its variable's name."""
+    prefix = f"{ENV_PREFIX}_{command.name.upper().replace('-', '_')}"
+    opts = [p for p in command.params if isinstance(p, EnvOption) and p.allow_from_autoenv]
+    if not opts:
+        return ""
+    names = ", ".join(f"{env_name(prefix, p)} ({max(p.opts, key=len)})" for p in opts)
+    text = f"In the environment (the command line wins): {names}."
+    if any(p.is_flag for p in opts):
+        text += " A flag is set by 1 and unset by 0."
+    if any(p.multiple for p in opts):
+        text += " A repeatable option takes its values separated by spaces."
+    text += "".join(f" {max(p.opts, key=len)} is also read from {p.envvar}." for p in opts
+                    if isinstance(p.envvar, str))
+    return text
 
 
 def _emit(result: dict, as_json: bool) -> None:

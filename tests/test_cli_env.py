@@ -1,5 +1,7 @@
 """Issue 19: CLI conventions: AFPBISECT_* environment variables for every option, --find-fix's
 help, and the platformdirs layout (caches apart from state) when no --workdir is given."""
+import re
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -51,6 +53,29 @@ def test_command_line_wins_and_help_is_never_from_the_environment(tmp_path):
     assert code == 0 and data["workdir"] == str(tmp_path / "w")
     code, data, _ = afp("status", env={"AFPBISECT_STATUS_WORKDIR": str(tmp_path / "w"), "AFPBISECT_STATUS_JSON": "1"})
     assert code == 0 and data["workdir"] == str(tmp_path / "w")
+
+
+@pytest.mark.parametrize("name", sorted(cli_mod.cli.commands))
+def test_each_commands_help_names_the_variables_of_its_own_options_only(name):
+    """The epilog is written from the command's options: no AFPBISECT_<COMMAND>_CONFIDENCE
+    for a command without --confidence, every option's variable where there is one."""
+    cmd = cli_mod.cli.commands[name]
+    prefix = f"AFPBISECT_{name.upper().replace('-', '_')}_"
+    text = "".join(CliRunner().invoke(cli_mod.cli, [name, "--help"]).output.split())   # unwrapped
+    named = set(re.findall(re.escape(prefix) + r"[A-Z0-9_]*[A-Z0-9]", text))
+    own = {cli_mod.env_name(prefix[:-1], p) for p in cmd.params if isinstance(p, click.Option)}
+    assert named == own, (named - own, own - named)
+    workdir = [p for p in cmd.params if p.name == "workdir"]
+    assert ("AFPBISECT_WORKDIR" in text) == bool(workdir and workdir[0].envvar == "AFPBISECT_WORKDIR")
+
+
+def test_the_epilogs_examples_are_real_options():
+    r = CliRunner().invoke(cli_mod.cli, ["--help"])
+    text = "".join(r.output.split())
+    for var in set(re.findall(r"AFPBISECT_[A-Z_]+[A-Z](?==)", text)):
+        cmd = next(c for n, c in cli_mod.cli.commands.items() if var.startswith(f"AFPBISECT_{n.upper().replace('-', '_')}_"))
+        assert var in {cli_mod.env_name(f"AFPBISECT_{cmd.name.upper().replace('-', '_')}", p) for p in cmd.params
+                       if isinstance(p, click.Option)}, var
 
 
 def test_help_documents_names_and_find_fix():

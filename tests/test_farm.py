@@ -1,10 +1,10 @@
 """Issue 20 without Docker: --engine resolution, the lane choice, a round's builds at once
 (one engine each, one build at a time per engine), and a probe an engine lost moving to
-another engine. The Docker side is tests/test_engines_e2e.py."""
+another engine. The Docker side is tests/test_engines_e2e.py (and the one test here marked
+`docker`: clean on the real daemon as one of two engines)."""
 import hashlib
 import json
 import threading
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +17,7 @@ from afpbisect.errors import InfraError, UsageError
 from afpbisect.farm import Lane, context_host, pick, resolve, resolve_all
 from afpbisect.pipeline import PipelineEnv, Variant, prepare_builds
 from afpbisect.state import State
+from e2e_util import docker_ok
 
 
 def _context(root, name, host):
@@ -81,12 +82,18 @@ def test_pick_prefers_a_free_engine_then_the_one_that_failed_least():
     assert pick([a, b, c]) is a
 
 
-class _Builder:
-    """Builds take `seconds`; `fail` = how many builds fail on infrastructure first.
-    Records overlapping builds on the same builder (which must never happen: one tree)."""
+MEET_TIMEOUT = 60   # seconds a build waits for its partner; only reached when they never meet
 
-    def __init__(self, name, seconds=0.2, fail=0):
-        self.name, self.seconds, self.fail = name, seconds, fail
+
+class _Builder:
+    """`fail` = how many builds fail on infrastructure first. `meet`: a threading.Barrier
+    each build waits at, so builds that must run at once can only pass together: builds
+    made one after the other break it (BrokenBarrierError, a failed test) instead of only
+    taking longer. Records overlapping builds on the same builder (which must never
+    happen: one tree)."""
+
+    def __init__(self, name, fail=0, meet=None):
+        self.name, self.fail, self.meet = name, fail, meet
         self.engine = SimpleNamespace(name=name, remote=True)
         self.products = None
         self.built: list = []
@@ -102,12 +109,13 @@ class _Builder:
             self.active += 1
             self.overlap |= self.active > 1
         try:
-            time.sleep(self.seconds)
+            if self.meet is not None:
+                self.meet.wait(MEET_TIMEOUT)
             if self.fail:
                 self.fail -= 1
                 raise InfraError(f"{self.name}: build container killed")
             self.built.append(sha)
-            return BuildResult(commit=sha, key="k", ok=True, cached=False, seconds=self.seconds,
+            return BuildResult(commit=sha, key="k", ok=True, cached=False, seconds=1.0,
                                product_dir=f"/p/{sha}", image="img", log_path="/l")
         finally:
             with self._lock:
@@ -123,21 +131,21 @@ def _env(tmp_path, builders):
 
 
 def test_a_round_is_built_at_once_one_engine_each(tmp_path):
-    a, b = _Builder("a", 0.5), _Builder("b", 0.5)
+    # 4 builds on 2 engines, 2 at a time: each build passes the barrier only with a build
+    # of the other engine beside it (one after the other: BrokenBarrierError)
+    meet = threading.Barrier(2)
+    a, b = _Builder("a", meet=meet), _Builder("b", meet=meet)
     env, st, _ = _env(tmp_path, [a, b])
-    t0 = time.monotonic()
     env.prepare(["c1", "c2", "c3", "c4"])
-    took = time.monotonic() - t0
     assert sorted(a.built + b.built) == ["c1", "c2", "c3", "c4"]
     assert len(a.built) == len(b.built) == 2
     assert not a.overlap and not b.overlap      # never two builds in one engine's tree
-    assert took < 1.5                           # 4 builds of 0.5 s on 2 engines: 2 at a time
     engines = {k.split(":")[0]: v["engine"] for k, v in st.data["builds"].items()}
     assert engines == {"c1": "a", "c2": "b", "c3": "a", "c4": "b"}
 
 
 def test_a_build_lost_on_infrastructure_moves_to_another_engine(tmp_path):
-    a, b = _Builder("a", 0.05, fail=1), _Builder("b", 0.05)
+    a, b = _Builder("a", fail=1), _Builder("b")
     env, st, said = _env(tmp_path, [a, b])
     env.prepare(["c1", "c2"])
     assert b.built == ["c2"] and a.built == []
@@ -161,12 +169,11 @@ def test_one_engine_prepares_nothing(tmp_path):
 
 
 def test_verify_builds_both_variants_at_once(tmp_path):
-    a, b = _Builder("a", 0.4), _Builder("b", 0.4)
+    meet = threading.Barrier(2)   # the two variants' builds pass it only together
+    a, b = _Builder("a", meet=meet), _Builder("b", meet=meet)
     base, st, _ = _env(tmp_path, [a, b])
     fix = PipelineEnv(None, a, None, st, tmp_path, Variant("v+fix"), say=lambda m: None, lanes=base.lanes)
-    t0 = time.monotonic()
     prepare_builds([(base, "c1"), (fix, "c1")])
-    assert time.monotonic() - t0 < 0.75
     assert sorted(a.built + b.built) == ["c1", "c1"] and set(st.data["builds"]) == {"c1:v", "c1:v+fix"}
 
 
@@ -183,7 +190,11 @@ def test_a_remote_engine_tells_two_machines_workdirs_of_one_path_apart(tmp_path)
     assert workdir_tag(tmp_path / "gone", remote=True) == workdir_tag(tmp_path / "gone")
 
 
+@pytest.mark.docker
+@pytest.mark.skipif(not docker_ok(), reason="needs the Docker engine")
 def test_clean_goes_on_with_the_other_engines_when_one_is_away(tmp_path, monkeypatch):
+    """The `default` engine is the real daemon (DOCKER_CONFIG has no contexts): clean lists
+    and removes this workdir's volumes on it."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     monkeypatch.setenv("AFPBISECT_DOCKER_PING_SECONDS", "2")
     res = CliRunner().invoke(cli, ["clean", "--workdir", str(tmp_path / "w"), "--caches",
@@ -213,7 +224,7 @@ def test_a_rounds_probes_go_to_the_engines_that_built_near_them(tmp_path, small_
     import git as gitpy
     repo = gitpy.Repo(small_repo)
     c = repo.git.rev_list("--reverse", "main").split()
-    a, b = _Builder("a", 0.01), _Builder("b", 0.01)
+    a, b = _Builder("a"), _Builder("b")
     env, st, _ = _env(tmp_path, [a, b])
     env.repo = repo
     env.lanes[0].last_built, env.lanes[1].last_built = c[8], c[1]

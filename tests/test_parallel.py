@@ -1,26 +1,30 @@
 """parallel.py: the gate lets only waits overlap, and a stopped round touches nothing more."""
 import threading
-import time
 
 import pytest
 
 from afpbisect.parallel import Gate, Stopped, join_workers, run_all
 
 
+WAIT = 60   # seconds an event or barrier wait may take; only reached when the test fails
+
+
 def test_only_the_waits_overlap():
     gate, inside, most = Gate(), [0], [0]
+    waits = threading.Barrier(3, timeout=WAIT)   # passed only when all 3 waits are at once
 
     def task():
         for _ in range(20):
             inside[0] += 1                     # policy code: one thread at a time
             most[0] = max(most[0], inside[0])
-            time.sleep(0.001)
+            assert gate.held() and not gate._lock.acquire(blocking=False)   # under the gate
             inside[0] -= 1
             with gate.released():              # a wait on an engine: others run meanwhile
-                time.sleep(0.002)
+                waits.wait()
         return threading.current_thread().name
 
     names = run_all([task] * 3, gate)
+    assert all(n is not None and not isinstance(n, BaseException) for n in names), names
     assert most[0] == 1 and len(set(names)) == 3
 
 
@@ -43,22 +47,19 @@ def test_errors_come_back_in_order():
 
 def test_a_stopped_gate_lets_no_worker_back_in():
     gate, after = Gate(), []
-    started = threading.Event()
+    waiting, proceed = threading.Event(), threading.Event()
 
     def task():
-        started.set()
         with gate.released():
-            time.sleep(0.3)
+            waiting.set()                      # in the wait on the engine...
+            proceed.wait(WAIT)                 # ...until the gate has been stopped
         after.append("policy code after the wait")   # must never run
 
     box = []
     t = threading.Thread(target=lambda: box.append(run_all([task], gate)), daemon=True)
     t.start()
-    started.wait(2)
+    assert waiting.wait(WAIT)
     gate.stop()
-    t.join(2)
-    assert after == [] and isinstance(box[0][0], Stopped)
-    assert join_workers(1.0) == 0
-    with pytest.raises(Stopped):
-        with gate:
-            pass
+    proceed.set()
+    t.join(WAIT)
+    assert not t.is_alive() and after == [] and isinstance(box[0][0], Stopped)

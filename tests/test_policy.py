@@ -622,20 +622,39 @@ def test_engines_is_validated():
 
 class GatedFarmEnv(FarmEnv):
     """Cycles that wait outside the gate, as the real env waits on Docker: the probes of a
-    round then overlap, and only their waits do."""
+    round then overlap, and only their waits do. The first round of fresh probes holds its
+    first cycle's wait until a second probe waits beside it (a condition, not a sleep): run
+    one after the other, they never meet and most_waiting stays 1."""
+
+    MEET_TIMEOUT = 60   # seconds; only reached when the probes do not run at once
 
     def __init__(self, *a, **kw):
+        import threading
         from afpbisect.parallel import Gate
         super().__init__(*a, **kw)
         self.gate = Gate()
         self.waiting = self.most_waiting = 0
+        self.seen: set = set()
+        self.pair: set | None = None
+        self.met = False
+        self.cond = threading.Condition()
+
+    def prepare(self, commits):
+        super().prepare(commits)
+        if self.pair is None and len(commits) >= 2 and not self.seen & set(commits):
+            self.pair = set(commits)
 
     def cycle(self, commit):
-        import time
+        self.seen.add(commit)
         self.waiting += 1
         self.most_waiting = max(self.most_waiting, self.waiting)
         with self.gate.released():
-            time.sleep(0.002)
+            if self.pair and commit in self.pair:
+                with self.cond:
+                    if self.waiting >= 2:
+                        self.met = True
+                    self.cond.notify_all()
+                    self.cond.wait_for(lambda: self.met, self.MEET_TIMEOUT)
         self.waiting -= 1
         return super().cycle(commit)
 

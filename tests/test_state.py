@@ -1,6 +1,5 @@
 import json
 import multiprocessing
-import time
 
 import pytest
 
@@ -37,22 +36,23 @@ def test_corrupt_or_newer_is_clear_error(tmp_path, body):
         State.load(p)
 
 
-def _hold(path, ready):
+def _hold(path, ready, release):
     with WorkdirLock(path):
         ready.set()
-        time.sleep(3)
+        release.wait(60)   # until the test has tried the lock (60 s: only if it never says so)
 
 
 def test_lock_names_holder(tmp_path):
-    ready = multiprocessing.Event()
-    proc = multiprocessing.Process(target=_hold, args=(tmp_path, ready))
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    proc = multiprocessing.Process(target=_hold, args=(tmp_path, ready, release))
     proc.start()
     try:
-        assert ready.wait(10)
+        assert ready.wait(60)
         with pytest.raises(UsageError, match=f"in use by pid {proc.pid}"):
             with WorkdirLock(tmp_path):
                 pass
     finally:
+        release.set()
         proc.join()
     with WorkdirLock(tmp_path):   # released when the holder ends
         pass
