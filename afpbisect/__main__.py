@@ -1,4 +1,4 @@
 # Through entry.py, which sets up signal handling before the CLI's heavy imports.
-from .entry import main
+from afpbisect.entry import main
 
 main()

@@ -11,16 +11,16 @@ from pathlib import Path, PurePosixPath
 
 import click
 
-from . import __version__
-from .context import Options, open_context
-from .dirs import layout
-from .engine import TRANSPORT_ERRORS
-from .errors import AfpError, Interrupted, UsageError
-from .farm import resolve_all as resolve_engines
-from .outcome import Outcome
-from .progress import Progress
-from .repro import ReproSettings
-from .scenario import ENV_NAME, builtin_names, load as load_scenario
+from afpbisect import __version__
+from afpbisect.commands.context import Options, open_context
+from afpbisect.commands.progress import Progress
+from afpbisect.core.dirs import layout
+from afpbisect.core.errors import AfpError, Interrupted, UsageError
+from afpbisect.core.outcome import Outcome
+from afpbisect.core.scenario import ENV_NAME, builtin_names, load as load_scenario
+from afpbisect.machinery.engine import TRANSPORT_ERRORS
+from afpbisect.machinery.farm import resolve_all as resolve_engines
+from afpbisect.machinery.repro_settings import ReproSettings
 
 UPSTREAM = "https://github.com/OISF/suricata.git"
 DEFAULT_CONFIDENCE = 0.999
@@ -168,7 +168,7 @@ def _era_rules(ctx, param, value):
     """Parse --eras while the command line is read: a bad file is reported as itself,
     before the workdir, the clone or Docker is touched."""
     if value is not None:
-        from .eras import ErasError, load_rules
+        from afpbisect.core.eras import ErasError, load_rules
         try:
             load_rules(value)
         except ErasError as exc:
@@ -178,7 +178,7 @@ def _era_rules(ctx, param, value):
 
 def _image_reference(ctx, param, value):
     """--base-image: a Docker image reference, checked before the clone or Docker."""
-    from .baseimage import image_reference_problem
+    from afpbisect.machinery.baseimage import image_reference_problem
     problem = image_reference_problem(value) if value is not None else None
     if problem:
         raise click.BadParameter(problem)
@@ -187,7 +187,7 @@ def _image_reference(ctx, param, value):
 
 def _range_syntax(ctx, param, value):
     """GOOD..BAD's syntax needs no repository: check it before a URL --repo is cloned."""
-    from .refs import split_range
+    from afpbisect.core.refs import split_range
     try:
         split_range(value)
     except AfpError as exc:
@@ -260,7 +260,7 @@ def common(fn):
 def _options(kw: dict, update: bool = False) -> Options:
     """Everything the command was given, checked: the scenario is loaded and validated
     here, before the workdir, the clone or Docker is touched (bad input: exit 2)."""
-    from .worktree import normalise_source
+    from afpbisect.machinery.worktree import normalise_source
     sc = load_scenario(kw["scenario_ref"])
     settings = ReproSettings.from_scenario(sc, pairs=kw["pairs"], threads=kw["threads"], env=kw["env_items"])
     lay = layout(kw["workdir"])
@@ -376,7 +376,7 @@ def cli():
 @_guard
 def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **kw):
     """Bisect GOOD..BAD (e.g. v7.0.0..v8.0.3) and name the first bad commit."""
-    from .bisection import run_bisection
+    from afpbisect.commands.run import run_bisection
     prog = Progress(quiet=kw["quiet"])
     with open_context(_options(kw, update=fetch_), say=prog.say, progress=prog) as ctx:
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
@@ -395,8 +395,8 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
 def verify_patch(patches, target, fetch_, **kw):
     """Build TARGET + the scenario's test patches (+ PATCHES) and show, with a stated
     confidence, that the bug is gone with the patches and present without them."""
-    from .verify import run_verify
-    from .worktree import load_patch
+    from afpbisect.commands.verify_patch import run_verify
+    from afpbisect.machinery.worktree import load_patch
     loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
     prog = Progress(quiet=kw["quiet"])
     with open_context(_options(kw, update=fetch_), say=prog.say, progress=prog) as ctx:
@@ -418,8 +418,8 @@ def verify_patch(patches, target, fetch_, **kw):
 def nightly(ref, last_good, out_dir, no_fetch, **kw):
     """Nightly regression job: test REF; on a regression bisect last_good..REF.
     Exit 0 clean, 1 regression found, 2 usage error, 3 infrastructure error."""
-    from .nightly import run_nightly
-    from .state import check_writable
+    from afpbisect.commands.nightly import run_nightly
+    from afpbisect.core.state import check_writable
     opts = _options(kw, update=not no_fetch)
     if out_dir is not None:
         out_dir = check_writable(out_dir, "--out")   # before the clone: one line, exit 2
@@ -451,7 +451,7 @@ def scenarios():
 @_guard
 def selftest(commits, workdir, keep, as_json, scenario_ref, quiet, engines):
     """Run the whole pipeline on a generated synthetic target with a planted bad commit."""
-    from .selftest import run_selftest
+    from afpbisect.commands.selftest import run_selftest
     load_scenario(scenario_ref)   # a bad scenario: one line, exit 2, before anything is made
     farm = tuple(resolve_engines(engines))   # likewise an unknown engine
     prog = Progress(quiet=quiet)
@@ -494,8 +494,8 @@ def clean(workdir, all_, volumes, caches, engines):
 
 
 def _clean_all(name, url, volumes) -> None:
-    from .engine import connect
-    from .storage import remove_all_volumes
+    from afpbisect.machinery.engine import connect
+    from afpbisect.machinery.storage import remove_all_volumes
     eng = connect("clean", url)
     where = f" on {name}" if name else " on this host"
     _say(f"removed {eng.cleanup_run('*')} container(s) (all afpbisect containers{where})")
@@ -507,7 +507,7 @@ def _clean_all(name, url, volumes) -> None:
 
 
 def _clean_one(workdir, name, url, caches) -> None:
-    from .context import clean_workdir
+    from afpbisect.commands.context import clean_workdir
     holder, n, vols = clean_workdir(workdir, url, name, caches)
     where = f" on {name}" if name else ""
     if not n and not vols and not Path(workdir).expanduser().exists():
@@ -546,7 +546,7 @@ def doctor(workdir, as_json, engines):
     driver, cgroups, the repro's capabilities), base image or debootstrap, disk, Python.
     With --engine: the Docker checks for each engine, and that it takes volumes and archives.
     Exit 0 when every check passes, 1 when one fails."""
-    from .doctor import as_json as checks_json, run_checks
+    from afpbisect.commands.doctor import as_json as checks_json, run_checks
     # The disk is needed where the caches go (build trees, products, ccache).
     checks = run_checks(layout(workdir).workdir, ReproSettings().caps, tuple(resolve_engines(engines)))
     for c in checks:
@@ -564,7 +564,7 @@ def status(workdir, as_json):
     """Show the bisections of --workdir, interrupted, running or finished: command, range,
     scenario, whether a live run holds the workdir, the window left and the steps done.
     Reads only: creates, locks and changes nothing."""
-    from .status import collect, render
+    from afpbisect.commands.status import collect, render
     if workdir is not None and not workdir.expanduser().is_dir():
         raise UsageError(f"--workdir {workdir}: no such directory")
     found = collect(layout(workdir))

@@ -13,14 +13,14 @@ from __future__ import annotations
 import signal
 import sys
 
-from .errors import Interrupted, raise_interrupt
+from afpbisect.core.errors import Interrupted, raise_interrupt
 
 
 def main() -> None:
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, raise_interrupt)
     try:
-        from .cli import main as cli_main
+        from afpbisect.cli import main as cli_main
     except Interrupted as exc:
         # Nothing was started yet, so nothing is to resume: just say so.
         sys.stderr.write(f"afpbisect: interrupted ({exc}) while starting\n")

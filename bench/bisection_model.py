@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from afpbisect import cost
+from afpbisect.core import cost
 
 
 def report_samples(paths: list) -> list:
@@ -37,10 +37,10 @@ def real_range(args, results_glob: str):
 
     import git
 
-    from afpbisect import prior
-    from afpbisect.pipeline import Variant
-    from afpbisect.refs import commit_range, split_range
-    from afpbisect.scenario import load
+    from afpbisect.core import prior
+    from afpbisect.machinery.pipeline import Variant
+    from afpbisect.core.refs import commit_range, split_range
+    from afpbisect.core.scenario import load
 
     repo = git.Repo(args.repo)
     rng = commit_range(repo, *split_range(args.range))

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from afpbisect import PATCHES_DIR
-from afpbisect.context import Options, open_context
-from afpbisect.repro import ReproSettings
-from afpbisect.worktree import load_patch
+from afpbisect.commands.context import Options, open_context
+from afpbisect.machinery.repro_settings import ReproSettings
+from afpbisect.machinery.worktree import load_patch
 
 
 RANGE = "suricata-7.0.0..suricata-8.0.3"

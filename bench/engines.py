@@ -42,11 +42,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from afpbisect import cost  # noqa: E402
-from afpbisect.farm import assign  # noqa: E402,F401 - the live policy's assignment, shared
+from afpbisect.core import cost  # noqa: E402
+from afpbisect.core.search import kary_least_satisfying  # noqa: E402
+from afpbisect.core.verdict import Verdict  # noqa: E402
+from afpbisect.machinery.farm import assign  # noqa: E402,F401 - the live policy's assignment, shared
 from afpbisect.policy import PolicyConfig  # noqa: E402
-from afpbisect.search import kary_least_satisfying  # noqa: E402
-from afpbisect.verdict import Verdict  # noqa: E402
 from bisection_model import range_args, real_range  # noqa: E402
 
 CLEAN_S, HIT_S = 17.0, 5.3   # seconds of a real cycle, clean and with a hit (reports)

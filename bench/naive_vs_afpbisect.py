@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 
 from afpbisect import PATCHES_DIR
-from afpbisect.context import Options, open_context
-from afpbisect.eras import DEFAULT_RULES, load_rules
-from afpbisect.repro import ReproEnv, ReproSettings
-from afpbisect.scenario import load as load_scenario
-from afpbisect.search import least_satisfying
-from afpbisect.verdict import Verdict
-from afpbisect.worktree import load_patch
+from afpbisect.commands.context import Options, open_context
+from afpbisect.core.eras import DEFAULT_RULES, load_rules
+from afpbisect.core.scenario import load as load_scenario
+from afpbisect.core.search import least_satisfying
+from afpbisect.core.verdict import Verdict
+from afpbisect.machinery.repro_session import ReproEnv
+from afpbisect.machinery.repro_settings import ReproSettings
+from afpbisect.machinery.worktree import load_patch
 
 
 def spread(items: list, k: int) -> list:

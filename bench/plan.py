@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from afpbisect import cost  # noqa: E402
+from afpbisect.core import cost  # noqa: E402
+from afpbisect.core.search import least_satisfying, weighted_least_satisfying  # noqa: E402
+from afpbisect.core.verdict import Verdict  # noqa: E402
 from afpbisect.policy import PolicyConfig  # noqa: E402
-from afpbisect.search import least_satisfying, weighted_least_satisfying  # noqa: E402
-from afpbisect.verdict import Verdict  # noqa: E402
 from bisection_model import range_args, real_range  # noqa: E402
 
 STRATEGIES = ("plain eager", "plain lazy", "weighted eager", "weighted lazy",

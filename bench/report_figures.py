@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from afpbisect.cost import FAR_WITHIN  # noqa: E402
+from afpbisect.core.cost import FAR_WITHIN  # noqa: E402
 
 REPORT = ROOT / "docs" / "results" / "2026-12-01-run-v7.0.0..v8.0.3-lazy-weighted.json"
 DOCUMENT = ROOT / "docs" / "results" / "2026-12-01-time-to-answer.md"

@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 from afpbisect import PATCHES_DIR
-from afpbisect.context import Options, open_context
-from afpbisect.refs import resolve
-from afpbisect.repro import ReproEnv, ReproSettings
-from afpbisect.worktree import load_patch
+from afpbisect.commands.context import Options, open_context
+from afpbisect.core.refs import resolve
+from afpbisect.machinery.repro_session import ReproEnv
+from afpbisect.machinery.repro_settings import ReproSettings
+from afpbisect.machinery.worktree import load_patch
 
 ROWS = [  # (label, ref, extra patches, widen_us, expectation: min hit fraction or exact 0)
     ("suricata-8.0.3", "suricata-8.0.3", [], 500_000, ">=0.8"),

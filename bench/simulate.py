@@ -49,17 +49,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import glob  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
-from afpbisect import cost  # noqa: E402
-from afpbisect.errors import InfraError  # noqa: E402
-from afpbisect.policy import (  # noqa: E402
-    PolicyConfig,
-    RangeError,
-    Undecided,
-    bisect,
-    bisect_fixed,
-)
-from afpbisect.prior import SUSPECT_SHARE  # noqa: E402
-from afpbisect.verdict import CycleOutcome  # noqa: E402
+from afpbisect.core import cost  # noqa: E402
+from afpbisect.core.errors import InfraError  # noqa: E402
+from afpbisect.core.prior import SUSPECT_SHARE  # noqa: E402
+from afpbisect.core.verdict import CycleOutcome  # noqa: E402
+from afpbisect.policy import PolicyConfig, RangeError, Undecided, bisect, bisect_fixed
 from bisection_model import report_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from afpbisect import eras
-from afpbisect.build import ccache_counts, rust_incremental_state, step_seconds, stopped_by
-from afpbisect.eras import DictView, resolve
+from afpbisect.core import eras
+from afpbisect.core.eras import DictView, resolve
+from afpbisect.machinery.build import ccache_counts, rust_incremental_state, step_seconds, stopped_by
 from test_eras import render
 
 

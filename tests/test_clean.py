@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from afpbisect.engine import workdir_tag
-from afpbisect.state import WorkdirLock
+from afpbisect.core.state import WorkdirLock
+from afpbisect.machinery.engine import workdir_tag
 from e2e_util import afp, docker_ok
 
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from afpbisect import cli as cli_mod
-from afpbisect.dirs import layout
+from afpbisect.core.dirs import layout
 from e2e_util import afp
 from test_cli_errors import _one_line_exit2
 from test_cli_input import NO_DOCKER

@@ -296,7 +296,7 @@ def test_a_base_image_that_is_no_image_reference(tmp_path, image):
                                    "localhost/a__b-c.d:latest", "afpbisect/debian-local:bookworm",
                                    "debian@sha256:" + "a" * 64, "[::1]:5000/x:y"])
 def test_image_references_docker_takes(image):
-    from afpbisect.baseimage import image_reference_problem
+    from afpbisect.machinery.baseimage import image_reference_problem
     assert image_reference_problem(image) is None
 
 
@@ -329,8 +329,8 @@ def test_docker_context_resolution(tmp_path, monkeypatch):
     """The docker CLI's order: DOCKER_HOST wins over DOCKER_CONTEXT; `default` is the local
     engine; a context of the store is that context, as if named with --engine."""
     import hashlib
-    from afpbisect.errors import UsageError
-    from afpbisect.farm import resolve_all
+    from afpbisect.core.errors import UsageError
+    from afpbisect.machinery.farm import resolve_all
     meta = tmp_path / "contexts" / "meta" / hashlib.sha256(b"far").hexdigest()
     meta.mkdir(parents=True)
     (meta / "meta.json").write_text(json.dumps({"Name": "far", "Endpoints": {"docker": {"Host": "ssh://u@far"}}}))
@@ -383,12 +383,12 @@ def test_clean_workdir_that_does_not_exist_and_left_nothing(tmp_path):
 
 
 def test_nearest_touched_paths_to_a_suspect():
-    from afpbisect.bisection import check_suspects, nearest_paths
+    from afpbisect.commands.run import check_suspects, nearest_paths
     files = {"src/source-af-packet.c", "src/source-af-packet.h", "src/util-device.c"}
     assert nearest_paths("src/source-af-packt.c", files)[0] == "src/source-af-packet.c"
     assert nearest_paths("source-af-packet.c", files) == ["src/source-af-packet.c"]
     assert nearest_paths("nothing/alike.rs", files) == []
     check_suspects([set(), files], ("src", "src/util-device.c"), "a..b")   # both touched: no error
-    from afpbisect.errors import UsageError
+    from afpbisect.core.errors import UsageError
     with pytest.raises(UsageError, match=r"--suspect src/af\.c: no commit of a\.\.b touches it$"):
         check_suspects([set(), files], ("src/af.c",), "a..b")

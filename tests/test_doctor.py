@@ -3,8 +3,8 @@ from collections import namedtuple
 
 import pytest
 
-from afpbisect import doctor
-from afpbisect.doctor import Check
+from afpbisect.commands import doctor
+from afpbisect.commands.doctor import Check
 from e2e_util import afp, docker_ok
 
 Usage = namedtuple("Usage", "total used free")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from afpbisect.synthetic import make_synthetic_repo
+from afpbisect.synthetic.target import make_synthetic_repo
 from conftest import git, history_with_revert
 from e2e_util import SMALL, afp, dangling_images, docker_ok, leftovers
 

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import engines  # noqa: E402
 
-from afpbisect import cost  # noqa: E402
+from afpbisect.core import cost  # noqa: E402
 
 
 @settings(max_examples=200, deadline=None)

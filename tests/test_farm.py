@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from afpbisect import PATCHES_DIR
-from afpbisect.build import BuildResult
 from afpbisect.cli import cli
-from afpbisect.errors import InfraError, UsageError
-from afpbisect.farm import Lane, context_host, pick, resolve, resolve_all
-from afpbisect.pipeline import PipelineEnv, Variant, prepare_builds
-from afpbisect.state import State
+from afpbisect.core.errors import InfraError, UsageError
+from afpbisect.core.state import State
+from afpbisect.machinery.build import BuildResult
+from afpbisect.machinery.farm import Lane, context_host, pick, resolve, resolve_all
+from afpbisect.machinery.pipeline import PipelineEnv, Variant, prepare_builds
 from e2e_util import docker_ok
 
 
@@ -180,7 +180,7 @@ def test_verify_builds_both_variants_at_once(tmp_path):
 def test_a_remote_engine_tells_two_machines_workdirs_of_one_path_apart(tmp_path):
     """Two hosts with the same workdir path on one engine must not sweep each other's
     containers nor share volumes: the remote tag covers an id made once in the workdir."""
-    from afpbisect.engine import workdir_tag
+    from afpbisect.machinery.engine import workdir_tag
     work = tmp_path / "w"
     work.mkdir()
     local, first = workdir_tag(work), workdir_tag(work, remote=True)
@@ -208,7 +208,7 @@ def test_a_broken_pipe_from_an_ssh_engine_is_a_lost_engine_not_a_silent_exit(mon
     """docker-py's ssh transport raises BrokenPipeError when ssh has gone; click takes an
     EPIPE for a closed stdout and exits 1 without a word (seen: selftest over ssh://)."""
     from afpbisect import cli as cli_mod
-    from afpbisect.engine import _transient
+    from afpbisect.machinery.engine import _transient
 
     def broken(**kw):
         raise BrokenPipeError(32, "Broken pipe")

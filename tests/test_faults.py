@@ -11,8 +11,8 @@ from pathlib import Path
 import git
 import pytest
 
-from afpbisect import prior
-from afpbisect.errors import Interrupted
+from afpbisect.core import prior
+from afpbisect.core.errors import Interrupted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,9 +93,9 @@ def _every_error_class():
     import pkgutil
 
     import afpbisect
-    from afpbisect.errors import AfpError
+    from afpbisect.core.errors import AfpError
     for m in pkgutil.walk_packages(afpbisect.__path__, "afpbisect."):
-        if m.name not in ("afpbisect.__main__", "afpbisect.container.driver"):
+        if not m.name.endswith(".__main__") and m.name != "afpbisect.machinery.container.driver":
             importlib.import_module(m.name)
     found, todo = [], [AfpError]
     while todo:
@@ -107,15 +107,16 @@ def _every_error_class():
 
 @pytest.mark.parametrize("cls", _every_error_class(), ids=lambda c: f"{c.__module__}.{c.__name__}")
 def test_no_error_exits_with_a_verdicts_code(cls):
-    from afpbisect.outcome import Outcome
+    from afpbisect.core.outcome import Outcome
     err = cls.__new__(cls)   # whatever its constructor takes
     assert err.exit_code in (2, 3), err.exit_code
     assert isinstance(err.outcome, Outcome) and err.outcome.exit_code == err.exit_code
 
 
 def test_an_unexpected_error_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
-    from afpbisect import cli, status
-    from afpbisect.errors import AfpError
+    from afpbisect import cli
+    from afpbisect.commands import status
+    from afpbisect.core.errors import AfpError
 
     def boom(*a, **kw):
         raise AfpError("something nobody foresaw")
@@ -132,7 +133,7 @@ def test_one_tuple_of_transport_errors():
     import docker.errors
     import requests.exceptions
 
-    from afpbisect import engine
+    from afpbisect.machinery import engine
     for exc in (docker.errors.DockerException("x"), docker.errors.APIError("x"),
                 requests.exceptions.ReadTimeout("x"), BrokenPipeError(), ConnectionResetError()):
         assert isinstance(exc, engine.TRANSPORT_ERRORS), exc
@@ -176,7 +177,8 @@ def test_nightly_unknown_last_good_writes_its_reports(small_repo, tmp_path):
 def test_nightly_lost_transport_still_writes_its_reports(small_repo, tmp_path, monkeypatch, capsys, exc):
     import json
 
-    from afpbisect import cli, nightly
+    from afpbisect import cli
+    from afpbisect.commands import nightly
 
     def lost(*a, **kw):   # docker-py's ssh transport, ssh gone in the middle of the night
         raise exc
@@ -198,7 +200,7 @@ def _enospc(*a, **kw):
 
 
 def test_a_build_that_ran_out_of_disk_is_infrastructure_not_skip():
-    from afpbisect import build
+    from afpbisect.machinery import build
     tail = ("  CC       source-af-packet.o\n"
             "/usr/bin/ld: final link failed: No space left on device\n"
             "collect2: error: ld returned 1 exit status\nmake[2]: *** [Makefile:1234: suricata] Error 1\n")
@@ -209,8 +211,8 @@ def test_a_build_that_ran_out_of_disk_is_infrastructure_not_skip():
 
 
 def test_state_write_on_a_full_disk_keeps_the_saved_state(tmp_path, monkeypatch):
-    from afpbisect.errors import WriteFailed
-    from afpbisect.state import State
+    from afpbisect.core.errors import WriteFailed
+    from afpbisect.core.state import State
     st = State.load_or_new(tmp_path / "state" / "s.json", "run", {"x": 1}, say=lambda m: None)
     st.data["cycles"] = {"a": [1]}
     st.save()
@@ -225,8 +227,8 @@ def test_state_write_on_a_full_disk_keeps_the_saved_state(tmp_path, monkeypatch)
 
 
 def test_report_write_on_a_full_disk_is_one_error(tmp_path, monkeypatch):
-    from afpbisect.errors import WriteFailed
-    from afpbisect.report import write_atomic
+    from afpbisect.core.errors import WriteFailed
+    from afpbisect.reports.report import write_atomic
     write_atomic(tmp_path / "r.json", "old")
     monkeypatch.setattr("afpbisect.report.os.replace", _enospc)
     with pytest.raises(WriteFailed):
@@ -247,7 +249,8 @@ def test_a_full_disk_under_the_cli_is_one_line_and_exit_3(small_repo, tmp_path, 
 
 
 def test_an_unforeseen_os_error_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
-    from afpbisect import cli, status
+    from afpbisect import cli
+    from afpbisect.commands import status
     monkeypatch.setattr(status, "collect", _enospc)
     (tmp_path / "w").mkdir()
     monkeypatch.setattr(sys, "argv", ["afpbisect", "status", "--workdir", str(tmp_path / "w")])
@@ -296,7 +299,7 @@ def test_waiting_on_a_container_ends_when_the_engine_stalls(tmp_path, monkeypatc
     stall while it runs is EngineStalled in seconds, not a wait of the build's 3 hours."""
     import docker as docker_sdk
 
-    from afpbisect import engine
+    from afpbisect.machinery import engine
     from dockerproxy import DockerProxy
     image = next((t for i in docker_sdk.from_env().images.list() for t in i.tags), None)
     if image is None:

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from afpbisect.percent import pct as _pct
-from afpbisect.synthetic import make_synthetic_repo
+from afpbisect.core.percent import pct as _pct
+from afpbisect.synthetic.target import make_synthetic_repo
 from conftest import git
 from e2e_util import SMALL, afp, docker_ok
 

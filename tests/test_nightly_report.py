@@ -2,8 +2,8 @@
 JUnit has the attributes dashboards read; every report says how it was made."""
 import xml.etree.ElementTree as ET
 
-from afpbisect.nightly import _timeline, history_view
-from afpbisect.report import render
+from afpbisect.commands.nightly import _timeline, history_view
+from afpbisect.reports.report import render
 
 
 def _night(date, ref, status, replay=False, **kw):

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from afpbisect.parallel import Gate, Stopped, join_workers, run_all
+from afpbisect.machinery.parallel import Gate, Stopped, join_workers, run_all
 
 
 WAIT = 60   # seconds an event or barrier wait may take; only reached when the test fails

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from afpbisect.errors import InfraError, UsageError
+from afpbisect.core.errors import InfraError, UsageError
 from afpbisect.policy import (
     BisectResult,
     EndpointNotClean,
@@ -15,7 +15,7 @@ from afpbisect.policy import (
     bisect,
     check_patch,
 )
-from afpbisect.verdict import CycleOutcome, Evidence, Verdict
+from afpbisect.core.verdict import CycleOutcome, Evidence, Verdict
 
 HIT, CLEAN, INFRA = CycleOutcome.HIT, CycleOutcome.CLEAN, CycleOutcome.INFRA
 
@@ -455,9 +455,9 @@ def test_check_patch_accepts_a_rate_instead_of_a_reference():
 def test_bisect_fixed_names_culprit_and_resumes_after_infra():
     import random
 
-    from afpbisect.errors import InfraError
+    from afpbisect.core.errors import InfraError
     from afpbisect.policy import bisect_fixed
-    from afpbisect.verdict import CycleOutcome
+    from afpbisect.core.verdict import CycleOutcome
 
     class Env:
         def __init__(self):
@@ -630,7 +630,7 @@ class GatedFarmEnv(FarmEnv):
 
     def __init__(self, *a, **kw):
         import threading
-        from afpbisect.parallel import Gate
+        from afpbisect.machinery.parallel import Gate
         super().__init__(*a, **kw)
         self.gate = Gate()
         self.waiting = self.most_waiting = 0

@@ -5,9 +5,9 @@ import subprocess
 import git
 import pytest
 
-from afpbisect import cost, prior
-from afpbisect.search import weighted_least_satisfying
-from afpbisect.verdict import Verdict
+from afpbisect.core import cost, prior
+from afpbisect.core.search import weighted_least_satisfying
+from afpbisect.core.verdict import Verdict
 
 SIGNATURE = (r"(?:^|[\s:\]>-])(?P<iface>[^\s:\[\]]+): sending packet failed on socket 0: "
              r"Socket operation on non-socket(?:\s+\[[^\]\s]*:[^\]\s]*:\d+\])?\s*$")

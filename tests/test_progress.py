@@ -4,13 +4,19 @@ import io
 from hypothesis import given, strategies as st
 from rich.console import Console
 
-from afpbisect.build import step_names
+from afpbisect.machinery.build import step_names
 from afpbisect.policy import StepRecord
-from afpbisect.progress import (DEFAULT_BUILD_SECONDS, BuildLine, Progress, StepLines, build_estimate,
-                                duration)
-from afpbisect.search import least_satisfying
-from afpbisect.verdict import Verdict
-from afpbisect.window import window
+from afpbisect.commands.progress import (
+    DEFAULT_BUILD_SECONDS,
+    BuildLine,
+    Progress,
+    StepLines,
+    build_estimate,
+    duration,
+)
+from afpbisect.core.search import least_satisfying
+from afpbisect.core.verdict import Verdict
+from afpbisect.core.window import window
 
 G, B, S = Verdict.GOOD, Verdict.BAD, Verdict.SKIP
 

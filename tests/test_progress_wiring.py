@@ -5,12 +5,12 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from afpbisect.bisection import _step_hook
-from afpbisect.pipeline import PipelineEnv, Variant
+from afpbisect.commands.progress import Progress
+from afpbisect.commands.run import _step_hook
+from afpbisect.core.state import State
+from afpbisect.core.verdict import Verdict
+from afpbisect.machinery.pipeline import PipelineEnv, Variant
 from afpbisect.policy import StepRecord
-from afpbisect.progress import Progress
-from afpbisect.state import State
-from afpbisect.verdict import Verdict
 
 
 def _plain():

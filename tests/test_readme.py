@@ -86,7 +86,7 @@ def test_every_sample_output_line_is_printed_by_the_code():
 def test_sample_report_paths_are_the_default_state_directory(monkeypatch):
     """The reports go to the state directory (dirs.py), not the cache directory; their names
     are the commands' stems (run-GOOD10-BAD10-SCENARIO, verify-TARGET10-PATCHES-SCENARIO)."""
-    from afpbisect import dirs
+    from afpbisect.core import dirs
     monkeypatch.setenv("HOME", "/home/u")
     monkeypatch.delenv("XDG_STATE_HOME", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)

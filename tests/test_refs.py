@@ -1,8 +1,8 @@
 import git as gitpy
 import pytest
 
-from afpbisect.errors import UsageError
-from afpbisect.refs import commit_range, resolve, split_range
+from afpbisect.core.errors import UsageError
+from afpbisect.core.refs import commit_range, resolve, split_range
 from conftest import git
 
 

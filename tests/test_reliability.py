@@ -11,8 +11,8 @@ import docker
 import docker.errors
 import pytest
 
-from afpbisect.eras import DEFAULT_RULES
-from afpbisect.synthetic import make_synthetic_repo
+from afpbisect.core.eras import DEFAULT_RULES
+from afpbisect.synthetic.target import make_synthetic_repo
 from dockerproxy import DockerProxy
 from e2e_util import SMALL, afp, docker_ok, wait_for, workdir_filter
 

@@ -2,7 +2,7 @@
 import json
 import os
 
-from afpbisect.report import keep_previous, write_reports
+from afpbisect.reports.report import keep_previous, write_reports
 
 T0 = 1795892800   # 2026-11-28T19:06:40Z
 
@@ -62,8 +62,8 @@ def test_write_reports_keeps_the_earlier_report(tmp_path):
 
 def test_forwarding_facts_and_their_markdown():
     """Issue 16: per step, offered and forwarded per pair, shutdown counters, unhealthy cycles."""
-    from afpbisect.pipeline import forwarding_facts
-    from afpbisect.report import render
+    from afpbisect.machinery.pipeline import forwarding_facts
+    from afpbisect.reports.report import render
     recs = [
         {"index": 1, "started": True, "forwarded_after_start": {"SFE_0_RX": 900, "SFE_1_RX": 0},
          "offered": {"SFE_0_TX": 901, "SFE_1_TX": 899}, "unhealthy": "forwarded nothing after start on SFE_1_RX",

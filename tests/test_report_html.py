@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from afpbisect import provenance
-from afpbisect.plot import run_plot, verify_plot
-from afpbisect.report import redact, render, write_command_reports
-from afpbisect.rerender import main as rerender_main
+from afpbisect.commands.rerender import main as rerender_main
+from afpbisect.reports import provenance
+from afpbisect.reports.plot import run_plot, verify_plot
+from afpbisect.reports.report import redact, render, write_command_reports
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 RUN = RESULTS / "2026-12-01-run-v7.0.0..v8.0.3-scenario-8667.json"
@@ -151,8 +151,8 @@ def test_committed_example_reports_carry_no_machine_paths():
 
 
 def test_stamp_states_version_host_and_options(monkeypatch):
-    from afpbisect.context import Options
-    from afpbisect.repro import ReproSettings
+    from afpbisect.commands.context import Options
+    from afpbisect.machinery.repro_settings import ReproSettings
     opts = Options(repo="https://github.com/OISF/suricata", workdir=Path("/x"), base_image="b", jobs=2,
                    settings=ReproSettings(pairs=3, threads=1, env={"A": "1"}), fixed_cycles=10)
     m = provenance.stamp(opts, command="run", confidence=0.999)
@@ -167,7 +167,7 @@ def test_stamp_states_version_host_and_options(monkeypatch):
 def test_a_raised_rate_is_reported_as_such_with_both_rates(tmp_path):
     """Issue 25: when the parent carries the race at a lower rate, no report may say the
     culprit brought it: headline, Markdown and HTML say it raised the rate, with both."""
-    from afpbisect.bisection import _headline
+    from afpbisect.commands.run import _headline
     r = _load(RUN)
     r["result"].update(kind="raised", lower_sample=[3, 60], rate_sample=[8, 8], confidence=0.99994)
     write_command_reports(tmp_path, "r", r)
@@ -181,7 +181,7 @@ def test_a_raised_rate_is_reported_as_such_with_both_rates(tmp_path):
 
 
 def test_an_undecided_run_exits_3_and_says_what_it_needs():
-    from afpbisect.bisection import _headline
+    from afpbisect.commands.run import _headline
     from afpbisect.cli import run_outcome
     r = _load(RUN)
     r["result"].update(status="Undecided", message="undecided: c0029 needs 500 more clean cycles")

@@ -16,16 +16,12 @@ import uuid
 
 import pytest
 
-from afpbisect.errors import InfraError, UsageError
-from afpbisect.scenario import load as load_scenario
-from afpbisect.repro import (
-    CycleRecord,
-    ReproEnv,
-    ReproSettings,
-    driver_config,
-    render_suricata_yaml,
-)
-from afpbisect.verdict import CycleOutcome
+from afpbisect.core.errors import InfraError, UsageError
+from afpbisect.core.scenario import load as load_scenario
+from afpbisect.machinery.repro_record import CycleRecord
+from afpbisect.machinery.repro_session import ReproEnv
+from afpbisect.machinery.repro_settings import ReproSettings, driver_config, render_suricata_yaml
+from afpbisect.core.verdict import CycleOutcome
 
 BASE_IMAGE = "afpbisect/debian-local:bookworm"
 
@@ -110,7 +106,7 @@ def test_outcome_rule(kw, outcome):
 
 
 def test_health_rule_names_the_problem_and_can_be_relaxed():
-    from afpbisect.repro import HealthRule
+    from afpbisect.machinery.repro_record import HealthRule
     rec = CycleRecord(index=1, started=True, forwarded_after_start={"SFE_0_RX": 812, "SFE_1_RX": 0},
                       offered={"SFE_0_TX": 900, "SFE_1_TX": 880})
     assert HealthRule().problem(rec) == "forwarded nothing after start on SFE_1_RX (0 of 880 offered)"
@@ -241,7 +237,7 @@ def _ours(engine):
 
 @pytest.fixture(scope="module")
 def engine():
-    from afpbisect.engine import connect
+    from afpbisect.machinery.engine import connect
     try:
         eng = connect(f"test-repro-{uuid.uuid4().hex[:8]}")
     except InfraError as exc:
@@ -344,7 +340,7 @@ def test_unhealthy_cycles(engine, repro_image, tmp_path):
 
 @pytest.mark.docker
 def test_no_container_left_after_exception_mid_cycle(engine, repro_image, tmp_path, monkeypatch):
-    import afpbisect.repro as repro_mod
+    import afpbisect.machinery.repro_record as repro_mod
     env = ReproEnv(engine, _settings(traffic_seconds=0.5))
     product = _product(tmp_path, "good")
 
@@ -445,7 +441,7 @@ def test_a_missing_hit_log_is_never_clean(kw, outcome):
 
 
 def test_a_missing_hit_log_without_a_start_is_unhealthy_even_when_start_is_not_required():
-    from afpbisect.repro import HealthRule
+    from afpbisect.machinery.repro_record import HealthRule
     rule = HealthRule(require_start=False, min_forwarded=0, require_clean_stop=False)
     rec = CycleRecord(index=1, started=False, early_exit=True, exit_code=0, missing_logs=["eve.json"])
     assert rec.outcome(rule) is CycleOutcome.UNHEALTHY
@@ -465,7 +461,7 @@ def _cycle_dir(tmp_path, started=True):
 @pytest.mark.parametrize("key, name", [("eve", "eve.json"), ("stats", "stats.log")])
 def test_fill_from_logs_missing_eve_or_stats_is_infra(tmp_path, key, name):
     """The record a cycle leaves -> its outcome, through the same code a session uses."""
-    from afpbisect.repro import fill_from_logs
+    from afpbisect.machinery.repro_record import fill_from_logs
     settings = ReproSettings(hit={**NO_HIT_FOR_TESTS, key: ['"event_type":"anomaly"']})
     d = _cycle_dir(tmp_path)
     rec = fill_from_logs(CycleRecord(index=1, started=True, forwarded_after_start={"SFE_0_RX": 9},
@@ -482,7 +478,7 @@ def test_fill_from_logs_missing_eve_or_stats_is_infra(tmp_path, key, name):
 
 
 def test_fill_from_logs_without_a_hit_rule_over_eve_does_not_ask_for_it(tmp_path):
-    from afpbisect.repro import fill_from_logs
+    from afpbisect.machinery.repro_record import fill_from_logs
     d = _cycle_dir(tmp_path)
     rec = fill_from_logs(CycleRecord(index=1, started=True, log_path=str(d / "console.log")),
                          ReproSettings(hit={**NO_HIT_FOR_TESTS, "console": ["never printed"]}))

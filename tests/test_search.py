@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afpbisect.search import least_satisfying, midpoint
-from afpbisect.verdict import Verdict
+from afpbisect.core.search import least_satisfying, midpoint
+from afpbisect.core.verdict import Verdict
 
 GOOD, BAD, SKIP = Verdict.GOOD, Verdict.BAD, Verdict.SKIP
 
@@ -169,7 +169,7 @@ def test_same_answer_as_git_with_skips(linear_repo):
 
 # --- the weighted, cost-aware search (issue 18) -----------------------------------------
 
-from afpbisect.search import weighted_least_satisfying  # noqa: E402
+from afpbisect.core.search import weighted_least_satisfying  # noqa: E402
 
 
 @st.composite
@@ -257,7 +257,7 @@ def test_a_cheap_probe_within_the_slack_wins():
 
 # --- the k-ary search: k engines probe in parallel (issue 20) ---------------------------
 
-from afpbisect.search import batch_pick, kary_least_satisfying, narrow  # noqa: E402
+from afpbisect.core.search import batch_pick, kary_least_satisfying, narrow  # noqa: E402
 
 
 def make_batch_oracle(first_bad: int, skipped: set, calls: list, k: int, windows: list):
@@ -345,7 +345,7 @@ def test_the_cuts_split_the_mass_not_the_count():
 
 
 def _prefix_of(weights):
-    from afpbisect.search import _prefix
+    from afpbisect.core.search import _prefix
     return _prefix(len(weights), weights)
 
 

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from afpbisect.scenario import load
-from afpbisect.signals import parse_console, parse_console_file
+from afpbisect.core.console_log import parse_console, parse_console_file
+from afpbisect.core.scenario import load
 
 SIGNATURE_RE = load()["hit"]["console"][0]   # the built-in scenario's hit rule
 

@@ -3,8 +3,8 @@ import multiprocessing
 
 import pytest
 
-from afpbisect.errors import StateError, UsageError
-from afpbisect.state import VERSION, State, WorkdirLock, check_writable
+from afpbisect.core.errors import StateError, UsageError
+from afpbisect.core.state import VERSION, State, WorkdirLock, check_writable
 
 
 def test_roundtrip_and_resume(tmp_path):
@@ -68,7 +68,7 @@ def test_unwritable_workdir(tmp_path):
 def test_identity_digest_names_each_run_apart():
     """Issue 17: runs of one range with other options or another scenario keep their own
     state files; the same identity always gets the same name (resume)."""
-    from afpbisect.state import identity_digest
+    from afpbisect.core.state import identity_digest
     a = {"good": "1" * 40, "bad": "2" * 40, "env": {"X": "1"}, "scenario": "d1"}
     assert identity_digest(a) == identity_digest(dict(reversed(list(a.items()))))
     assert identity_digest(a) != identity_digest({**a, "env": {"X": "0"}})

@@ -7,9 +7,9 @@ from conftest import git
 from e2e_util import afp
 from test_cli_errors import _one_line_exit2
 
-from afpbisect.state import State, WorkdirLock
-from afpbisect.status import stored_window
-from afpbisect.worktree import normalise_source, open_clone
+from afpbisect.commands.status import stored_window
+from afpbisect.core.state import State, WorkdirLock
+from afpbisect.machinery.worktree import normalise_source, open_clone
 
 
 def _ev(verdict, cycles, hits=0):

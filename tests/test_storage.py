@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from afpbisect import storage
-from afpbisect.engine import Engine
-from afpbisect.errors import InfraError
+from afpbisect.core.errors import InfraError
+from afpbisect.machinery import storage
+from afpbisect.machinery.engine import Engine
 from conftest import git
 
 # ---------------------------------------------------------------------------------------
@@ -189,8 +189,8 @@ def world(tmp_path_factory):
     the module recorded (ContainerCollection.create wrapped: the engine itself is real)."""
     import docker.models.containers as dmc
 
-    from afpbisect.engine import connect, workdir_tag
-    from afpbisect.synthetic import make_synthetic_repo
+    from afpbisect.machinery.engine import connect, workdir_tag
+    from afpbisect.synthetic.target import make_synthetic_repo
     base = tmp_path_factory.mktemp("storage")
     syn = make_synthetic_repo(base / "target", n_commits=12, seed=3)
     work = base / "work"
@@ -241,7 +241,7 @@ def _volume_file(eng, image, volume, path):
 def test_remote_builds_sync_only_what_changed_and_mount_nothing_of_this_host(world):
     import git as gitpython
 
-    from afpbisect.build import DockerBuilder
+    from afpbisect.machinery.build import DockerBuilder
     syn, eng = world["syn"], world["engine"]
     repo = gitpython.Repo(syn.path)
     p = syn.planted_index
@@ -271,7 +271,7 @@ def test_remote_builds_sync_only_what_changed_and_mount_nothing_of_this_host(wor
     assert product == world["work"] / "products" / f"{near_b[:12]}-{second.key}"
     assert os.access(product / "usr/local/bin/suricata", os.X_OK)
     # The same commit built the local way (bind mounts, its own workdir): the same product.
-    from afpbisect.engine import workdir_tag
+    from afpbisect.machinery.engine import workdir_tag
     bind_engine = Engine(client=eng.client, run_id=eng.run_id, workdir_tag=workdir_tag(world["base"] / "bind"))
     bind = DockerBuilder(bind_engine, world["base"] / "bind", BASE, say=lambda m: None).build(repo, near_b, [])
     assert bind.ok and bind.key == second.key
@@ -296,8 +296,8 @@ def test_remote_builds_sync_only_what_changed_and_mount_nothing_of_this_host(wor
 def test_a_deleted_file_goes_and_a_removed_volume_means_full_sync_and_reconfigure(world, tmp_path):
     import git as gitpython
 
-    from afpbisect.build import DockerBuilder
-    from afpbisect.worktree import load_patch
+    from afpbisect.machinery.build import DockerBuilder
+    from afpbisect.machinery.worktree import load_patch
     syn, eng = world["syn"], world["engine"]
     repo = gitpython.Repo(syn.path)
     near_b = syn.commits[syn.planted_index - 1]
@@ -332,9 +332,10 @@ def test_a_deleted_file_goes_and_a_removed_volume_means_full_sync_and_reconfigur
 @pytest.mark.docker
 @pytest.mark.skipif(not _docker_ok(), reason="needs the Docker engine")
 def test_remote_repro_session_hits_on_the_planted_commit_with_its_logs_copied_back(world, caplog):
-    from afpbisect.repro import C_PRODUCT, ReproEnv, ReproSettings
-    from afpbisect.scenario import load as load_scenario
-    from afpbisect.verdict import CycleOutcome
+    from afpbisect.machinery.repro_session import ReproEnv
+    from afpbisect.machinery.repro_settings import C_PRODUCT, ReproSettings
+    from afpbisect.core.scenario import load as load_scenario
+    from afpbisect.core.verdict import CycleOutcome
     eng, res = world["engine"], world["results"].get("planted")
     if res is None:
         pytest.skip("needs the planted commit built by the previous test")

@@ -11,9 +11,18 @@ from pathlib import Path
 import pytest
 
 from afpbisect import PATCHES_DIR
-from afpbisect.errors import UsageError
-from afpbisect.synthetic import (AFP_SOURCE, BAD_TAG, GOOD_TAG, PLANTED_TITLE, apply_fix_a,
-                                 apply_fix_b, barrier_before_ring, main, make_synthetic_repo)
+from afpbisect.core.errors import UsageError
+from afpbisect.synthetic.target import (
+    AFP_SOURCE,
+    BAD_TAG,
+    GOOD_TAG,
+    PLANTED_TITLE,
+    apply_fix_a,
+    apply_fix_b,
+    barrier_before_ring,
+    main,
+    make_synthetic_repo,
+)
 
 WIDENER = PATCHES_DIR / "widener.patch"
 HARNESS = Path(__file__).resolve().parent / "synthetic_netns.py"

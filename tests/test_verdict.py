@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from afpbisect.verdict import (
+from afpbisect.core.verdict import (
     CycleOutcome,
     Evidence,
     Verdict,
@@ -240,7 +240,7 @@ def test_reference_functions_agree():
 # --- issue 16: unhealthy cycles ------------------------------------------------------------
 
 def test_unhealthy_lead_makes_skip_and_a_hit_still_wins():
-    from afpbisect.verdict import CycleOutcome, Evidence, Verdict, decide
+    from afpbisect.core.verdict import CycleOutcome, Evidence, Verdict, decide
     ev = Evidence()
     for out in (CycleOutcome.UNHEALTHY, CycleOutcome.CLEAN, CycleOutcome.UNHEALTHY,
                 CycleOutcome.UNHEALTHY):
@@ -254,7 +254,7 @@ def test_unhealthy_lead_makes_skip_and_a_hit_still_wins():
 
 
 def test_evidence_without_unhealthy_key_loads_as_before():
-    from afpbisect.verdict import Evidence
+    from afpbisect.core.verdict import Evidence
     old = {"cycles": 4, "hits": 1, "infra": 1, "consecutive_infra": 0, "build_error": None,
            "verdict": "bad", "clean_needed": 0}
     ev = Evidence.from_dict(old)
@@ -265,7 +265,7 @@ def test_evidence_without_unhealthy_key_loads_as_before():
 
 
 def test_a_confidence_below_one_never_prints_as_100_percent():
-    from afpbisect.percent import pct
+    from afpbisect.core.percent import pct
     for x in (0.9999, 0.99995, 0.999999, 0.9999999999, 0.99969, 1 - 1e-13):
         shown = pct(x)
         assert not shown.startswith("100"), (x, shown)
@@ -274,7 +274,7 @@ def test_a_confidence_below_one_never_prints_as_100_percent():
 
 
 def test_rate_is_lower_separates_a_lower_rate_and_not_a_same_one():
-    from afpbisect.verdict import hit_rate_upper_bound, rate_is_lower
+    from afpbisect.core.verdict import hit_rate_upper_bound, rate_is_lower
     a = 6e-4
     assert rate_is_lower((6, 60), (8, 8), a)          # q = 0.1 against p = 1
     assert not rate_is_lower((8, 32), (8, 8), a)      # 8 of 8 alone cannot tell 0.25 from 1
@@ -289,7 +289,7 @@ def test_rate_is_lower_errs_at_most_alpha_when_the_rates_are_equal():
     test must call the first lower in at most alpha of the pairs."""
     import random
 
-    from afpbisect.verdict import rate_is_lower
+    from afpbisect.core.verdict import rate_is_lower
     rng = random.Random(25)
     alpha, wrong, n = 0.05, 0, 2000
     for _ in range(n):

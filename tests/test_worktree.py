@@ -3,8 +3,8 @@ import subprocess
 import pytest
 
 from afpbisect import PATCHES_DIR
-from afpbisect.errors import UsageError
-from afpbisect.worktree import BuildTree, PatchDoesNotApply, load_patch, open_clone
+from afpbisect.core.errors import UsageError
+from afpbisect.machinery.worktree import BuildTree, PatchDoesNotApply, load_patch, open_clone
 from conftest import git
 
 
@@ -70,7 +70,7 @@ def test_update_says_which_refs_moved(small_repo, tmp_path):
 
 def test_repo_spellings_are_one_source(small_repo, monkeypatch):
     """A trailing slash or a relative path must not make "a different run" (issue 17)."""
-    from afpbisect.worktree import normalise_source
+    from afpbisect.machinery.worktree import normalise_source
     monkeypatch.chdir(small_repo.parent)
     same = {normalise_source(s) for s in ("repo", "./repo/", str(small_repo) + "/", str(small_repo))}
     assert same == {str(small_repo.resolve())}

@@ -41,7 +41,7 @@ calibration is found again in the store (`Evidence.calib`), the round of a verif
 counted from the store (1 + false GOODs caught), and `clean_needed` of a GOOD keeps the
 clean count the search saw, so "clean cycles beyond it" means the same thing on a resume.
 """
-from .config import (
+from afpbisect.policy.config import (
     EndpointNotClean,
     EndpointUnbuildable,
     Env,
@@ -50,10 +50,10 @@ from .config import (
     RangeError,
     Undecided,
 )
-from .fixed import bisect_fixed
-from .patch import check_patch
-from .records import PHASES, BisectResult, PatchCheck, StepRecord
-from .search import bisect
+from afpbisect.policy.bisector import bisect
+from afpbisect.policy.fixed import bisect_fixed
+from afpbisect.policy.patch import check_patch
+from afpbisect.policy.records import PHASES, BisectResult, PatchCheck, StepRecord
 
 __all__ = [
     "PHASES", "BisectResult", "EndpointNotClean", "EndpointUnbuildable", "Env", "NotReproducible",

@@ -8,9 +8,9 @@ commit) is left out and the sample stays an unselected negative-binomial one.
 """
 from __future__ import annotations
 
-from ..verdict import Verdict
-from .config import EndpointUnbuildable, NotReproducible
-from .run import Run, short
+from afpbisect.core.verdict import Verdict
+from afpbisect.policy.config import EndpointUnbuildable, NotReproducible
+from afpbisect.policy.session import Run, short
 
 
 def calibrate(run: Run, commit, index, role: str) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import AfpError, UsageError
-from ..verdict import CycleOutcome
+from afpbisect.core.errors import AfpError, UsageError
+from afpbisect.core.verdict import CycleOutcome
 
 
 class RangeError(AfpError):

@@ -2,8 +2,8 @@
 again where it is used (issue 16), alternately with the verification (issue 25)."""
 from __future__ import annotations
 
-from ..verdict import Evidence, Verdict
-from .run import Run, short
+from afpbisect.core.verdict import Evidence, Verdict
+from afpbisect.policy.session import Run, short
 
 
 def start(run: Run, commit) -> None:

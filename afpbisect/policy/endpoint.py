@@ -2,11 +2,11 @@
 the clean endpoint cannot anchor the answer."""
 from __future__ import annotations
 
-from ..errors import InfraError
-from ..verdict import Verdict
-from .calibrate import calibrate
-from .config import EndpointNotClean, EndpointUnbuildable
-from .run import Run, short
+from afpbisect.core.errors import InfraError
+from afpbisect.core.verdict import Verdict
+from afpbisect.policy.calibrate import calibrate
+from afpbisect.policy.config import EndpointNotClean, EndpointUnbuildable
+from afpbisect.policy.session import Run, short
 
 
 def check_up_front(run: Run, racy_i: int, clean_i: int, racy_role: str, clean_role: str) -> None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..errors import InfraError
-from ..search import least_satisfying
-from ..verdict import CycleOutcome, Evidence, Verdict, decide
-from .config import Env
-from .records import BisectResult, StepRecord
-from .run import short
+from afpbisect.core.errors import InfraError
+from afpbisect.core.search import least_satisfying
+from afpbisect.core.verdict import CycleOutcome, Evidence, Verdict, decide
+from afpbisect.policy.config import Env
+from afpbisect.policy.records import BisectResult, StepRecord
+from afpbisect.policy.session import short
 
 
 def bisect_fixed(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..errors import UsageError
-from ..verdict import (
+from afpbisect.core.errors import UsageError
+from afpbisect.core.verdict import (
     Evidence,
     Verdict,
     clean_cycles_needed,
@@ -14,9 +14,9 @@ from ..verdict import (
     hit_rate_lower_bound,
     miss_bound_vs_reference,
 )
-from .config import Env, PolicyConfig, Undecided
-from .records import PatchCheck
-from .run import Run, short
+from afpbisect.policy.config import Env, PolicyConfig, Undecided
+from afpbisect.policy.records import PatchCheck
+from afpbisect.policy.session import Run, short
 
 
 def _floored(cfg: PolicyConfig, need: int, bound, how: str, miss: float):

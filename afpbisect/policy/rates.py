@@ -11,9 +11,9 @@ tells the two cases apart with both rates measured side by side.
 """
 from __future__ import annotations
 
-from ..verdict import hit_rate_upper_bound, rate_is_lower
-from . import confirm
-from .run import Run, short
+from afpbisect.core.verdict import hit_rate_upper_bound, rate_is_lower
+from afpbisect.policy import confirm
+from afpbisect.policy.session import Run, short
 
 
 def lower_rate(run: Run, certain, certain_i, uncertain, uncertain_i, alpha: float) -> bool:

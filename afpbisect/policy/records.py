@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..verdict import Evidence, Verdict
+from afpbisect.core.verdict import Evidence, Verdict
 
 PHASES = ("calibrate", "endpoint", "search", "verify", "confirm", "rate", "check")
 

@@ -1,0 +1,137 @@
+"""Re-render a saved result's reports from its JSON (issue 19), machine paths redacted.
+
+    python3 -m afpbisect.rerender RESULT.json --out DIR [--stem NAME]
+        [--redact /their/workdir=WORKDIR ...] [--date ISO] [--cores N] [--hostname NAME]
+
+Why: the committed examples under docs/results/ were made before the reports had HTML,
+JUnit or a "how it was made" block, and they carried the paths of the machine that ran
+them.  A result JSON holds everything the templates need (report.render_context), so
+they can be made again, and the facts not recorded then (date, cores) given by hand and
+marked as such.  Only for saved `run` and `verify-patch` results."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import jinja2
+
+from afpbisect.core.errors import UsageError
+from afpbisect.reports.report import (
+    FORMATS,
+    redact,
+    render,
+    render_context,
+    write_atomic,
+    write_command_reports,
+)
+
+# What a result of the wrong shape raises in backfill_made or a template (issue 25).
+_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError, jinja2.TemplateError)
+
+
+def backfill_made(result: dict, date: str | None = None, cores: int | None = None,
+                  hostname: str | None = None) -> dict:
+    """A result saved before reports recorded how they were made gets a "made" block from
+    what the result itself says, plus what the caller states, with a note saying so."""
+    if result.get("made"):
+        return result
+    s = result.get("settings", {})
+    options = {"repo": result.get("repo"), "scenario": result["scenario"]["name"],
+               "pairs": s.get("pairs"), "threads": s.get("threads"), "env": s.get("env"),
+               "confidence": s.get("confidence"), "command": result["command"]}
+    made = {"date": date, "tool_version": result.get("afpbisect"),
+            "host": {"hostname": hostname, "cores": cores}, "options": options,
+            "note": "re-rendered from a result saved before reports recorded how they were made; "
+                    "date and host as stated when re-rendering"}
+    return dict(result, made=made)
+
+
+def load_result(src: Path) -> dict:
+    """A saved `run` or `verify-patch` result, or UsageError naming the file."""
+    src = Path(src)
+    if not src.exists():
+        raise UsageError(f"{src}: no such file")
+    if not src.is_file():
+        raise UsageError(f"{src}: not a regular file")
+    try:
+        result = json.loads(src.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{src}: not a JSON result ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(result, dict):
+        raise UsageError(f"{src}: not a saved run or verify-patch result (not a JSON object)")
+    if result.get("command") not in FORMATS:
+        raise UsageError(f"{src}: a {result.get('command')!r} result; only {', '.join(FORMATS)} re-render")
+    return result
+
+
+def _prepared(src: Path, result: dict, stem: str, prefixes: dict, made: dict) -> dict:
+    """The result to write, rendered once in memory first: a result of the wrong shape is
+    one error before anything is written to --out."""
+    try:
+        result = backfill_made(result, **made)
+        result = redact({k: v for k, v in result.items() if k != "reports"}, prefixes)
+        formats = FORMATS[result["command"]]
+        probe = dict(result, reports={"json": f"{stem}.json",
+                                      **{k: f"{stem}{ext}" for k, (ext, _t) in formats.items()}})
+        extra = render_context(probe)
+        for _ext, template in formats.values():
+            render(template, r=probe, **extra)
+    except _SHAPE_ERRORS as exc:
+        raise UsageError(f"{src}: does not have the shape of a saved {result.get('command')} result "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+    return result
+
+
+def rerender(src: Path, out: Path, stem: str | None = None, prefixes: dict | None = None, **made) -> dict:
+    stem = stem or Path(src).stem
+    result = _prepared(Path(src), load_result(src), stem, prefixes or {}, made)
+    written = write_command_reports(Path(out), stem, result)
+    # The JSON names its sibling reports by file name only: the directory it was written to
+    # is this machine's too.
+    names = {k: Path(v).name for k, v in written["reports"].items()}
+    write_atomic(Path(written["reports"]["json"]),
+                 json.dumps(dict(written, reports=names), indent=1, sort_keys=True, default=str) + "\n")
+    return written
+
+
+def _pair(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old:
+        raise argparse.ArgumentTypeError(f"--redact wants PREFIX=REPLACEMENT, not {text!r}")
+    return old, new
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """Bad arguments: one line and exit 2, like every afpbisect command."""
+        print(f"rerender: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv=None) -> int:
+    ap = _Parser(prog="python3 -m afpbisect.rerender", description=__doc__.splitlines()[0])
+    ap.add_argument("result", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--stem")
+    ap.add_argument("--redact", type=_pair, action="append", default=[], metavar="PREFIX=REPLACEMENT")
+    ap.add_argument("--date")
+    ap.add_argument("--cores", type=int)
+    ap.add_argument("--hostname")
+    a = ap.parse_args(argv)
+    try:
+        res = rerender(a.result, a.out, a.stem, dict(a.redact), date=a.date, cores=a.cores, hostname=a.hostname)
+    except UsageError as exc:
+        print(f"rerender: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:   # --out not a directory we can write
+        print(f"rerender: error: cannot write the reports to --out {a.out} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    for path in res["reports"].values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

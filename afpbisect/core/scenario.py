@@ -1,0 +1,311 @@
+"""A scenario: everything that belongs to one bug, as data (docs/scenarios.md).
+
+What makes a cycle a hit, what makes it count at all, the test patches built into every
+candidate and the environment they read, Suricata's configuration, the traffic, the cycle,
+and the defaults of verify-patch and the nightly.  Ticket 8667 is the built-in default
+(`afpbisect/scenarios/8667.toml`); nothing of it stays in code.  A scenario is one TOML file,
+validated strictly when loaded: an unknown key, a wrong type, a regex that does not compile
+or a patch that is missing is one line naming the file, the key and what is expected
+(UsageError, exit 2), before Docker is touched.  The schema is `SCHEMA` below: the one table
+the loader, `docs/scenarios.md` and its test agree on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from afpbisect import PACKAGE_DIR, PATCHES_DIR
+from afpbisect.core.errors import UsageError
+from afpbisect.machinery.worktree import load_patch
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
+    import tomli as tomllib
+
+BUILTIN_DIR = PACKAGE_DIR / "scenarios"
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")   # one rule for [[patch]] env and --env
+DEFAULT = "8667"
+
+# section -> key -> (type, default).  `list` means a list of strings; `dict` a table of strings.
+SCHEMA: dict[str, dict[str, tuple[type, object]]] = {
+    "": {"name": (str, None), "title": (str, ""), "ticket": (str, "")},
+    "hit": {"console": (list, []), "eve": (list, []), "stats": (list, []),
+            "exit_codes": (list, []), "crash": (bool, False)},
+    "health": {"start_marker": (str, r"Engine started\."), "require_start": (bool, True),
+               "min_forwarded": (int, 1), "require_clean_stop": (bool, True)},
+    "suricata": {"pairs": (int, 6), "threads": (int, 2), "runmode": (str, "workers"),
+                 "copy_mode": (str, "ips"), "tpacket_v3": (bool, False), "ring_size": (int, 0),
+                 "block_size": (int, 0), "defrag": (bool, False), "bpf_filter": (str, ""),
+                 "cluster_type": (str, "cluster_flow"), "args": (list, [])},
+    "traffic": {"kind": (str, "udp"), "pps": (int, 3000), "size": (int, 18), "pcap": (str, ""),
+                "both_ways": (bool, False)},
+    "cycle": {"kind": (str, "restart"), "seconds": (float, 2.0), "start_timeout": (float, 120.0),
+              "stop_timeout": (float, 30.0)},
+    "verify": {"target": (str, "")},
+    "nightly": {"branch": (str, "main"), "confidence": (float, 0.999), "assumed_rate": (float, 0.25)},
+    # What a verification must rule out (policy/verify.py, issue 25): a race on the clean
+    # side at any per-cycle rate >= rate_floor; and the most clean cycles one may ask for
+    # before the run ends "undecided" (exit 3) instead of running for days.
+    "verdict": {"rate_floor": (float, 0.1), "cycle_cap": (int, 600)},
+}
+PATCH_KEYS = {"file": str, "env": dict}
+CHOICES = {("suricata", "copy_mode"): ("ips", "tap"), ("suricata", "runmode"): ("workers", "autofp"),
+           ("suricata", "cluster_type"): ("cluster_flow", "cluster_qm", "cluster_cpu", "cluster_round_robin"),
+           ("traffic", "kind"): ("udp", "none", "pcap"), ("cycle", "kind"): ("restart", "hold")}
+# Lines every healthy cycle leaves, per log a [hit] rule reads (docs/ARCHITECTURE.md,
+# "Console lines that matter"; Suricata's eve.json and stats.log formats).  A hit rule that
+# matches one of them, or the empty line, makes every cycle a hit: refused (issue 25),
+# because one hit is taken as proof of the bug.
+INNOCENT_LINES = {
+    "console": ["Notice: suricata: This is Suricata version 8.0.3 RELEASE running in SYSTEM mode",
+                "Notice: threads: Threads created -> W: 24 FM: 1 FR: 1   Engine started.",
+                "Notice: device: SFE_0_TX: packets: 1234, drops: 0 (0.00%), invalid chksum: 0",
+                "Notice: suricata: Signal Received.  Stopping engine."],
+    "eve": ['{"timestamp":"2025-01-01T10:00:02.000000+0000","event_type":"stats","stats":{"uptime":2}}'],
+    "stats": ["-" * 84, "Date: 1/1/2025 -- 10:00:02 (uptime: 0d, 00h 00m 02s)",
+              "Counter                                       | TM Name                   | Value"],
+}
+# The magic numbers of a classic pcap (microsecond and nanosecond, either byte order) and of
+# pcapng; the driver replays classic pcaps of Ethernet frames only (driver.read_pcap).
+PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list of strings", dict: "a table of strings"}
+
+
+@dataclass(frozen=True)
+class TestPatch:
+    path: Path
+    env: dict
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One bug, typed.  `sections` holds every section of SCHEMA with defaults filled in."""
+
+    name: str
+    title: str
+    ticket: str
+    source: Path
+    sections: dict
+    patches: tuple[TestPatch, ...] = field(default=())
+
+    def __getitem__(self, section: str) -> dict:
+        return self.sections[section]
+
+    @property
+    def env(self) -> dict:
+        """The environment the test patches read, merged in file order."""
+        out: dict = {}
+        for p in self.patches:
+            out.update(p.env)
+        return out
+
+    def hit_patterns(self, where: str) -> list[re.Pattern]:
+        return [re.compile(rx) for rx in self["hit"][where]]
+
+    def digest(self) -> str:
+        """Of what the scenario says, patches' contents included: reports carry it."""
+        blob = json.dumps({"sections": self.sections,
+                           "patches": [[p.path.name, p.path.read_bytes().hex(), p.env] for p in self.patches]},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def summary(self) -> dict:
+        return {"name": self.name, "title": self.title, "ticket": self.ticket, "file": self.source.name,
+                "digest": self.digest(), "patches": [p.path.name for p in self.patches]}
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
+
+
+def load(ref: str | Path | None = None) -> Scenario:
+    """A built-in by name (default: ticket 8667) or a scenario file by path."""
+    ref = DEFAULT if ref is None else str(ref)
+    path = BUILTIN_DIR / f"{ref}.toml" if ref in builtin_names() else Path(ref)
+    if not path.is_file():
+        raise UsageError(f"scenario {ref!r} is neither a built-in ({', '.join(builtin_names())}) "
+                         f"nor a file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise UsageError(f"scenario {path}: not valid TOML ({str(exc).splitlines()[0]})") from None
+    return parse(raw, path, builtin=path.parent == BUILTIN_DIR)
+
+
+def parse(raw: dict, path: Path, builtin: bool = False) -> Scenario:
+    sections = {"": _section(raw, "", path, skip=set(SCHEMA) | {"patch"})}
+    for name in SCHEMA:
+        if name:
+            sub = raw.get(name, {})
+            if not isinstance(sub, dict):
+                raise UsageError(f"scenario {path}: [{name}] must be a table")
+            sections[name] = _section(sub, name, path)
+    top = sections.pop("")
+    if not top["name"] or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", top["name"]):
+        raise UsageError(f"scenario {path}: key 'name' must be a non-empty name of letters, digits, '.', '_' or '-'")
+    _check_values(sections, path)
+    patches = tuple(_patch(p, i, path, builtin) for i, p in enumerate(_list_of_tables(raw, path)))
+    return Scenario(top["name"], top["title"], top["ticket"], path, sections, patches)
+
+
+def _section(table: dict, name: str, path: Path, skip: set = frozenset()) -> dict:
+    where = f"[{name}] " if name else ""
+    out = {}
+    for key in table:
+        if key not in SCHEMA[name] and key not in skip:
+            raise UsageError(f"scenario {path}: unknown key {where}{key!r} (known: "
+                             f"{', '.join(sorted(SCHEMA[name]))})")
+    for key, (typ, default) in SCHEMA[name].items():
+        value = table.get(key, default)
+        if value is None:
+            raise UsageError(f"scenario {path}: key {where}{key!r} is required ({_TYPE_NAMES[typ]})")
+        out[key] = _typed(value, typ, f"{where}{key!r}", path)
+    return out
+
+
+def _typed(value, typ, what: str, path: Path):
+    ok = (isinstance(value, typ) and not (typ is int and isinstance(value, bool))) or \
+        (typ is float and isinstance(value, int) and not isinstance(value, bool))
+    if ok and typ is list:
+        ok = all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value)
+    if ok and typ is dict:
+        ok = all(isinstance(v, str) for v in value.values())
+    if not ok:
+        raise UsageError(f"scenario {path}: key {what} must be {_TYPE_NAMES[typ]}, got {value!r}")
+    return float(value) if typ is float else list(value) if typ is list else value
+
+
+def _check_values(s: dict, path: Path) -> None:
+    for (sec, key), allowed in CHOICES.items():
+        if s[sec][key] not in allowed:
+            raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be one of {', '.join(allowed)}")
+    regexes = [("hit", w, rx) for w in ("console", "eve", "stats") for rx in s["hit"][w]]
+    for sec, key, rx in regexes + [("health", "start_marker", s["health"]["start_marker"])]:
+        try:
+            re.compile(str(rx))
+        except re.error as exc:
+            raise UsageError(f"scenario {path}: key [{sec}] {key!r}: regex {rx!r} does not "
+                             f"compile ({exc})") from None
+    _check_specific(s, path)
+    if not any(s["hit"][k] for k in ("console", "eve", "stats", "exit_codes")) and not s["hit"]["crash"]:
+        raise UsageError(f"scenario {path}: [hit] says nothing is a hit: give console, eve, stats, "
+                         f"exit_codes or crash")
+    if not all(isinstance(c, int) and 0 <= c <= 255 for c in s["hit"]["exit_codes"]):
+        raise UsageError(f"scenario {path}: key [hit] 'exit_codes' must be a list of integers "
+                         f"in 0..255 (a signal is [hit] crash)")
+    _check_ranges(s, path)
+
+
+def _check_specific(s: dict, path: Path) -> None:
+    """Rules that would decide nothing: a hit rule matching every cycle (the empty line, or a
+    line every healthy engine leaves), a start marker matching every line (issue 25)."""
+    for where, lines in INNOCENT_LINES.items():
+        for rx in s["hit"][where]:
+            if re.search(str(rx), ""):
+                raise UsageError(f"scenario {path}: key [hit] {where!r}: regex {rx!r} matches every "
+                                 f"line (it matches the empty one); a hit rule must match only what the bug leaves")
+            line = next((ln for ln in lines if re.search(str(rx), ln)), None)
+            if line is not None:
+                raise UsageError(f"scenario {path}: key [hit] {where!r}: regex {rx!r} matches a line a "
+                                 f"healthy engine prints ({line!r}); a hit rule must match only what the bug leaves")
+    if 0 in s["hit"]["exit_codes"]:
+        raise UsageError(f"scenario {path}: key [hit] 'exit_codes': 0 is how a healthy engine stops on "
+                         f"SIGTERM, so every cycle would be a hit")
+    marker = s["health"]["start_marker"]
+    if not marker:
+        raise UsageError(f"scenario {path}: key [health] 'start_marker' must not be empty (the console "
+                         f"line that says the engine is up, e.g. 'Engine started\\.')")
+    if re.search(marker, ""):
+        raise UsageError(f"scenario {path}: key [health] 'start_marker': regex {marker!r} matches every "
+                         f"line (it matches the empty one)")
+
+
+def pcap_problem(pcap: Path) -> str | None:
+    """Why `pcap` is not a classic pcap of Ethernet frames with at least one frame, or None
+    (the rule driver.read_pcap applies in the container, checked here before anything)."""
+    try:
+        with open(pcap, "rb") as fh:
+            head = fh.read(24 + 16)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if head[:4] == PCAPNG_MAGIC:
+        return "is a pcapng file; the traffic is replayed from a classic pcap (convert it: editcap -F pcap IN OUT)"
+    endian = PCAP_MAGIC.get(head[:4])
+    if endian is None or len(head) < 24:
+        return f"is not a pcap file (its first bytes are {head[:4].hex() or 'missing'}, not a pcap magic number)"
+    link = int.from_bytes(head[20:24], "little" if endian == "<" else "big")
+    if link != 1:
+        return f"has link type {link}, not Ethernet (1)"
+    if len(head) < 24 + 16:
+        return "holds no frames"
+    return None
+
+
+def _check_ranges(s: dict, path: Path) -> None:
+    for sec, key, lo, hi in (("suricata", "pairs", 1, 32), ("suricata", "threads", 1, 16),
+                             ("traffic", "pps", 0, 1_000_000), ("traffic", "size", 0, 1400),
+                             ("health", "min_forwarded", 0, 10**9), ("suricata", "ring_size", 0, 10**7),
+                             ("suricata", "block_size", 0, 1 << 30)):
+        if not lo <= s[sec][key] <= hi:
+            raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be in {lo}..{hi}")
+    for key in ("seconds", "start_timeout", "stop_timeout"):
+        if not 0.0 < s["cycle"][key] <= 3600.0:
+            raise UsageError(f"scenario {path}: key [cycle] {key!r} must be in (0, 3600] seconds")
+    if not 0.0 < s["verdict"]["rate_floor"] < 1.0 or not 1 <= s["verdict"]["cycle_cap"] <= 1_000_000:
+        raise UsageError(f"scenario {path}: [verdict] rate_floor must be in (0, 1), cycle_cap in "
+                         f"1..1000000")
+    if not 0.5 <= s["nightly"]["confidence"] < 1.0 or not 0.0 < s["nightly"]["assumed_rate"] <= 1.0:
+        raise UsageError(f"scenario {path}: [nightly] confidence must be in [0.5, 1), assumed_rate in (0, 1]")
+    # Values that go into suricata.yaml or onto the command line: no quote, backslash or
+    # line break can smuggle in another key.
+    for key, values in (("bpf_filter", [s["suricata"]["bpf_filter"]]), ("args", s["suricata"]["args"])):
+        if any(re.search(r'["\\\n\r]', str(v)) for v in values):
+            raise UsageError(f"scenario {path}: key [suricata] {key!r} must not contain quotes, "
+                             f"backslashes or line breaks")
+    if s["traffic"]["kind"] == "none" and s["health"]["min_forwarded"] > 0:
+        raise UsageError(f"scenario {path}: key [health] 'min_forwarded' must be 0 when "
+                         f"[traffic] kind = \"none\" (nothing is offered to forward)")
+    if s["traffic"]["kind"] == "pcap":
+        pcap = (path.parent / s["traffic"]["pcap"]) if s["traffic"]["pcap"] else None
+        if pcap is None or not pcap.is_file():
+            raise UsageError(f"scenario {path}: key [traffic] 'pcap' must name a pcap file "
+                             f"(relative to the scenario) when kind = \"pcap\"")
+        problem = pcap_problem(pcap)
+        if problem:
+            raise UsageError(f"scenario {path}: key [traffic] 'pcap': {s['traffic']['pcap']} {problem}")
+        s["traffic"]["pcap"] = str(pcap.resolve())
+
+
+def _list_of_tables(raw: dict, path: Path) -> list:
+    patches = raw.get("patch", [])
+    if not isinstance(patches, list) or not all(isinstance(p, dict) for p in patches):
+        raise UsageError(f"scenario {path}: [[patch]] must be an array of tables")
+    return patches
+
+
+def _patch(table: dict, i: int, path: Path, builtin: bool) -> TestPatch:
+    what = f"[[patch]] #{i + 1}"
+    for key in table:
+        if key not in PATCH_KEYS:
+            raise UsageError(f"scenario {path}: unknown key {what} {key!r} (known: file, env)")
+    if "file" not in table:
+        raise UsageError(f"scenario {path}: key {what} 'file' is required (a patch file)")
+    name = _typed(table["file"], str, f"{what} 'file'", path)
+    env = _typed(table.get("env", {}), dict, f"{what} 'env'", path)
+    bad = [k for k in env if not ENV_NAME.fullmatch(k)]
+    if bad:
+        raise UsageError(f"scenario {path}: key {what} 'env': {bad[0]!r} is not a variable name "
+                         f"(letters, digits and _, not starting with a digit)")
+    # Built-ins name the project's patches/; a user's file names files beside it.
+    p = (PATCHES_DIR if builtin else path.parent) / name
+    try:
+        load_patch(p)   # a patch at all: checked now, before anything is cloned
+    except UsageError as exc:
+        raise UsageError(f"scenario {path}: key {what} 'file': {exc}") from None
+    return TestPatch(p.resolve(), dict(env))

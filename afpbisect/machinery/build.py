@@ -1,0 +1,530 @@
+"""Build environment: a candidate commit + patches -> an installed product, in Docker.
+
+Two containers per build, both from the recipe's image:
+  fetch    network host: configure when needed, fetch crates into the cargo cache, fixups
+  compile  network none: make + make install DESTDIR=/out  (hermetic: nothing downloaded)
+The product is stored under products/<commit>-<key>, key = hash(commit, patches, recipe,
+templates): a second request for the same key is a cache hit that builds nothing.
+ccache, the cargo home and the build tree persist between builds; that is where a
+bisection's time is won.
+
+On the local engine they are bind-mounted from the workdir.  On a remote engine
+(`Engine.remote`) nothing of this host is mounted: the tree is checked out here (per engine)
+and synced into the engine's volumes, the product comes back as an archive (storage.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import logging
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import docker.errors
+import git
+import jinja2
+import requests.exceptions
+
+from afpbisect import DOCKERFILES_DIR, TEMPLATES_DIR
+from afpbisect.core import eras
+from afpbisect.machinery import baseimage, storage
+from afpbisect.machinery.engine import (
+    LONG_SECONDS,
+    TRANSPORT_ERRORS,
+    Engine,
+    create_container,
+    patience,
+    retrying,
+    wait_exit,
+)
+from afpbisect.core.errors import BuildFailure, InfraError, UsageError
+from afpbisect.machinery.worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
+
+log = logging.getLogger(__name__)
+
+DOCKERFILE = DOCKERFILES_DIR / "build.Dockerfile.j2"
+BUILD_SCRIPT = TEMPLATES_DIR / "build.sh.j2"
+STEP_MARK = re.compile(r"^AFPBISECT-STEP: (\S+)", re.M)
+# Every marker with its time (build.sh.j2 appends " @<epoch seconds>").
+_TIMED_MARK = re.compile(r"^AFPBISECT-(STEP|DONE): (\S+) @([0-9.]+)$", re.M)
+# ccache's statistics at the end of the compile phase (zeroed at its start): C units compiled.
+_CCACHE = re.compile(r"^\s*(Hits|Misses):\s+(\d+)\s*/\s*(\d+)", re.M)
+# cargo's own summary of each `cargo build`: how much of `make` was the Rust part.
+_CARGO_FINISHED = re.compile(r"^\s*Finished .* in (?:(\d+)m )?([0-9.]+)s$", re.M)
+# A change to any of these means autogen + configure must run again.
+_BUILD_SYSTEM = re.compile(r"(^|/)(configure\.ac|Makefile\.am|autogen\.sh|configure|Cargo\.toml\.in|[^/]*\.m4)$")
+BUILD_TIMEOUT = 3 * 3600
+# Steps of the fetch phase that talk to the network: their failure says nothing about the
+# commit (registry down, proxy, certificates), so it is an infrastructure error, not SKIP.
+NETWORK_STEPS = ("fetch", "fixup")
+# What a phase's log says when the kernel's OOM killer (or an operator) killed the compiler:
+# gcc/rustc then exit 1 and make 2, which would otherwise read as "the commit does not build".
+_COMPILER_KILLED = re.compile(r"Killed signal terminated program|internal compiler error: Killed|"
+                              r"\(signal: 9, SIGKILL", re.M)
+
+
+def step_seconds(log_text: str) -> dict[str, float]:
+    """Seconds per build step (autogen, configure, fetch, make, install...) read from the
+    timed markers of a build log, plus `cargo`: the part of make and install cargo reported.
+    A step that ran twice (a retry with reconfigure) counts both times."""
+    out: dict[str, float] = {}
+    marks = [(kind, name, float(t)) for kind, name, t in _TIMED_MARK.findall(log_text)]
+    for (kind, name, t), (_, _, t_next) in zip(marks, marks[1:]):
+        if kind == "STEP":   # a step lasts until the next marker: the next step or its phase's end
+            out[name] = round(out.get(name, 0.0) + t_next - t, 1)
+    cargo = sum(int(m or 0) * 60 + float(s) for m, s in _CARGO_FINISHED.findall(log_text))
+    if cargo:
+        out["cargo"] = round(cargo, 1)
+    return out
+
+
+def step_names(pending: str, chunk: str) -> tuple[list[str], str]:
+    """Build steps that started in a streamed log `chunk` (read after `pending`, the part
+    line of the chunk before it): (names, the new partial line).  Chunks from Docker's log
+    stream need not end at a line break, so a marker may arrive in pieces."""
+    text = pending + chunk
+    complete, _, rest = text.rpartition("\n")
+    return STEP_MARK.findall(complete + "\n") if complete else [], rest
+
+
+def ccache_counts(log_text: str) -> dict[str, int]:
+    """C units of the last compile phase in a build log: {"hits", "misses"}; {} when absent.
+    Misses are what the change really made the compiler redo."""
+    found = {k.lower(): int(v) for k, v, _ in _CCACHE.findall(log_text)}
+    return {"hits": found["hits"], "misses": found["misses"]} if {"hits", "misses"} <= set(found) else {}
+
+
+def _log_facts(log_path: Path) -> dict:
+    text = log_path.read_text(errors="replace")
+    return {"steps": step_seconds(text), "ccache": ccache_counts(text)}
+
+
+def stopped_by(code: int, log_text: str) -> str | None:
+    """Why a phase that exited with `code` was stopped from outside, or None when the exit is
+    the build's own verdict on the commit.  Exit 128+N is what bash reports when it or the
+    step it waited on died of signal N: somebody stopped it (docker stop, Ctrl-C reaching the
+    processes, the OOM killer), which says nothing about the commit, in either phase."""
+    if code > 128 and code - 128 in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
+        name = signal.Signals(code - 128).name
+        why = "; out of memory or stopped" if code - 128 == signal.SIGKILL else ""
+        return f"killed by {name} (exit {code}{why})"
+    killed = _COMPILER_KILLED.search(log_text)
+    if killed:
+        return f"a compiler was killed (out of memory?): {killed.group(0)}"
+    return None
+
+
+# What a phase's log says when the disk (the workdir's, or the engine's for its volumes
+# and layers) is full: the compiler, the linker or make then fail like a broken commit would.
+_NO_SPACE = re.compile(r"No space left on device|Disk quota exceeded", re.M)
+
+
+def infrastructure_cause(code: int, log_text: str) -> str | None:
+    """Why a phase's failure (exit `code`, its log) is the machine's and says nothing about
+    the commit, or None when it is the build's own verdict (SKIP): stopped from outside
+    (stopped_by), or out of disk space."""
+    why = stopped_by(code, log_text)
+    if why is None and (full := _NO_SPACE.search(log_text)):
+        why = f"out of disk space ({full.group(0)}); make room in the workdir or on the engine"
+    return why
+
+
+class _LogFollower:
+    """A phase's log, streamed into its log file (for users who tail it) and its steps to
+    `on_step`, in a thread of its own: docker-py reads a followed log with no timeout, so
+    the thread that waits on the container (and finds a stalled engine) must not be the
+    one reading it. The build goes on if the stream breaks; `done` says whether it was
+    whole, else the caller writes the full log."""
+
+    def __init__(self, container, logf, on_step):
+        self.container, self.logf, self.on_step = container, logf, on_step
+        self.ended, self.whole, self.closed = threading.Event(), False, False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, daemon=True, name="afpbisect-build-log").start()
+
+    def _run(self) -> None:
+        pending = ""
+        try:
+            for chunk in self.container.logs(stream=True, follow=True):
+                text = chunk.decode(errors="replace")
+                with self.lock:
+                    if self.closed:   # the caller gave up on the stream
+                        return
+                    self.logf.write(text)
+                if self.on_step is not None:
+                    names, pending = step_names(pending, text)
+                    for step in names:
+                        self.on_step(step)
+            self.whole = True
+        except TRANSPORT_ERRORS:
+            pass
+        finally:
+            self.ended.set()
+
+    def done(self, grace: float = 10.0) -> bool:
+        """Once the container has exited: whether the stream ended whole within `grace`
+        seconds (it ends with the container). From now on it writes nothing."""
+        self.ended.wait(grace)
+        with self.lock:
+            self.closed = True
+            return self.ended.is_set() and self.whole
+
+
+def rust_incremental_state(tree: Path) -> list[Path]:
+    """rustc's incremental state in a build tree (era rule rust-incremental): cargo keeps it per
+    profile, under a target triple when one is given."""
+    return [*tree.glob("rust/target/*/incremental"), *tree.glob("rust/target/*/*/incremental")]
+
+
+def host_ca_bundle() -> Path | None:
+    """The host's CA bundle, given to the fetch container: behind a TLS-intercepting proxy
+    (corporate networks, this lab) the registries are trusted only through it."""
+    for cand in (os.environ.get("AFPBISECT_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE"),
+                 "/etc/ssl/certs/ca-certificates.crt"):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return None
+
+
+# Worktrees of the one clone are added (and pruned) under its .git: builders of several
+# engines, in threads, must not do that at the same time.
+_WORKTREE_LOCK = threading.Lock()
+
+
+@dataclass
+class BuildResult:
+    commit: str
+    key: str
+    ok: bool
+    cached: bool
+    seconds: float
+    product_dir: str | None
+    image: str
+    log_path: str
+    rules: list = field(default_factory=list)
+    step: str | None = None       # failing step when not ok
+    tail: str | None = None       # last lines of the failing step's log
+    reconfigured: bool = False
+    steps: dict = field(default_factory=dict)   # seconds per build step (step_seconds)
+    ccache: dict = field(default_factory=dict)  # C units: hits and misses (ccache_counts)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def skip_reason(self) -> str:
+        return f"build failed in step {self.step}: {(self.tail or '').strip().splitlines()[-1:] or ''}"
+
+
+def _render(path: Path, **kw) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path.parent)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template(path.name).render(**kw)
+
+
+_locks: dict = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(key) -> threading.Lock:
+    """One lock per key for the whole process (threads of a farm's round)."""
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+class DockerBuilder:
+    def __init__(self, engine: Engine, workdir: Path, base_image: str, jobs: int = 2, say=print,
+                 eras_file: Path | None = None):
+        self.engine = engine
+        self.workdir = Path(workdir)
+        self.base_image_name = base_image
+        self._base_image: str | None = None
+        self.jobs = jobs
+        self.say = say
+        # Told each build step's name as the build script starts it (progress.py's status
+        # line shows the phase of the build; the script prints AFPBISECT-STEP markers).
+        self.on_step: Callable[[str], None] | None = None
+        self.products = self.workdir / "products"
+        self.cache = self.workdir / "cache"
+        self.logs = self.workdir / "logs" / "build"
+        # The last sync of a build tree into a remote engine's volume (storage.SyncReport).
+        self.last_sync: storage.SyncReport | None = None
+        try:
+            self.rules = eras.load_rules(eras_file)
+        except eras.ErasError as exc:   # it names the file, and wraps OSError and TOML errors
+            raise UsageError(f"era rules {exc}") from None
+
+    # ------------------------------------------------------------ keys and recipe
+    def recipe_for(self, repo: git.Repo, sha: str) -> eras.Recipe:
+        return eras.resolve(GitCommitView(repo, sha), self.rules)
+
+    def key(self, sha: str, patches: list[Patch], recipe: eras.Recipe) -> str:
+        return _digest(sha, *(p.digest() for p in patches), recipe.key(),
+                       DOCKERFILE.read_bytes(), BUILD_SCRIPT.read_bytes())
+
+    def product_dir(self, sha: str, key: str) -> Path:
+        return self.products / f"{sha[:12]}-{key}"
+
+    # ------------------------------------------------------------ image
+    @property
+    def base_image(self) -> str:
+        """The configured base image, pulled or debootstrapped on first use."""
+        if self._base_image is None:
+            self._base_image = baseimage.ensure_base_image(self.engine, self.base_image_name, say=self.say)
+        return self._base_image
+
+    def image_for(self, recipe: eras.Recipe) -> str:
+        dockerfile = _render(DOCKERFILE, base_image=self.base_image, recipe=recipe)
+        tag = f"afpbisect/build:{_digest(dockerfile, recipe.image_key())}"
+        # Engines of a farm build at once; two that are one daemon (two contexts) must not
+        # both build the image: the second waits and finds it.
+        with _lock_for((self.engine.base_url, tag)):
+            try:
+                retrying(self.engine.client.images.get)(tag)
+                return tag
+            except docker.errors.ImageNotFound:
+                return self._build_image(tag, dockerfile)
+
+    def _build_image(self, tag: str, dockerfile: str) -> str:
+        where = f"-{self.engine.slug}" if self.engine.remote else ""
+        log_path = self.workdir / "logs" / "images" / f"{tag.split(':')[1]}{where}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.say(f"building image {tag} (packages from the Debian archive; log {log_path})")
+        with tempfile.TemporaryDirectory(prefix="afpbisect-ctx-") as ctx:
+            (Path(ctx) / "Dockerfile").write_text(dockerfile)
+            t0 = time.time()
+            try:
+                with open(log_path, "w") as logf, patience(LONG_SECONDS):   # apt may be quiet long
+                    for chunk in self.engine.client.api.build(
+                            path=ctx, tag=tag, network_mode="host", rm=True, forcerm=True,
+                            labels={"afpbisect": "1"}, decode=True):
+                        if "stream" in chunk:
+                            logf.write(chunk["stream"])
+                        if "error" in chunk:
+                            logf.write(chunk["error"] + "\n")
+                            raise InfraError(f"building image {tag} failed: {chunk['error'].strip()[:300]} "
+                                             f"(log {log_path})")
+            except docker.errors.APIError as exc:
+                raise InfraError(f"building image {tag} failed: {exc} (log {log_path})") from exc
+        self.say(f"image {tag} built in {time.time() - t0:.0f}s")
+        return tag
+
+    # ------------------------------------------------------------ build
+    def build(self, repo: git.Repo, sha: str, patches: list[Patch], label: str = "") -> BuildResult:
+        recipe = self.recipe_for(repo, sha)
+        key = self.key(sha, patches, recipe)
+        out = self.product_dir(sha, key)
+        log_path = self.logs / f"{sha[:12]}-{key}.log"
+        rules = [list(r) for r in recipe.fired]
+        meta = out / "afpbisect-build.json"
+        image = self.image_for(recipe)
+        if meta.exists() and (out / "usr/local/bin/suricata").is_file():
+            # The product is kept, but the image it runs in may have been pruned since:
+            # image_for has just rebuilt it under the same tag, so a cache hit never points
+            # at an image that is gone (issue 16).
+            cached = json.loads(meta.read_text())
+            cached.update(cached=True, seconds=0.0, image=image)
+            return BuildResult(**cached)
+        t0 = time.time()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        tree = BuildTree(repo, self._trees() / recipe.image_key())
+        with _WORKTREE_LOCK:
+            tree.ensure()
+        with open(log_path, "w") as logf:
+            logf.write(f"# afpbisect build of {sha} {label}\n# key {key}\n# image {image}\n")
+            for rid, reason in recipe.fired:
+                logf.write(f"# rule fired: {rid}: {reason}\n")
+            logf.write(f"# patches: {', '.join(p.name for p in patches) or 'none'}\n")
+        try:
+            reconfigure = self._prepare_tree(tree, sha, patches, recipe, log_path)
+        except PatchDoesNotApply as exc:
+            return self._failed(sha, key, image, log_path, rules, t0, "patch", str(exc))
+        remote, sync = self._sync_remote(tree, recipe, image, log_path) if self.engine.remote else (None, None)
+        reconfigure = reconfigure or bool(sync and sync.full)
+        # A reused tree can trip over stale generated files after a big jump in history, and
+        # over rustc's incremental state (rule rust-incremental) left by an earlier build: one
+        # retry with a reconfigure and without that state before calling the commit
+        # unbuildable.  A failure with neither to blame is the commit's.
+        earlier_state = sync.rust_incremental if sync else rust_incremental_state(tree.path)
+        try:
+            try:
+                self._run_phases(image, tree, recipe, out, log_path, reconfigure, remote)
+            except BuildFailure as first:
+                if reconfigure and not earlier_state:
+                    raise
+                if remote:
+                    remote.clear_rust_incremental(image)
+                for state in rust_incremental_state(tree.path):
+                    shutil.rmtree(state, ignore_errors=True)
+                with open(log_path, "a") as logf:
+                    logf.write(f"\n# build in a reused tree failed in {first.step}; retrying with reconfigure"
+                               f"{' and without rustc incremental state' if earlier_state else ''}\n")
+                self._run_phases(image, tree, recipe, out, log_path, True, remote)
+                reconfigure = True
+        except BuildFailure as exc:
+            return self._failed(sha, key, image, log_path, rules, t0, exc.step, exc.tail)
+        self._remember_tree(tree, sha, recipe)
+        res = BuildResult(commit=sha, key=key, ok=True, cached=False, seconds=round(time.time() - t0, 1),
+                          product_dir=str(out), image=image, log_path=str(log_path), rules=rules,
+                          reconfigured=reconfigure, **_log_facts(log_path))
+        meta.write_text(json.dumps(res.to_dict(), indent=1))
+        return res
+
+    def _failed(self, sha, key, image, log_path, rules, t0, step, tail) -> BuildResult:
+        with open(log_path, "a") as logf:
+            logf.write(f"\n# BUILD FAILED in step {step}\n")
+        return BuildResult(commit=sha, key=key, ok=False, cached=False, seconds=round(time.time() - t0, 1),
+                           product_dir=None, image=image, log_path=str(log_path), rules=rules,
+                           step=step, tail=tail, **_log_facts(log_path))
+
+    def _trees(self) -> Path:
+        """Where the host's build trees are: the workdir's own for the local engine (whose
+        containers mount them); one set per remote engine, since engines build in parallel
+        threads and each tree is synced into one engine's volume."""
+        if self.engine.remote:
+            return self.workdir / "engines" / self.engine.slug / "trees"
+        return self.workdir / "trees"
+
+    def _sync_remote(self, tree: BuildTree, recipe, image: str, log_path: Path):
+        """Bring the engine's tree volume up to the host tree just checked out: (the remote
+        tree, its storage.SyncReport).  A full sync (the volume is new, was removed or
+        replaced) also means configure runs again."""
+        remote = storage.RemoteTree(self.engine, recipe.image_key(), tree.path)
+        sync = self.last_sync = remote.sync(image)
+        with open(log_path, "a") as logf:
+            logf.write(f"# {sync.line()}\n")
+            if sync.full:
+                logf.write("# reconfigure: full sync of the build tree\n")
+        return remote, sync
+
+    def _tree_meta(self, tree: BuildTree) -> Path:
+        return tree.path.parent / f"{tree.path.name}.json"
+
+    def _prepare_tree(self, tree: BuildTree, sha: str, patches: list[Patch], recipe, log_path) -> bool:
+        meta_path = self._tree_meta(tree)
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        tree.checkout(sha, patches)
+        last = meta.get("configured_at")
+        if not last or meta.get("recipe") != recipe.key():
+            return True
+        changed = [f for f in tree.changed_since(last, sha) if _BUILD_SYSTEM.search(f)]
+        if changed:
+            with open(log_path, "a") as logf:
+                logf.write(f"# reconfigure: build system changed since {last[:10]}: {', '.join(changed[:8])}\n")
+        return bool(changed)
+
+    def _remember_tree(self, tree: BuildTree, sha: str, recipe) -> None:
+        self._tree_meta(tree).write_text(json.dumps({"configured_at": sha, "recipe": recipe.key()}))
+
+    def _run_phases(self, image, tree, recipe, out: Path, log_path: Path, reconfigure: bool,
+                    remote: storage.RemoteTree | None = None) -> None:
+        script = _render(BUILD_SCRIPT, recipe=recipe, jobs=self.jobs)
+        # Engines of a farm may build the same key at once: each its own temp dir.
+        tmp_out = out.with_name(out.name + (f".tmp-{self.engine.slug}" if remote else ".tmp"))
+        shutil.rmtree(tmp_out, ignore_errors=True)
+        tmp_out.mkdir(parents=True)
+        env = dict(recipe.env)
+        env.update(RECONFIGURE="1" if reconfigure else "0", CCACHE_DIR="/cache/ccache",
+                   CARGO_HOME="/cache/cargo")
+        ca = host_ca_bundle()
+        if remote is not None:
+            fetch_io = storage.remote_phase(self.engine, remote, "fetch", script, ca, tmp_out)
+            compile_io = storage.remote_phase(self.engine, remote, "compile", script, ca, tmp_out)
+        else:
+            fetch_io, compile_io = self._bind_phases(tree, script, ca, tmp_out)
+        try:
+            self._container(image, "fetch", env, fetch_io, "host", log_path)
+        except BuildFailure as exc:
+            if exc.step in NETWORK_STEPS:
+                last = [l for l in exc.tail.splitlines() if l.strip()][-1:] or ["?"]
+                who = ("network, registry, certificates or the era rule's own command" if exc.step == "fixup"
+                       else "network, registry or certificates")
+                raise InfraError(f"fetching dependencies failed in step {exc.step} ({who}, not the commit): "
+                                 f"{last[0][:200]}; log {log_path}") from None
+            raise
+        self._container(image, "compile", env, compile_io, "none", log_path)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp_out.rename(out)
+
+    def _bind_phases(self, tree, script: str, ca: Path | None, tmp_out: Path):
+        """The local engine's phases (the path the measured runs took): the workdir's tree,
+        caches, script and the product dir bind-mounted."""
+        afp = self.workdir / "run" / "build"
+        afp.mkdir(parents=True, exist_ok=True)
+        (afp / "build.sh").write_text(script)
+        for d in ("ccache", "cargo"):
+            (self.cache / d).mkdir(parents=True, exist_ok=True)
+        vols = {str(tree.path): {"bind": "/src", "mode": "rw"},
+                str(afp): {"bind": "/afp", "mode": "ro"},
+                str(self.cache / "ccache"): {"bind": "/cache/ccache", "mode": "rw"},
+                str(self.cache / "cargo"): {"bind": "/cache/cargo", "mode": "rw"}}
+        # The worktree's .git file points into our clone: mount it at the same path so
+        # git inside the container (version scripts) sees a valid repository.
+        vols[str(tree.repo.git_dir)] = {"bind": str(tree.repo.git_dir), "mode": "ro"}
+        fetch_vols = dict(vols)
+        if ca is not None:
+            fetch_vols[str(ca)] = {"bind": "/etc/ssl/certs/ca-certificates.crt", "mode": "ro"}
+        vols[str(tmp_out)] = {"bind": "/out", "mode": "rw"}
+        return storage.PhaseIO({"volumes": fetch_vols}), storage.PhaseIO({"volumes": vols})
+
+    def _container(self, image, phase, env, io: storage.PhaseIO, network, log_path: Path) -> None:
+        client = self.engine.client
+        name = f"afpbisect-build-{self.engine.run_id}-{phase}-{int(time.time() * 1000) % 10**8}"
+        try:
+            c = create_container(client, image, ["bash", "/afp/build.sh", phase], name=name,
+                                 environment=env, network_mode=network, working_dir="/src",
+                                 labels=self.engine.labels, **io.create_kw)
+            if io.before_start is not None:
+                io.before_start(c)
+            retrying(c.start)()
+            with open(log_path, "a") as logf:
+                logf.write(f"\n# ---- phase {phase} (network {network})\n")
+                logf.flush()
+                follow = _LogFollower(c, logf, self.on_step)
+                # Polled, not Docker's wait: each poll has a deadline, so an engine that
+                # stops answering is an error in API seconds, not a hang (issue 25).
+                try:
+                    status = {"StatusCode": wait_exit(c, BUILD_TIMEOUT, f"{phase} container {name}")}
+                except BaseException:
+                    follow.done(grace=0)   # nothing more goes into the log file
+                    raise
+                if not follow.done():
+                    logf.write("\n# ---- log stream lost (daemon connection); full phase log:\n")
+                    logf.write(retrying(c.logs)().decode(errors="replace"))
+            if status.get("StatusCode", -1) == 0 and io.after_success is not None:
+                io.after_success(c)   # before the container goes: the product is in it
+        except TRANSPORT_ERRORS as exc:
+            raise InfraError(f"docker failed during the {phase} phase: {str(exc)[:300]}") from exc
+        finally:
+            try:
+                retrying(client.api.remove_container)(name, force=True)
+            except TRANSPORT_ERRORS:
+                pass
+        code = status.get("StatusCode", -1)
+        if code != 0:
+            text = log_path.read_text(errors="replace")
+            phase_text = text[text.rfind(f"# ---- phase {phase}"):]
+            steps = STEP_MARK.findall(phase_text)
+            step = steps[-1] if steps else phase
+            tail = "\n".join(phase_text.rstrip().splitlines()[-25:])
+            why = infrastructure_cause(code, phase_text)
+            if why:
+                raise InfraError(f"{phase} container, step {step}: {why}; not a verdict on the "
+                                 f"commit (log {log_path})")
+            raise BuildFailure(step, tail, log_path)

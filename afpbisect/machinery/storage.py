@@ -1,0 +1,556 @@
+"""Storage on an engine that may be another host (issue 20, `Engine.remote`).
+
+A remote engine cannot see this host's files, so nothing is bind-mounted into its
+containers.  Instead each engine keeps, in its own named volumes (`Engine.volume_name`):
+
+  tree-<image key>   the build tree: sources synced from the host's tree + build outputs
+  ccache, cargo      the compiler cache and the cargo home
+  product-<dir>      a product, read-only in the repro container
+
+and files travel as tar archives: `put_archive` into a container that is created but not
+started (or a short helper container), `get_archive` back.  The host keeps the truth of what
+a tree volume holds as a manifest (one digest per file) beside its own tree, so each build
+sends only the files that changed since the last sync; the volume holds a sync id that must
+match the manifest's, or the volume is not the one the manifest describes (removed,
+replaced) and the next sync is a full one.
+
+Volumes are caches kept across runs (like the workdir's cache dir): they carry the labels
+afpbisect=1, afpbisect.workdir and afpbisect.engine, not the run's; `remove_volumes` is
+their cleaner.  Transfers that fail are InfraError: the machinery, never a verdict.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import stat
+import tarfile
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import docker.errors
+import requests.exceptions
+from docker.types import Mount
+
+from afpbisect.machinery.engine import (
+    ENGINE_LABEL,
+    LABEL,
+    TRANSPORT_ERRORS,
+    WORKDIR_LABEL,
+    Engine,
+    _short,
+    create_container,
+    patience,
+    retrying,
+    wait_exit,
+)
+from afpbisect.core.errors import InfraError
+
+TRANSFER_SECONDS = 1800   # an archive of a whole build tree, extracted before the reply
+
+log = logging.getLogger(__name__)
+
+PURPOSE_LABEL = "afpbisect.volume"
+SYNC_ID_FILE = ".afpbisect-sync-id"     # in a tree volume: the id of the last complete sync
+COMPLETE_MARK = ".afpbisect-complete"   # in a product volume: written after the product
+SYNC_DIR = "/afpbisect-sync"            # in the sync helper: the payload and the delete list
+HELPER_SECONDS = 1800                   # a full sync of a Suricata tree is seconds; bounded anyway
+# What the host's tree has that is not the project's sources: the worktree's .git file
+# (a path into our clone, meaningless on another host).
+SKIP_TOP = (".git",)
+
+
+# ------------------------------------------------------------------ manifests (pure)
+
+def file_digest(path: Path) -> str:
+    """What a sync must preserve of a file: its kind, its executable bit and its bytes
+    (a symlink: its target).  mtime is not in it: an unchanged file is not sent again."""
+    st = path.lstat()
+    h = hashlib.sha256()
+    if stat.S_ISLNK(st.st_mode):
+        h.update(b"link\0" + os.readlink(path).encode())
+    else:
+        h.update(b"file-x\0" if st.st_mode & 0o111 else b"file\0")
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:32]
+
+
+def scan_tree(root: Path) -> dict[str, str]:
+    """{relative path: digest} of every file and symlink under `root`, but the .git file."""
+    root = Path(root)
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d not in SKIP_TOP]
+            filenames = [f for f in filenames if f not in SKIP_TOP]
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            out[rel] = file_digest(Path(dirpath) / name)
+    return out
+
+
+@dataclass
+class Delta:
+    """What a sync sends (changed: new or different) and removes (deleted) in the volume."""
+    changed: list[str]
+    deleted: list[str]
+    full: bool
+
+
+def delta(old: dict[str, str] | None, new: dict[str, str]) -> Delta:
+    """The files to send and to delete to turn a volume that holds `old` into `new`; `old`
+    None (no manifest, or a volume that is not the manifest's): everything, a full sync."""
+    if old is None:
+        return Delta(changed=sorted(new), deleted=[], full=True)
+    changed = sorted(p for p, d in new.items() if old.get(p) != d)
+    # A directory that became a file (or a symlink) goes whole, with the build outputs in
+    # it: tar cannot write a file over a directory that is not empty.
+    old_dirs = {parent for p in old for parent in _parents(p)}
+    deleted = sorted({p for p in old if p not in new} | {p for p in new if p in old_dirs})
+    return Delta(changed=changed, deleted=deleted, full=False)
+
+
+def _parents(path: str):
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        yield path
+
+
+def load_manifest(path: Path) -> dict:
+    """The manifest of a tree volume ({} when absent or unreadable: then a full sync)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("files"), dict) else {}
+
+
+def save_manifest(path: Path, volume: str, sync_id: str, files: dict[str, str]) -> None:
+    """Written atomically after a sync completed: a crash leaves the previous one, whose
+    sync id no longer matches the volume's, so the next sync is full (safe, not wrong)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"volume": volume, "sync_id": sync_id, "files": files}))
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------ volumes
+
+def volume_labels(engine: Engine, purpose: str) -> dict:
+    """Cache labels, not the run's: a volume outlives the run that made it."""
+    return {LABEL: "1", WORKDIR_LABEL: engine.workdir_tag or "noworkdir", ENGINE_LABEL: engine.name,
+            PURPOSE_LABEL: purpose}
+
+
+def ensure_volume(engine: Engine, purpose: str) -> str:
+    """The engine's volume for `purpose`, created with our labels when absent.  Made here and
+    not by `docker create`, which would make an unlabeled one that no cleaner finds."""
+    name = engine.volume_name(purpose)
+    try:
+        retrying(engine.client.volumes.get)(name)
+    except docker.errors.NotFound:
+        # Idempotent: creating an existing volume of the same name returns it.
+        retrying(engine.client.volumes.create)(name=name, labels=volume_labels(engine, purpose))
+    except TRANSPORT_ERRORS as exc:
+        raise InfraError(f"volume {name} on engine {engine.name}: {_short(exc)}") from exc
+    return name
+
+
+def volume_mount(volume: str, target: str, read_only: bool = False) -> Mount:
+    return Mount(target=target, source=volume, type="volume", read_only=read_only)
+
+
+def remove_volumes(engine: Engine, workdir_tag: str | None = None) -> list[str]:
+    """Remove this engine's volumes of a workdir (default: the engine's own workdir tag):
+    build trees, caches, products.  For `afpbisect clean --caches` and tests' teardown.  A
+    volume in use by a container is left (logged) and not in the returned names."""
+    tag = workdir_tag or engine.workdir_tag or "noworkdir"
+    return _remove_matching(engine, [f"{LABEL}=1", f"{WORKDIR_LABEL}={tag}", f"{ENGINE_LABEL}={engine.name}"])
+
+
+def remove_all_volumes(engine: Engine) -> list[str]:
+    """Every afpbisect volume on the engine, any workdir's and any engine name's
+    (`afpbisect clean --all --volumes`)."""
+    return _remove_matching(engine, [f"{LABEL}=1"])
+
+
+def _remove_matching(engine: Engine, labels: list[str]) -> list[str]:
+    removed = []
+    for vol in retrying(engine.client.volumes.list)(filters={"label": labels}):
+        try:
+            retrying(vol.remove)(force=True)
+            removed.append(vol.name)
+        except docker.errors.NotFound:
+            pass
+        except TRANSPORT_ERRORS as exc:
+            log.warning("could not remove volume %s: %s", vol.name, _short(exc))
+    return removed
+
+
+# ------------------------------------------------------------------ archives
+
+def tar_bytes(files: dict[str, bytes | Path], mode: int = 0o644) -> bytes:
+    """A tar of {archive name: bytes or host file} (small things: scripts, configs, marks)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            if isinstance(data, Path):
+                data = data.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Files in the engine belong to the containers' root, whoever owns them here.
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def tar_tree(root: Path, rels: list[str], dest) -> int:
+    """Write to the open binary file `dest` a tar of `rels` (files, symlinks) under `root`,
+    each with its own mode; returns the bytes of file content it holds."""
+    size = 0
+    with tarfile.open(fileobj=dest, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for rel in rels:
+            info = tf.gettarinfo(str(Path(root) / rel), arcname=rel)
+            if info.isreg():
+                size += info.size
+                with open(Path(root) / rel, "rb") as fh:
+                    tf.addfile(_root_owned(info), fh)
+            else:
+                tf.addfile(_root_owned(info))
+    return size
+
+
+def put(engine: Engine, container, path: str, data) -> None:
+    """put_archive, retried (extracting the same archive again is harmless); bytes or a
+    seekable file, rewound before each try."""
+    @retrying
+    def attempt():
+        if hasattr(data, "seek"):
+            data.seek(0)
+        if not container.put_archive(path, data):
+            raise InfraError(f"engine {engine.name} refused the archive for {path}")
+    try:
+        with patience(TRANSFER_SECONDS):   # the reply comes once a whole tree is extracted
+            attempt()
+    except TRANSPORT_ERRORS as exc:
+        raise InfraError(f"sending files to {path} on engine {engine.name}: {_short(exc)}") from exc
+
+
+def read_file(engine: Engine, container, path: str) -> bytes | None:
+    """A file's bytes from a container (created, running or exited), None when absent."""
+    @retrying
+    def attempt():
+        stream, _ = container.get_archive(path)
+        return b"".join(stream)
+    try:
+        raw = attempt()
+    except docker.errors.NotFound as exc:
+        if "no such container" not in str(exc).lower():
+            return None   # the file is absent; a container that is gone is an error
+        raise InfraError(f"reading {path} on engine {engine.name}: {_short(exc)}") from exc
+    except TRANSPORT_ERRORS as exc:
+        raise InfraError(f"reading {path} on engine {engine.name}: {_short(exc)}") from exc
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        member = next((m for m in tf.getmembers() if m.isreg()), None)
+        return tf.extractfile(member).read() if member else None
+
+
+def get_tree(engine: Engine, container, path: str, dest: Path) -> int:
+    """Copy the directory `path` of a container into `dest` (its contents, not the directory
+    itself); returns the bytes copied; NotFound when `path` is absent.  Through a temp file:
+    a retry starts the download over."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=dest.parent) as tmp:
+        @retrying
+        def attempt():
+            tmp.seek(0)
+            tmp.truncate()
+            stream, _ = container.get_archive(path)
+            for chunk in stream:
+                tmp.write(chunk)
+        try:
+            attempt()
+        except docker.errors.NotFound:
+            raise   # the caller knows whether an absent directory is an error
+        except TRANSPORT_ERRORS as exc:
+            raise InfraError(f"copying {path} back from engine {engine.name}: {_short(exc)}") from exc
+        size = tmp.tell()
+        tmp.seek(0)
+        _extract_stripped(tmp, dest)
+    return size
+
+
+def _extract_stripped(fileobj, dest: Path) -> None:
+    """Extract a get_archive tar (whose top entry is the directory itself) into `dest`;
+    the "tar" filter refuses anything that would land outside it."""
+    with tarfile.open(fileobj=fileobj, mode="r|") as tf:
+        for member in tf:
+            top, _, rest = member.name.partition("/")
+            if not rest:
+                continue   # the directory itself: dest stands for it
+            member.name = rest
+            if member.islnk():   # a hard link names its target by archive path too
+                member.linkname = member.linkname.partition("/")[2]
+            _extract_one(tf, member, dest)
+
+
+def _extract_one(tf: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    """The "tar" filter where this Python has it (3.10.12+, 3.11.4+); before that, the same
+    refusal of absolute names, `..` and links that leave `dest`, checked here."""
+    if hasattr(tarfile, "tar_filter"):
+        tf.extract(member, dest, filter="tar")
+        return
+    for name in (member.name, member.linkname if member.issym() or member.islnk() else ""):
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise tarfile.TarError(f"refused an archive member that leaves {dest}: {member.name}")
+    tf.extract(member, dest)
+
+
+# ------------------------------------------------------------------ helper containers
+
+@contextmanager
+def helper(engine: Engine, image: str, mounts: list[Mount], command: list[str] | None = None,
+           role: str = "storage"):
+    """A container for moving files: created (not started unless the caller does), with
+    the run's labels, no network, removed in any case."""
+    name = f"afpbisect-{role}-{engine.run_id}-{uuid.uuid4().hex[:8]}"
+    labels = {**engine.labels, "afpbisect.role": role}
+    try:
+        c = create_container(engine.client, image, command or ["true"], name=name, labels=labels,
+                             mounts=mounts, network_mode="none", entrypoint=[])
+    except TRANSPORT_ERRORS as exc:
+        raise InfraError(f"helper container on engine {engine.name}: {_short(exc)}") from exc
+    try:
+        yield c
+    finally:
+        try:
+            retrying(engine.client.api.remove_container)(name, force=True)
+        except docker.errors.NotFound:
+            pass
+        except TRANSPORT_ERRORS as exc:   # the run's label cleanup is the second net
+            log.warning("could not remove helper container %s: %s", name, _short(exc))
+
+
+def run_helper(engine: Engine, c, what: str) -> str:
+    """Start a helper container, wait for it, return its output; a failure is InfraError."""
+    try:
+        retrying(c.start)()
+        code = wait_exit(c, HELPER_SECONDS, what)   # polled: each call with a deadline
+        out = retrying(c.logs)().decode(errors="replace")
+    except TRANSPORT_ERRORS as exc:
+        raise InfraError(f"{what} on engine {engine.name}: {_short(exc)}") from exc
+    if code != 0:
+        tail = " | ".join(out.strip().splitlines()[-5:])
+        raise InfraError(f"{what} on engine {engine.name} failed (exit {code}): {tail}")
+    return out
+
+
+# ------------------------------------------------------------------ build trees
+
+# Run in the sync helper, cwd /src = the tree volume.  A full sync first empties the volume:
+# its content is of unknown provenance (the manifest does not describe it), and only a tree
+# the manifest describes can be built incrementally.  `tar -m`: every file sent gets the
+# engine's time of now as its mtime, newer than any object an earlier build made there (on
+# the same clock), so make rebuilds what depends on it; files not sent keep their mtimes.
+# The sync id is removed first and written last: a sync cut short (a killed helper, an
+# interrupted run) leaves no id, so the next sync is a full one; an old id would make it
+# send only what differs from the old manifest onto a volume that is half another tree.
+_SYNC_SCRIPT = f"""set -eu
+cd /src
+rm -f /src/{SYNC_ID_FILE}
+if [ -e {SYNC_DIR}/full ]; then find /src -mindepth 1 -delete; fi
+if [ -s {SYNC_DIR}/delete ]; then xargs -0 rm -rf -- < {SYNC_DIR}/delete; fi
+tar -x -m -f {SYNC_DIR}/payload.tar -C /src
+cat {SYNC_DIR}/id > /src/{SYNC_ID_FILE}
+for d in rust/target/*/incremental rust/target/*/*/incremental; do
+    if [ -d "$d" ]; then echo "AFPBISECT-RUST-INCREMENTAL: $d"; fi
+done
+"""
+_CLEAR_INCREMENTAL = "rm -rf /src/rust/target/*/incremental /src/rust/target/*/*/incremental"
+
+
+@dataclass
+class SyncReport:
+    """What one sync of a host tree into its volume did (the build log gets it as a line)."""
+    volume: str
+    full: bool
+    reason: str = ""              # why it was full
+    sent: int = 0                 # files sent
+    deleted: int = 0              # files removed in the volume
+    bytes: int = 0                # their content
+    archive_bytes: int = 0        # what went over the wire
+    seconds: float = 0.0
+    rust_incremental: list = field(default_factory=list)   # rustc incremental state in the volume
+    paths: list = field(default_factory=list)   # the files sent, on an incremental sync (a few)
+
+    def line(self) -> str:
+        kind = f"full ({self.reason})" if self.full else "incremental"
+        return (f"sync to volume {self.volume}: {kind}: {self.sent} files sent ({self.bytes} bytes, "
+                f"archive {self.archive_bytes}), {self.deleted} deleted, {self.seconds:.1f}s")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class RemoteTree:
+    """A host build tree and its image in the engine's tree volume (mounted at /src)."""
+
+    def __init__(self, engine: Engine, key: str, host_tree: Path):
+        self.engine = engine
+        self.purpose = f"tree-{key}"
+        self.host_tree = Path(host_tree)
+        self.manifest_path = self.host_tree.with_name(self.host_tree.name + ".sync.json")
+
+    @property
+    def volume(self) -> str:
+        return self.engine.volume_name(self.purpose)
+
+    def mounts(self) -> list[Mount]:
+        """The build container's storage: the tree, ccache and the cargo home."""
+        return [volume_mount(ensure_volume(self.engine, self.purpose), "/src"),
+                volume_mount(ensure_volume(self.engine, "ccache"), "/cache/ccache"),
+                volume_mount(ensure_volume(self.engine, "cargo"), "/cache/cargo")]
+
+    def _why_full(self, manifest: dict, volume_id: bytes | None) -> str:
+        if not manifest:
+            return "no manifest on this host"
+        if manifest.get("volume") != self.volume:
+            return "the manifest is of another volume"
+        if volume_id is None:
+            return "the volume is new or was emptied"
+        if volume_id.decode(errors="replace").strip() != manifest.get("sync_id"):
+            return "the volume was replaced or synced from elsewhere"
+        return ""
+
+    def sync(self, image: str) -> SyncReport:
+        """Make the volume hold exactly the host tree's files (build outputs there stay)."""
+        t0 = time.monotonic()
+        volume = ensure_volume(self.engine, self.purpose)
+        manifest = load_manifest(self.manifest_path)
+        files = scan_tree(self.host_tree)
+        with helper(self.engine, image, [volume_mount(volume, "/src")],
+                    ["sh", "-c", _SYNC_SCRIPT], role="sync") as c:
+            why = self._why_full(manifest, read_file(self.engine, c, f"/src/{SYNC_ID_FILE}"))
+            d = delta(None if why else manifest["files"], files)
+            sync_id = uuid.uuid4().hex
+            with tempfile.TemporaryFile(dir=self.manifest_path.parent) as control:
+                size = self._control_tar(d, sync_id, control)
+                report = SyncReport(volume=volume, full=d.full, reason=why, sent=len(d.changed),
+                                    deleted=len(d.deleted), bytes=size, archive_bytes=control.tell(),
+                                    paths=[] if d.full else d.changed)
+                put(self.engine, c, "/", control)
+            out = run_helper(self.engine, c, f"syncing the build tree into volume {volume}")
+        save_manifest(self.manifest_path, volume, sync_id, files)
+        report.rust_incremental = [l.split(": ", 1)[1] for l in out.splitlines()
+                                   if l.startswith("AFPBISECT-RUST-INCREMENTAL: ")]
+        report.seconds = round(time.monotonic() - t0, 2)
+        log.info("%s", report.line())
+        return report
+
+    def _control_tar(self, d: Delta, sync_id: str, dest) -> int:
+        """The helper's input, at /: SYNC_DIR/{payload.tar, delete, id[, full]}; returns the
+        bytes of file content in the payload."""
+        with tempfile.TemporaryFile(dir=self.manifest_path.parent) as payload:
+            size = tar_tree(self.host_tree, d.changed, payload)
+            payload.seek(0)
+            name = SYNC_DIR.lstrip("/")
+            small = {f"{name}/delete": "".join(f"{p}\0" for p in d.deleted).encode(),
+                     f"{name}/id": sync_id.encode()}
+            if d.full:
+                small[f"{name}/full"] = b""
+            with tarfile.open(fileobj=dest, mode="w") as tf:
+                info = tarfile.TarInfo(f"{name}/payload.tar")
+                info.size = os.fstat(payload.fileno()).st_size
+                tf.addfile(info, payload)
+                for arc, data in small.items():
+                    info = tarfile.TarInfo(arc)
+                    info.size = len(data)
+                    tf.addfile(info, io.BytesIO(data))
+        return size
+
+    def clear_rust_incremental(self, image: str) -> None:
+        """rustc's incremental state in the volume (the retry of rule rust-incremental)."""
+        with helper(self.engine, image, [volume_mount(self.volume, "/src")],
+                    ["sh", "-c", _CLEAR_INCREMENTAL], role="sync") as c:
+            run_helper(self.engine, c, f"clearing rustc's incremental state in volume {self.volume}")
+
+
+@dataclass
+class PhaseIO:
+    """How a build phase's container gets its files: what goes into its create call, what
+    is sent before it starts, what is fetched after it succeeded."""
+    create_kw: dict
+    before_start: object = None   # callable(container) or None
+    after_success: object = None  # callable(container) or None
+
+
+def remote_phase(engine: Engine, tree: RemoteTree, phase: str, script: str, ca: Path | None,
+                 out: Path) -> PhaseIO:
+    """A build phase on an engine that cannot see this host: the tree and caches are the
+    engine's volumes; the script (and, to fetch, the CA bundle) go in as an archive; the
+    compile phase's /out comes back into `out`."""
+    files: dict[str, bytes | Path] = {"afp/build.sh": script.encode()}
+    if phase == "fetch" and ca is not None:
+        files["etc/ssl/certs/ca-certificates.crt"] = Path(ca)
+    archive = tar_bytes(files)
+
+    def before_start(c):
+        put(engine, c, "/", archive)
+
+    def after_success(c):
+        if phase == "compile":
+            get_tree(engine, c, "/out", out)
+    return PhaseIO(create_kw={"mounts": tree.mounts()}, before_start=before_start,
+                   after_success=after_success)
+
+
+# ------------------------------------------------------------------ products
+
+def product_volume(engine: Engine, image: str, product_dir: Path, target: str) -> str:
+    """The engine's read-only copy of a local product, filled from it once (a volume per
+    product: a product never changes under its key).  The mark is written after the
+    product, so a fill cut short is done again, never used half."""
+    product_dir = Path(product_dir).resolve()
+    # products/<sha12>-<key> names its content; the path's hash keeps two directories of the
+    # same name elsewhere (tests, a product dir given by hand) apart.
+    where = hashlib.sha256(str(product_dir).encode()).hexdigest()[:8]
+    # ...and its build record's digest: a product rebuilt under the same key (a crash
+    # between the product and its record) gets a new volume, never the old copy.
+    meta = product_dir / "afpbisect-build.json"
+    made = hashlib.sha256(meta.read_bytes() if meta.is_file() else b"").hexdigest()[:6]
+    volume = ensure_volume(engine, f"product-{product_dir.name}-{where}{made}")
+    with helper(engine, image, [volume_mount(volume, target)], role="product") as c:
+        if read_file(engine, c, f"{target}/{COMPLETE_MARK}") is not None:
+            return volume
+        with tempfile.TemporaryFile(dir=product_dir.parent) as tmp:
+            with tarfile.open(fileobj=tmp, mode="w", format=tarfile.PAX_FORMAT) as tf:
+                tf.add(str(product_dir), arcname=".", filter=_root_owned)
+            log.info("sending product %s (%d bytes) to engine %s", product_dir.name, tmp.tell(),
+                     engine.name)
+            put(engine, c, target, tmp)
+        put(engine, c, target, tar_bytes({COMPLETE_MARK: product_dir.name.encode()}))
+    return volume
+
+
+def put_dir(engine: Engine, container, src: Path, target: str) -> None:
+    """Send the files of the host directory `src` to the directory `target` (made when
+    absent) of a container before it starts."""
+    name = target.strip("/")
+    files = {f"{name}/{p.name}": p for p in sorted(Path(src).iterdir()) if p.is_file()}
+    put(engine, container, "/", tar_bytes(files))

@@ -1,0 +1,2 @@
+"""The synthetic target: a generated git repository with the bug's mechanism and a planted
+bad commit (selftest, the end-to-end tests)."""
