@@ -38,7 +38,7 @@ def real_range(args, results_glob: str):
     import git
 
     from afpbisect.core import prior
-    from afpbisect.machinery.pipeline import Variant
+    from afpbisect.machinery.pipeline_env import Variant
     from afpbisect.core.refs import commit_range, split_range
     from afpbisect.core.scenario import load
 

@@ -16,7 +16,8 @@ from afpbisect.core.errors import InfraError, UsageError
 from afpbisect.core.state import State
 from afpbisect.machinery.build import BuildResult
 from afpbisect.machinery.farm import Lane, context_host, pick, resolve, resolve_all
-from afpbisect.machinery.pipeline import PipelineEnv, Variant, prepare_builds
+from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
+from afpbisect.machinery.placement import prepare_builds
 from e2e_util import docker_ok
 
 
@@ -212,7 +213,7 @@ def test_a_broken_pipe_from_an_ssh_engine_is_a_lost_engine_not_a_silent_exit(mon
 
     def broken(**kw):
         raise BrokenPipeError(32, "Broken pipe")
-    monkeypatch.setattr("afpbisect.doctor.run_checks", lambda *a, **k: broken())
+    monkeypatch.setattr("afpbisect.commands.doctor.run_checks", lambda *a, **k: broken())
     res = CliRunner().invoke(cli_mod.cli, ["doctor"])
     assert res.exit_code == 3 and "lost the Docker engine" in res.output, res.output
     assert _transient(BrokenPipeError()) and _transient(ConnectionResetError())

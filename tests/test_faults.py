@@ -218,7 +218,7 @@ def test_state_write_on_a_full_disk_keeps_the_saved_state(tmp_path, monkeypatch)
     st.save()
     before = (tmp_path / "state" / "s.json").read_bytes()
     st.data["cycles"]["a"].append(2)
-    monkeypatch.setattr("afpbisect.state.os.fsync", _enospc)
+    monkeypatch.setattr("afpbisect.core.state.os.fsync", _enospc)
     with pytest.raises(WriteFailed) as ex:
         st.save()
     assert ex.value.exit_code == 3 and "No space left on device" in str(ex.value)
@@ -230,7 +230,7 @@ def test_report_write_on_a_full_disk_is_one_error(tmp_path, monkeypatch):
     from afpbisect.core.errors import WriteFailed
     from afpbisect.reports.report import write_atomic
     write_atomic(tmp_path / "r.json", "old")
-    monkeypatch.setattr("afpbisect.report.os.replace", _enospc)
+    monkeypatch.setattr("afpbisect.reports.report.os.replace", _enospc)
     with pytest.raises(WriteFailed):
         write_atomic(tmp_path / "r.json", "new")
     assert (tmp_path / "r.json").read_text() == "old" and not (tmp_path / "r.json.tmp").exists()
@@ -238,7 +238,7 @@ def test_report_write_on_a_full_disk_is_one_error(tmp_path, monkeypatch):
 
 def test_a_full_disk_under_the_cli_is_one_line_and_exit_3(small_repo, tmp_path, monkeypatch, capsys):
     from afpbisect import cli
-    monkeypatch.setattr("afpbisect.state.os.fsync", _enospc)   # the nightly's job state
+    monkeypatch.setattr("afpbisect.core.state.os.fsync", _enospc)   # the nightly's job state
     monkeypatch.setattr(sys, "argv", ["afpbisect", *_nightly_args(small_repo, tmp_path, "--last-good",
                                                                   "0" * 40)])
     with pytest.raises(SystemExit) as ex:

@@ -6,14 +6,8 @@ from rich.console import Console
 
 from afpbisect.machinery.build import step_names
 from afpbisect.policy import StepRecord
-from afpbisect.commands.progress import (
-    DEFAULT_BUILD_SECONDS,
-    BuildLine,
-    Progress,
-    StepLines,
-    build_estimate,
-    duration,
-)
+from afpbisect.commands.progress import BuildLine, Progress, StepLines, duration
+from afpbisect.core.cost import DEFAULT_BUILD_SECONDS, build_estimate
 from afpbisect.core.search import least_satisfying
 from afpbisect.core.verdict import Verdict
 from afpbisect.core.window import window

@@ -9,7 +9,7 @@ from afpbisect.commands.progress import Progress
 from afpbisect.commands.run import _step_hook
 from afpbisect.core.state import State
 from afpbisect.core.verdict import Verdict
-from afpbisect.machinery.pipeline import PipelineEnv, Variant
+from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
 from afpbisect.policy import StepRecord
 
 

@@ -62,7 +62,7 @@ def test_write_reports_keeps_the_earlier_report(tmp_path):
 
 def test_forwarding_facts_and_their_markdown():
     """Issue 16: per step, offered and forwarded per pair, shutdown counters, unhealthy cycles."""
-    from afpbisect.machinery.pipeline import forwarding_facts
+    from afpbisect.reports.facts import forwarding_facts
     from afpbisect.reports.report import render
     recs = [
         {"index": 1, "started": True, "forwarded_after_start": {"SFE_0_RX": 900, "SFE_1_RX": 0},

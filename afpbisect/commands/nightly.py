@@ -25,7 +25,9 @@ from afpbisect.core.refs import resolve
 from afpbisect.core.state import State, check_writable
 from afpbisect.core.verdict import Evidence, Verdict
 from afpbisect.machinery.engine import TRANSPORT_ERRORS
-from afpbisect.machinery.pipeline import PipelineEnv, Variant, evidence_store, save_evidence
+from afpbisect.core.store import evidence_store, save_evidence
+from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
+from afpbisect.reports.facts import step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import render, write_atomic, write_reports
 
@@ -158,7 +160,7 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
     finally:
         save_evidence(job, store)
         if times is not None:   # the JUnit's time per testcase: the tip's build, its cycles
-            facts = env.step_facts(sha)
+            facts = step_facts(env.state, env.key_of(sha))
             times.update(build_seconds=facts["build_seconds"], repro_seconds=facts["repro_seconds"])
         env.close()
 

@@ -11,7 +11,6 @@ the final result (Context.result) and the errors (the CLI's own lines)."""
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -22,9 +21,6 @@ from rich.text import Text
 from afpbisect.core.verdict import Verdict
 from afpbisect.core.window import window
 
-# When no build of this run has been timed yet: a far build of Suricata on 2 cores takes
-# 5-8 minutes (docs/results/real-suricata.md); said as a guess, never as a measurement.
-DEFAULT_BUILD_SECONDS = 360.0
 # After the search the policy still verifies the last good commit and re-tests the culprit.
 _CLOSING = {"verify": 1, "confirm": 0}
 _CLOSING_STEPS = 2
@@ -37,16 +33,6 @@ def duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-def build_estimate(builds: dict) -> tuple[float, str]:
-    """(seconds, basis) for the next build: the median of the builds this run's state has
-    timed (compiled, not cache hits), or the stated default."""
-    secs = [b["seconds"] for b in builds.values()
-            if isinstance(b, dict) and b.get("ok") and not b.get("cached") and b.get("seconds")]
-    if secs:
-        return float(statistics.median(secs)), f"median of {len(secs)} build(s) of this run"
-    return DEFAULT_BUILD_SECONDS, "default guess, no build of this run timed yet"
 
 
 @dataclass

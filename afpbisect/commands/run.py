@@ -22,7 +22,9 @@ from afpbisect.core.percent import pct
 from afpbisect.core.refs import Range, commit_range, split_range
 from afpbisect.core.state import State, identity_digest
 from afpbisect.core.verdict import Verdict
-from afpbisect.machinery.pipeline import PipelineEnv, Variant, evidence_store, mean_busy, save_evidence
+from afpbisect.core.store import evidence_store, save_evidence
+from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
+from afpbisect.reports.facts import mean_busy, step_facts
 from afpbisect.machinery.worktree import BuildTree, check_patches_apply, load_patch
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_atomic, write_command_reports
@@ -265,7 +267,7 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
     used: dict[str, int] = {}   # cycles of each commit already attributed to earlier steps
     if res is not None:
         for st in res.steps:
-            facts = env.step_facts(st.commit)
+            facts = step_facts(env.state, env.key_of(st.commit))
             recs = state.data["cycles"].get(env.key_of(st.commit), [])
             first = used.get(st.commit)
             lo = first or 0

@@ -17,8 +17,11 @@ from afpbisect.core.refs import resolve
 from afpbisect.core.state import State
 from afpbisect.core.state import identity_digest
 from afpbisect.core.verdict import Evidence, Verdict
-from afpbisect.machinery.pipeline import PipelineEnv, Variant, evidence_store, prepare_builds, save_evidence
+from afpbisect.core.store import evidence_store, save_evidence
+from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
+from afpbisect.machinery.placement import prepare_builds
 from afpbisect.machinery.worktree import BuildTree, Patch, check_patches_apply
+from afpbisect.reports.facts import step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_command_reports
 
@@ -138,4 +141,5 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
             "p_estimate": base.p_estimate, "p_lower": base.p_lower,
             "clean_needed": fixed.clean_needed if fixed is not None else None,
             "baseline": side(base_ev), "patched": side(fix_ev), "trace": trace,
-            "baseline_facts": base_env.step_facts(sha), "patched_facts": fix_env.step_facts(sha)}
+            "baseline_facts": step_facts(base_env.state, base_env.key_of(sha)),
+            "patched_facts": step_facts(fix_env.state, fix_env.key_of(sha))}

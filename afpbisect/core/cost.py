@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect as _bisect
 import math
+import statistics
 from dataclasses import dataclass
 
 FAR_WITHIN = 16   # a probe is "far" when no built commit is this close (issue 18's model)
@@ -97,3 +98,18 @@ def samples_from_steps(steps: list) -> list:
         if st.get("build_ok") and pos not in built:
             built.append(pos)
     return out
+
+
+# When no build of this run has been timed yet: a far build of Suricata on 2 cores takes
+# 5-8 minutes (docs/results/real-suricata.md); said as a guess, never as a measurement.
+DEFAULT_BUILD_SECONDS = 360.0
+
+
+def build_estimate(builds: dict) -> tuple[float, str]:
+    """(seconds, basis) for the next build: the median of the builds this run's state has
+    timed (compiled, not cache hits), or the stated default."""
+    secs = [b["seconds"] for b in builds.values()
+            if isinstance(b, dict) and b.get("ok") and not b.get("cached") and b.get("seconds")]
+    if secs:
+        return float(statistics.median(secs)), f"median of {len(secs)} build(s) of this run"
+    return DEFAULT_BUILD_SECONDS, "default guess, no build of this run timed yet"

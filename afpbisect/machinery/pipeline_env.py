@@ -5,22 +5,22 @@ which is saved after each one, so a killed run resumes without redoing finished 
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
-from afpbisect.commands.progress import build_estimate
-from afpbisect.core import cost as cost_mod
-from afpbisect.core.errors import AfpError, InfraError, StateError
-from afpbisect.core.state import SAVE_LOCK, State
-from afpbisect.core.verdict import CycleOutcome, Evidence
+from afpbisect.core.cost import build_estimate
+from afpbisect.core.errors import InfraError
+from afpbisect.core.state import State
+from afpbisect.core.verdict import CycleOutcome
 from afpbisect.machinery.build import BuildResult, DockerBuilder
-from afpbisect.machinery.farm import Lane, assign, pick, ranked
-from afpbisect.machinery.parallel import Gate, run_all
-from afpbisect.machinery.repro_record import CycleRecord, peer_iface
+from afpbisect.machinery.cpu_load import cpu_busy, cpu_times
+from afpbisect.machinery.farm import Lane, pick
+from afpbisect.machinery.parallel import Gate
+from afpbisect.machinery.placement import prepare_builds
+from afpbisect.machinery.repro_record import CycleRecord
 from afpbisect.machinery.repro_session import ReproEnv, ReproSession
 from afpbisect.machinery.worktree import Patch, load_patch
 
@@ -230,161 +230,3 @@ class PipelineEnv:
         """Engines running a cycle session or a build of this env now."""
         return ({ln.name for ln in self.session_lane.values()}
                 | {ln.name for ln in self.lanes if ln.build_lock.locked()})
-
-    # ------------------------------------------------------------ report helpers
-    def step_facts(self, commit) -> dict:
-        key = self.key_of(commit)
-        b = self.state.data["builds"].get(key, {})
-        recs = self.state.data["cycles"].get(key, [])
-        starts = [r["start_seconds"] for r in recs if r.get("start_seconds") is not None]
-        return {
-            "build_engine": b.get("engine"),
-            "cycle_engines": sorted({r["engine"] for r in recs if r.get("engine")}),
-            "build_seconds": b.get("seconds"), "build_cached": b.get("cached", False),
-            "build_log": b.get("log_path"), "build_ok": b.get("ok"), "build_steps": b.get("steps", {}),
-            "build_ccache": b.get("ccache", {}),
-            "repro_seconds": round(sum(r.get("wall", r.get("duration", 0)) for r in recs), 1),
-            "start_seconds": [r.get("start_seconds") for r in recs],
-            "start_median": statistics.median(starts) if starts else None,
-            "forwarded_after_start": [sum(v or 0 for v in (r.get("forwarded_after_start") or {}).values()) for r in recs],
-            "repro_logs": sorted({str(Path(r["log_path"]).parent.parent) for r in recs if r.get("log_path")}),
-            # Per cycle, for the reports' pictures (hits per cycle with and without a patch).
-            "cycle_outcomes": [r.get("outcome") for r in recs],
-            "signature_counts": [len(r.get("signature_lines") or []) for r in recs],
-            **forwarding_facts(recs),
-        }
-
-
-def prepare_builds(jobs: list) -> None:
-    """Build each (env, commit) of `jobs` at once, one engine each, when the envs have
-    several engines (they share them): the builds are the long part of a probe. A build
-    an engine fails on infrastructure is only said here: `build` asks another engine for it
-    when the policy needs it (farm.pick puts the failed engine last)."""
-    todo = [(env, c) for env, c in jobs if env.key_of(c) not in env.builds]
-    lanes = todo[0][0].lanes if todo else []
-    if len(lanes) < 2 or len(todo) < 2:
-        return
-    order = [ln for ln in ranked(lanes) if _has_base_image(ln, todo[0][0].say)]
-    if not order:
-        return   # every engine failed: the policy's own build calls say so, and retry
-    queues: dict = {}   # one thread per engine, its builds one after the other (one tree each)
-    for lane, job in zip(_placement(todo, order), todo):
-        queues.setdefault(id(lane), (lane, []))[1].append(job)
-    outcomes: dict = {}
-    run_all([lambda lane=lane, q=q: _build_queue(lane, q, outcomes) for lane, q in queues.values()])
-    for env, commit in todo:
-        out = outcomes.get((id(env), commit))
-        if isinstance(out, BuildResult):
-            env._record_build(env.key_of(commit), out)
-        elif isinstance(out, InfraError):
-            env.say(f"  {commit[:10]}: the build failed on infrastructure ({out}); "
-                    "another engine will build it")
-        elif out is not None:
-            raise out
-
-
-def _placement(todo: list, order: list) -> list:
-    """The engine of each build of a round. When there are engines enough, each probe goes
-    where the slowest build of the round is shortest (`farm.assign`, as bench/engines.py
-    simulates): priced by the commits between it and the engine's last build, the engine's
-    tree; an engine that failed lately counts as far. Else in turn, in `order`."""
-    if len(todo) > len(order):
-        return [order[i % len(order)] for i in range(len(todo))]
-    costs = [[_distance(env.repo, lane.last_built, c) + (FAR + 1) * lane.strikes for lane in order]
-             for env, c in todo]
-    return [order[e] for e in assign(costs)]
-
-
-FAR = cost_mod.FAR_WITHIN + 1   # commits: beyond the cost model's near horizon a build is far
-
-
-def _distance(repo, a, b) -> int:
-    """Commits between two builds, capped at FAR (the price of a build in a tree at `a`)."""
-    if a is None or repo is None:
-        return FAR
-    if a == b:
-        return 0
-    try:
-        return min(FAR, int(repo.git.rev_list("--count", f"{a}...{b}")))
-    except (git.GitCommandError, ValueError):
-        return FAR
-
-
-def _has_base_image(lane: Lane, say) -> bool:
-    """Base images first, one engine at a time (an import is slow). An engine that cannot
-    make one takes a strike and no build of this round, instead of ending the run."""
-    try:
-        lane.builder.base_image
-        return True
-    except AfpError as exc:   # InfraError, or the engine unreachable (a UsageError)
-        lane.strikes += 1
-        say(f"  engine {lane.name}: no base image ({exc}); no build of this round goes there")
-        return False
-
-
-def _build_queue(lane: Lane, jobs: list, outcomes: dict) -> None:
-    """One engine's builds of a round; each result or exception kept for the main thread."""
-    for env, commit in jobs:
-        try:
-            outcomes[(id(env), commit)] = env._build(commit, lane, False)
-        except Exception as exc:  # noqa: BLE001 - handed to the main thread as it is
-            outcomes[(id(env), commit)] = exc
-
-
-def cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all cores (/proc/stat), or None where there is none.
-
-    The hit rate moves with the machine's load (NOTES: 8 of 8 beside a build, 1 in 4 on a
-    quiet machine), so each cycle records how busy the machine was (issue 16)."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(x) for x in fh.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)   # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-def cpu_busy(before, after) -> float | None:
-    """Share of all cores busy between two cpu_times() readings."""
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
-
-
-def mean_busy(recs: list[dict]) -> float | None:
-    vals = [r["cpu_busy"] for r in recs if r.get("cpu_busy") is not None]
-    return round(sum(vals) / len(vals), 3) if vals else None
-
-
-def forwarding_facts(recs: list[dict]) -> dict:
-    """Forwarding health of a commit's cycles, for the reports (issue 16): per pair the
-    frames offered and forwarded after start (minimum over the healthy-or-not cycles that
-    started), the shutdown counters of the last cycle that has them, the unhealthy ones."""
-    started = [r for r in recs if r.get("started")]
-    per_pair: dict[str, dict] = {}
-    for r in started:
-        for rx, fwd in sorted((r.get("forwarded_after_start") or {}).items()):
-            row = per_pair.setdefault(rx, {"offered_min": None, "forwarded_min": None})
-            offered = (r.get("offered") or {}).get(peer_iface(rx))
-            for key, v in (("offered_min", offered), ("forwarded_min", fwd)):
-                if v is not None:
-                    row[key] = v if row[key] is None else min(row[key], v)
-    last = next((r.get("shutdown_counters") for r in reversed(recs) if r.get("shutdown_counters")), {})
-    unhealthy = [{"cycle": r.get("index"), "reason": r["unhealthy"]} for r in recs if r.get("unhealthy")]
-    return {"pairs": per_pair, "shutdown_counters": last, "unhealthy": unhealthy}
-
-
-def evidence_store(state: State) -> dict:
-    """The policy's store (commit -> Evidence), backed by the state file."""
-    raw = state.data.setdefault("evidence", {})
-    try:
-        return {k: Evidence.from_dict(v) for k, v in raw.items()}
-    except ValueError as exc:
-        raise StateError(f"state file {state.path} is corrupt ({exc}); use --restart to discard it") from None
-
-
-def save_evidence(state: State, store: dict) -> None:
-    with SAVE_LOCK:   # the store is read whole: not while a farm's worker writes it
-        state.data["evidence"] = {str(k): v.to_dict() for k, v in list(store.items())}
-        state.save()
