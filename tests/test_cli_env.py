@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from afpbisect import cli as cli_mod
+from afpbisect import cli as cli_mod, cli_options
 from afpbisect.core.dirs import layout
 from e2e_util import afp
 from test_cli_errors import _one_line_exit2
@@ -23,9 +23,9 @@ def _options():
 def test_every_option_reads_its_documented_variable():
     names = set()
     for cmd, p in _options():
-        assert isinstance(p, cli_mod.EnvOption), (cmd, p.opts)
+        assert isinstance(p, cli_options.EnvOption), (cmd, p.opts)
         prefix = f"AFPBISECT_{cmd.upper().replace('-', '_')}"
-        name = cli_mod.env_name(prefix, p)
+        name = cli_options.env_name(prefix, p)
         assert name == f"{prefix}_{max(p.opts, key=len).lstrip('-').replace('-', '_').upper()}"
         names.add(name)
     assert {"AFPBISECT_RUN_CONFIDENCE", "AFPBISECT_RUN_JSON", "AFPBISECT_RUN_FIND_FIX",
@@ -63,7 +63,7 @@ def test_each_commands_help_names_the_variables_of_its_own_options_only(name):
     prefix = f"AFPBISECT_{name.upper().replace('-', '_')}_"
     text = "".join(CliRunner().invoke(cli_mod.cli, [name, "--help"]).output.split())   # unwrapped
     named = set(re.findall(re.escape(prefix) + r"[A-Z0-9_]*[A-Z0-9]", text))
-    own = {cli_mod.env_name(prefix[:-1], p) for p in cmd.params if isinstance(p, click.Option)}
+    own = {cli_options.env_name(prefix[:-1], p) for p in cmd.params if isinstance(p, click.Option)}
     assert named == own, (named - own, own - named)
     workdir = [p for p in cmd.params if p.name == "workdir"]
     assert ("AFPBISECT_WORKDIR" in text) == bool(workdir and workdir[0].envvar == "AFPBISECT_WORKDIR")
@@ -74,7 +74,7 @@ def test_the_epilogs_examples_are_real_options():
     text = "".join(r.output.split())
     for var in set(re.findall(r"AFPBISECT_[A-Z_]+[A-Z](?==)", text)):
         cmd = next(c for n, c in cli_mod.cli.commands.items() if var.startswith(f"AFPBISECT_{n.upper().replace('-', '_')}_"))
-        assert var in {cli_mod.env_name(f"AFPBISECT_{cmd.name.upper().replace('-', '_')}", p) for p in cmd.params
+        assert var in {cli_options.env_name(f"AFPBISECT_{cmd.name.upper().replace('-', '_')}", p) for p in cmd.params
                        if isinstance(p, click.Option)}, var
 
 

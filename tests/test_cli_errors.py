@@ -129,7 +129,7 @@ def test_run_keeps_a_corrupt_state_aside_and_goes_on(small_repo, tmp_path):
 def _run_state_name(repo, work) -> str:
     """The state file name `run suricata-1.0.0..main` uses with the default options."""
     import subprocess, sys
-    code = ("import sys, afpbisect.state as s\n"
+    code = ("import sys, afpbisect.core.state as s\n"
             "def lon(cls, path, *a, **k):\n"
             "    print(path.name); sys.exit(0)\n"
             "s.State.load_or_new = classmethod(lon)\n"

@@ -164,13 +164,13 @@ def test_docker_that_never_answers(small_repo, tmp_path, silent_docker):
 
 def test_options_carry_the_normalised_repo(small_repo, monkeypatch):
     """Run identity is built from Options.repo: one spelling per repository."""
-    from afpbisect.cli import _options
+    from afpbisect.cli_options import command_options
     monkeypatch.chdir(small_repo.parent)
     kw = {"pairs": 2, "threads": 2, "scenario_ref": None, "env_items": {}, "workdir": Path("w"),
           "base_image": "b", "jobs": 1,
           "restart": False, "cycles": None, "eras_file": None}
-    assert _options({**kw, "repo": "./repo/"}).repo == str(small_repo.resolve())
-    assert _options({**kw, "repo": "https://example.org/x/"}).repo == "https://example.org/x"
+    assert command_options({**kw, "repo": "./repo/"}).repo == str(small_repo.resolve())
+    assert command_options({**kw, "repo": "https://example.org/x/"}).repo == "https://example.org/x"
 
 
 def test_clone_failure_is_one_line(tmp_path):

@@ -182,7 +182,7 @@ def test_a_raised_rate_is_reported_as_such_with_both_rates(tmp_path):
 
 def test_an_undecided_run_exits_3_and_says_what_it_needs():
     from afpbisect.commands.run import _headline
-    from afpbisect.cli import run_outcome
+    from afpbisect.commands.run import run_outcome
     r = _load(RUN)
     r["result"].update(status="Undecided", message="undecided: c0029 needs 500 more clean cycles")
     assert run_outcome(r).exit_code == 3 and run_outcome(r).label == "undecided"

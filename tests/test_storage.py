@@ -342,7 +342,7 @@ def test_remote_repro_session_hits_on_the_planted_commit_with_its_logs_copied_ba
     settings = ReproSettings.from_scenario(load_scenario(), pairs=2, threads=2,
                                            env={"SURICATA_RING_SETUP_DELAY_US": "100000"})
     logs = world["base"] / "cycles"
-    caplog.set_level(logging.INFO, logger="afpbisect.storage")
+    caplog.set_level(logging.INFO, logger="afpbisect.machinery.storage")
     t0 = time.monotonic()
     with ReproEnv(eng, settings).session(res.image, Path(res.product_dir), logs) as s:
         attrs = eng.client.api.inspect_container(s.container.id)

@@ -138,34 +138,6 @@ class Context:
         return Lane(eng, builder, ReproEnv(eng, self.opts.settings))
 
 
-def clean_workdir(workdir: Path, url: str | None = None, name: str | None = None,
-                  caches: bool = False) -> tuple[str | None, int, list]:
-    """Remove the containers of dead runs of `workdir` on one engine (and with `caches`
-    its volumes of the workdir): (None, how many, volumes removed), or (holder, 0, []) when
-    a live run holds the workdir's lock, whose containers are then left alone.  The lock
-    is held meanwhile so that no run starts while its workdir is being swept.  A workdir
-    that is gone cannot be locked by anyone: its leftovers are swept without creating it."""
-    from afpbisect.machinery.storage import remove_volumes
-    eng = engine_mod.connect("clean", url)
-    if name is not None:
-        eng.name, eng.remote = name, True
-    eng.workdir_tag = engine_mod.workdir_tag(workdir, eng.remote)
-
-    def sweep():
-        return None, eng.sweep_workdir(), remove_volumes(eng) if caches and eng.remote else []
-    path = Path(workdir).expanduser()
-    if not path.is_dir():
-        return sweep()
-    lock = WorkdirLock(path)
-    holder = lock.try_acquire()
-    if holder is not None:
-        return holder, 0, []
-    try:
-        return sweep()
-    finally:
-        lock.release()
-
-
 @contextlib.contextmanager
 def open_context(opts: Options, say=print, progress=None):
     workdir = check_writable(opts.workdir)

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from afpbisect.core.errors import UsageError
+from afpbisect.core.outcome import Outcome
 from afpbisect.reports.report import (
     FORMATS,
     redact,
@@ -107,7 +108,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         """Bad arguments: one line and exit 2, like every afpbisect command."""
         print(f"rerender: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(Outcome.USAGE.exit_code)
 
 
 def main(argv=None) -> int:
@@ -127,10 +128,10 @@ def main(argv=None) -> int:
         return exc.exit_code
     except OSError as exc:   # --out not a directory we can write
         print(f"rerender: error: cannot write the reports to --out {a.out} ({exc.strerror or exc})", file=sys.stderr)
-        return 2
+        return Outcome.USAGE.exit_code
     for path in res["reports"].values():
         print(path)
-    return 0
+    return Outcome.DONE.exit_code
 
 
 if __name__ == "__main__":

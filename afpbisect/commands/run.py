@@ -18,14 +18,15 @@ from afpbisect.commands.verify_patch import check_variants
 from afpbisect.core import cost as cost_mod
 from afpbisect.core import prior as prior_mod
 from afpbisect.core.errors import UsageError
+from afpbisect.core.outcome import Outcome
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import Range, commit_range, split_range
 from afpbisect.core.state import State, identity_digest
-from afpbisect.core.verdict import Verdict
 from afpbisect.core.store import evidence_store, save_evidence
+from afpbisect.core.verdict import Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
-from afpbisect.reports.facts import mean_busy, step_facts
 from afpbisect.machinery.worktree import BuildTree, check_patches_apply, load_patch
+from afpbisect.reports.facts import mean_busy, step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_atomic, write_command_reports
 
@@ -364,3 +365,16 @@ def _confirm_revert(ctx, rng, culprit: str, state: State, config) -> dict:
     except UsageError as exc:
         return {"status": "not-applicable", "message": str(exc)}
     return check_variants(ctx, rng.bad.sha, [revert], state, config, label="revert")
+
+
+def run_outcome(result: dict) -> Outcome:
+    """run: an answer is 0, unless --confirm-revert showed the race with the culprit
+    reverted (1: the answer's own check disagrees) or could not check (3)."""
+    if result["result"]["status"] == "Undecided":   # policy.Undecided: over --cycle-cap
+        return Outcome.UNDECIDED
+    if result["result"]["status"] != "found":
+        return Outcome.NO_ANSWER
+    revert = result.get("revert_check")
+    if revert is None or revert.get("verdict") == "cleared":
+        return Outcome.FOUND
+    return Outcome.REVERT_DISAGREES if revert.get("verdict") == "present" else Outcome.ERROR

@@ -12,12 +12,13 @@ import time
 from afpbisect import __version__, policy
 from afpbisect.commands.context import Context
 from afpbisect.core.errors import UsageError
+from afpbisect.core.outcome import Outcome
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import resolve
 from afpbisect.core.state import State
 from afpbisect.core.state import identity_digest
-from afpbisect.core.verdict import Evidence, Verdict
 from afpbisect.core.store import evidence_store, save_evidence
+from afpbisect.core.verdict import Evidence, Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
 from afpbisect.machinery.placement import prepare_builds
 from afpbisect.machinery.worktree import BuildTree, Patch, check_patches_apply
@@ -143,3 +144,10 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
             "baseline": side(base_ev), "patched": side(fix_ev), "trace": trace,
             "baseline_facts": step_facts(base_env.state, base_env.key_of(sha)),
             "patched_facts": step_facts(fix_env.state, fix_env.key_of(sha))}
+
+
+def verify_outcome(verdict: str) -> Outcome:
+    try:
+        return Outcome.of(verdict)
+    except ValueError:
+        return Outcome.ERROR

@@ -8,7 +8,9 @@ anything else. Exit 1 is a verdict's only (race present, regression, a revert th
 not clear it); the base class used to exit 1, so an error nobody had classified read as
 "race present" to a scheduler (issue 25).
 """
-from afpbisect.core.outcome import Outcome
+import signal
+
+from afpbisect.core.outcome import Outcome, signal_exit_code
 
 
 class AfpError(Exception):
@@ -69,14 +71,13 @@ class Interrupted(BaseException):
     there (prior's `git grep`, a best-effort cleanup) took it for that call's failure and
     the run went on building (issue 25)."""
 
-    exit_code = 130
+    exit_code = signal_exit_code(signal.SIGINT)
 
-    def __init__(self, message: str, signum: int = 2):
+    def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)
-        self.exit_code = 128 + signum
+        self.exit_code = signal_exit_code(signum)
 
 
 def raise_interrupt(signum, frame):
     """The SIGINT/SIGTERM handler of the CLI (entry.py, context.open_context)."""
-    import signal
     raise Interrupted(f"stopped by signal {signal.Signals(signum).name}", signum)

@@ -3,7 +3,8 @@
 One table, so no exit code is picked from a string in two places: 0 is an answer that needs
 no action, 1 a verdict that does (race present, regression, a revert that does not clear
 it), 2 bad input, 3 no verdict (infrastructure, nothing testable); a signal is 128 + N
-(errors.Interrupted). An error is never reported with the exit code of a verdict.
+(errors.Interrupted, `signal_exit_code`). An error is never reported with the exit code of a
+verdict. Every exit of the CLI, nightly, doctor and selftest reads its code from here.
 """
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class Outcome(enum.Enum):
     ERROR = ("error", 3)                        # infrastructure, or a deferred usage error
     USAGE = ("usage", 2)                        # bad input (errors.UsageError), said before
                                                 # anything is touched
+    SELFTEST_PASSED = ("selftest-passed", 0)    # selftest: the planted commit was named
+    SELFTEST_FAILED = ("selftest-failed", 1)    # selftest: it was not
+    READY = ("ready", 0)                        # doctor: every check passed
+    NOT_READY = ("not-ready", 1)                # doctor: a check failed
+    DONE = ("done", 0)                          # clean, status, scenarios, rerender: done
 
     def __init__(self, label: str, exit_code: int):
         self.label = label
@@ -37,3 +43,8 @@ class Outcome(enum.Enum):
             if o.label == label:
                 return o
         raise ValueError(f"not an outcome: {label!r}")
+
+
+def signal_exit_code(signum: int) -> int:
+    """A run stopped by a signal exits 128 + N, as a shell reports it (130 Ctrl-C, 143 SIGTERM)."""
+    return 128 + int(signum)
