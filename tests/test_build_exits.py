@@ -9,7 +9,7 @@ import pytest
 
 from afpbisect.core import eras
 from afpbisect.core.eras import DictView, resolve
-from afpbisect.machinery.build import ccache_counts, rust_incremental_state, step_seconds, stopped_by
+from afpbisect.machinery.build_log import ccache_counts, rust_incremental_state, step_seconds, stopped_by
 from test_eras import render
 
 

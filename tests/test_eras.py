@@ -13,7 +13,7 @@ import pytest
 
 from afpbisect.core import eras
 from afpbisect.core.eras import DictView, ErasError, GitView, load_rules, resolve
-from afpbisect.machinery.build import step_seconds
+from afpbisect.machinery.build_log import step_seconds
 
 MIRROR = Path(os.environ.get("AFPBISECT_SURICATA_MIRROR", "/work/.mirror/OISF+suricata/repo"))
 needs_mirror = pytest.mark.skipif(not MIRROR.is_dir(), reason=f"no Suricata mirror at {MIRROR}")

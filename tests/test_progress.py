@@ -4,7 +4,7 @@ import io
 from hypothesis import given, strategies as st
 from rich.console import Console
 
-from afpbisect.machinery.build import step_names
+from afpbisect.machinery.build_log import step_names
 from afpbisect.policy import StepRecord
 from afpbisect.commands.progress import BuildLine, Progress, StepLines, duration
 from afpbisect.core.cost import DEFAULT_BUILD_SECONDS, build_estimate

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from afpbisect.core.errors import InfraError
-from afpbisect.machinery import storage
+from afpbisect.machinery import storage, tree_sync
 from afpbisect.machinery.engine import Engine
 from conftest import git
 
@@ -42,56 +42,56 @@ def test_scan_tree_skips_the_worktrees_git_file_and_sees_content_mode_and_links(
     root = _tree(tmp_path / "t", {"a.c": "int a;\n", "src/b.c": "int b;\n", ".gitignore": "*.o\n",
                                   ".git": "gitdir: /somewhere/else\n", "src/.git": "nested, kept\n"})
     os.symlink("a.c", root / "link")
-    first = storage.scan_tree(root)
+    first = tree_sync.scan_tree(root)
     assert sorted(first) == [".gitignore", "a.c", "link", "src/.git", "src/b.c"]
     os.utime(root / "a.c", (1, 1))                    # mtime alone: same digest
-    assert storage.scan_tree(root) == first
+    assert tree_sync.scan_tree(root) == first
     (root / "a.c").chmod(0o755)                       # the executable bit: a change
-    assert storage.scan_tree(root)["a.c"] != first["a.c"]
+    assert tree_sync.scan_tree(root)["a.c"] != first["a.c"]
     (root / "a.c").chmod(0o644)
     (root / "src/b.c").write_text("int b2;\n")        # the bytes: a change
-    assert storage.scan_tree(root)["src/b.c"] != first["src/b.c"]
+    assert tree_sync.scan_tree(root)["src/b.c"] != first["src/b.c"]
     os.unlink(root / "link")
     os.symlink("src/b.c", root / "link")              # a link's target: a change
-    assert storage.scan_tree(root)["link"] != first["link"]
+    assert tree_sync.scan_tree(root)["link"] != first["link"]
 
 
 def test_delta_sends_new_and_changed_deletes_the_gone_and_nothing_else():
     old = {"a": "1", "b": "2", "c": "3"}
     new = {"a": "1", "b": "2x", "d": "4"}
-    d = storage.delta(old, new)
+    d = tree_sync.delta(old, new)
     assert (d.changed, d.deleted, d.full) == (["b", "d"], ["c"], False)
-    assert storage.delta(new, new) == storage.Delta([], [], False)
+    assert tree_sync.delta(new, new) == tree_sync.Delta([], [], False)
 
 
 def test_a_directory_that_became_a_file_is_removed_whole_before_the_file_is_sent():
     old = {"src/x/a.c": "1", "src/x/b.c": "2", "README": "r"}
     new = {"src/x": "link", "README": "r"}
-    d = storage.delta(old, new)
+    d = tree_sync.delta(old, new)
     assert "src/x" in d.deleted and d.changed == ["src/x"]
     # and the other way round: a file that became a directory
-    d = storage.delta(new, old)
+    d = tree_sync.delta(new, old)
     assert d.deleted == ["src/x"] and d.changed == ["src/x/a.c", "src/x/b.c"]
 
 
 def test_a_sync_cut_short_leaves_no_sync_id_so_the_next_one_is_full():
-    script = storage._SYNC_SCRIPT
-    drop = script.index(f"rm -f /src/{storage.SYNC_ID_FILE}")
-    assert drop < script.index("xargs") < script.index("tar -x") < script.index(f"> /src/{storage.SYNC_ID_FILE}")
+    script = tree_sync._SYNC_SCRIPT
+    drop = script.index(f"rm -f /src/{tree_sync.SYNC_ID_FILE}")
+    assert drop < script.index("xargs") < script.index("tar -x") < script.index(f"> /src/{tree_sync.SYNC_ID_FILE}")
 
 
 def test_delta_without_a_trusted_manifest_is_a_full_sync():
-    d = storage.delta(None, {"z": "1", "a": "2"})
+    d = tree_sync.delta(None, {"z": "1", "a": "2"})
     assert (d.changed, d.deleted, d.full) == (["a", "z"], [], True)
 
 
 def test_manifest_round_trip_and_an_unreadable_one_is_none(tmp_path):
     path = tmp_path / "m" / "tree.sync.json"
-    storage.save_manifest(path, "vol", "id1", {"a": "1"})
-    assert storage.load_manifest(path) == {"volume": "vol", "sync_id": "id1", "files": {"a": "1"}}
+    tree_sync.save_manifest(path, "vol", "id1", {"a": "1"})
+    assert tree_sync.load_manifest(path) == {"volume": "vol", "sync_id": "id1", "files": {"a": "1"}}
     path.write_text("{not json")
-    assert storage.load_manifest(path) == {}
-    assert storage.load_manifest(tmp_path / "absent.json") == {}
+    assert tree_sync.load_manifest(path) == {}
+    assert tree_sync.load_manifest(tmp_path / "absent.json") == {}
 
 
 def _engine(name="e1", tag="abc") -> Engine:
@@ -99,7 +99,7 @@ def _engine(name="e1", tag="abc") -> Engine:
 
 
 def test_why_full_trusts_the_manifest_only_when_the_volume_holds_its_sync_id(tmp_path):
-    rt = storage.RemoteTree(_engine(), "key", tmp_path / "tree")
+    rt = tree_sync.RemoteTree(_engine(), "key", tmp_path / "tree")
     good = {"volume": rt.volume, "sync_id": "s1", "files": {}}
     assert rt._why_full(good, b"s1") == ""
     assert "no manifest" in rt._why_full({}, b"s1")
@@ -107,16 +107,16 @@ def test_why_full_trusts_the_manifest_only_when_the_volume_holds_its_sync_id(tmp
     assert "replaced" in rt._why_full(good, b"s0")
     assert "another volume" in rt._why_full({**good, "volume": "x"}, b"s1")
     # per engine: the same key on another engine is another volume and another manifest
-    other = storage.RemoteTree(_engine("e2"), "key", tmp_path / "tree2")
+    other = tree_sync.RemoteTree(_engine("e2"), "key", tmp_path / "tree2")
     assert other.volume != rt.volume and other.manifest_path != rt.manifest_path
 
 
 def test_control_tar_holds_the_changed_files_the_delete_list_and_the_id(tmp_path):
     root = _tree(tmp_path / "tree", {"a.c": "A\n", "src/b.c": "B\n", "c.c": "C\n"})
     (root / "a.c").chmod(0o755)
-    rt = storage.RemoteTree(_engine(), "key", root)
+    rt = tree_sync.RemoteTree(_engine(), "key", root)
     buf = io.BytesIO()
-    size = rt._control_tar(storage.Delta(["a.c", "src/b.c"], ["gone.c", "old dir/x.h"], False), "ID", buf)
+    size = rt._control_tar(tree_sync.Delta(["a.c", "src/b.c"], ["gone.c", "old dir/x.h"], False), "ID", buf)
     assert size == 4
     outer = tarfile.open(fileobj=io.BytesIO(buf.getvalue()))
     names = outer.getnames()
@@ -128,7 +128,7 @@ def test_control_tar_holds_the_changed_files_the_delete_list_and_the_id(tmp_path
     assert sorted(members) == ["a.c", "src/b.c"]
     assert members["a.c"].mode & 0o111 and members["a.c"].uid == 0
     buf = io.BytesIO()
-    rt._control_tar(storage.Delta(["c.c"], [], True), "ID2", buf)
+    rt._control_tar(tree_sync.Delta(["c.c"], [], True), "ID2", buf)
     assert "afpbisect-sync/full" in tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getnames()
 
 

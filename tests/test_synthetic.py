@@ -12,17 +12,9 @@ import pytest
 
 from afpbisect import PATCHES_DIR
 from afpbisect.core.errors import UsageError
-from afpbisect.synthetic.target import (
-    AFP_SOURCE,
-    BAD_TAG,
-    GOOD_TAG,
-    PLANTED_TITLE,
-    apply_fix_a,
-    apply_fix_b,
-    barrier_before_ring,
-    main,
-    make_synthetic_repo,
-)
+from afpbisect.synthetic.plant import apply_fix_a, apply_fix_b, barrier_before_ring
+from afpbisect.synthetic.plant import AFP_SOURCE, PLANTED_TITLE
+from afpbisect.synthetic.target import BAD_TAG, GOOD_TAG, main, make_synthetic_repo
 
 WIDENER = PATCHES_DIR / "widener.patch"
 HARNESS = Path(__file__).resolve().parent / "synthetic_netns.py"

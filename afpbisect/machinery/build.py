@@ -20,7 +20,6 @@ import os
 import logging
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -35,7 +34,14 @@ import requests.exceptions
 
 from afpbisect import DOCKERFILES_DIR, TEMPLATES_DIR
 from afpbisect.core import eras
-from afpbisect.machinery import baseimage, storage
+from afpbisect.machinery import baseimage, tree_sync
+from afpbisect.machinery.build_log import (
+    STEP_MARK,
+    LogFollower,
+    infrastructure_cause,
+    log_facts,
+    rust_incremental_state,
+)
 from afpbisect.machinery.engine import (
     LONG_SECONDS,
     TRANSPORT_ERRORS,
@@ -52,136 +58,12 @@ log = logging.getLogger(__name__)
 
 DOCKERFILE = DOCKERFILES_DIR / "build.Dockerfile.j2"
 BUILD_SCRIPT = TEMPLATES_DIR / "build.sh.j2"
-STEP_MARK = re.compile(r"^AFPBISECT-STEP: (\S+)", re.M)
-# Every marker with its time (build.sh.j2 appends " @<epoch seconds>").
-_TIMED_MARK = re.compile(r"^AFPBISECT-(STEP|DONE): (\S+) @([0-9.]+)$", re.M)
-# ccache's statistics at the end of the compile phase (zeroed at its start): C units compiled.
-_CCACHE = re.compile(r"^\s*(Hits|Misses):\s+(\d+)\s*/\s*(\d+)", re.M)
-# cargo's own summary of each `cargo build`: how much of `make` was the Rust part.
-_CARGO_FINISHED = re.compile(r"^\s*Finished .* in (?:(\d+)m )?([0-9.]+)s$", re.M)
 # A change to any of these means autogen + configure must run again.
 _BUILD_SYSTEM = re.compile(r"(^|/)(configure\.ac|Makefile\.am|autogen\.sh|configure|Cargo\.toml\.in|[^/]*\.m4)$")
 BUILD_TIMEOUT = 3 * 3600
 # Steps of the fetch phase that talk to the network: their failure says nothing about the
 # commit (registry down, proxy, certificates), so it is an infrastructure error, not SKIP.
 NETWORK_STEPS = ("fetch", "fixup")
-# What a phase's log says when the kernel's OOM killer (or an operator) killed the compiler:
-# gcc/rustc then exit 1 and make 2, which would otherwise read as "the commit does not build".
-_COMPILER_KILLED = re.compile(r"Killed signal terminated program|internal compiler error: Killed|"
-                              r"\(signal: 9, SIGKILL", re.M)
-
-
-def step_seconds(log_text: str) -> dict[str, float]:
-    """Seconds per build step (autogen, configure, fetch, make, install...) read from the
-    timed markers of a build log, plus `cargo`: the part of make and install cargo reported.
-    A step that ran twice (a retry with reconfigure) counts both times."""
-    out: dict[str, float] = {}
-    marks = [(kind, name, float(t)) for kind, name, t in _TIMED_MARK.findall(log_text)]
-    for (kind, name, t), (_, _, t_next) in zip(marks, marks[1:]):
-        if kind == "STEP":   # a step lasts until the next marker: the next step or its phase's end
-            out[name] = round(out.get(name, 0.0) + t_next - t, 1)
-    cargo = sum(int(m or 0) * 60 + float(s) for m, s in _CARGO_FINISHED.findall(log_text))
-    if cargo:
-        out["cargo"] = round(cargo, 1)
-    return out
-
-
-def step_names(pending: str, chunk: str) -> tuple[list[str], str]:
-    """Build steps that started in a streamed log `chunk` (read after `pending`, the part
-    line of the chunk before it): (names, the new partial line).  Chunks from Docker's log
-    stream need not end at a line break, so a marker may arrive in pieces."""
-    text = pending + chunk
-    complete, _, rest = text.rpartition("\n")
-    return STEP_MARK.findall(complete + "\n") if complete else [], rest
-
-
-def ccache_counts(log_text: str) -> dict[str, int]:
-    """C units of the last compile phase in a build log: {"hits", "misses"}; {} when absent.
-    Misses are what the change really made the compiler redo."""
-    found = {k.lower(): int(v) for k, v, _ in _CCACHE.findall(log_text)}
-    return {"hits": found["hits"], "misses": found["misses"]} if {"hits", "misses"} <= set(found) else {}
-
-
-def _log_facts(log_path: Path) -> dict:
-    text = log_path.read_text(errors="replace")
-    return {"steps": step_seconds(text), "ccache": ccache_counts(text)}
-
-
-def stopped_by(code: int, log_text: str) -> str | None:
-    """Why a phase that exited with `code` was stopped from outside, or None when the exit is
-    the build's own verdict on the commit.  Exit 128+N is what bash reports when it or the
-    step it waited on died of signal N: somebody stopped it (docker stop, Ctrl-C reaching the
-    processes, the OOM killer), which says nothing about the commit, in either phase."""
-    if code > 128 and code - 128 in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
-        name = signal.Signals(code - 128).name
-        why = "; out of memory or stopped" if code - 128 == signal.SIGKILL else ""
-        return f"killed by {name} (exit {code}{why})"
-    killed = _COMPILER_KILLED.search(log_text)
-    if killed:
-        return f"a compiler was killed (out of memory?): {killed.group(0)}"
-    return None
-
-
-# What a phase's log says when the disk (the workdir's, or the engine's for its volumes
-# and layers) is full: the compiler, the linker or make then fail like a broken commit would.
-_NO_SPACE = re.compile(r"No space left on device|Disk quota exceeded", re.M)
-
-
-def infrastructure_cause(code: int, log_text: str) -> str | None:
-    """Why a phase's failure (exit `code`, its log) is the machine's and says nothing about
-    the commit, or None when it is the build's own verdict (SKIP): stopped from outside
-    (stopped_by), or out of disk space."""
-    why = stopped_by(code, log_text)
-    if why is None and (full := _NO_SPACE.search(log_text)):
-        why = f"out of disk space ({full.group(0)}); make room in the workdir or on the engine"
-    return why
-
-
-class _LogFollower:
-    """A phase's log, streamed into its log file (for users who tail it) and its steps to
-    `on_step`, in a thread of its own: docker-py reads a followed log with no timeout, so
-    the thread that waits on the container (and finds a stalled engine) must not be the
-    one reading it. The build goes on if the stream breaks; `done` says whether it was
-    whole, else the caller writes the full log."""
-
-    def __init__(self, container, logf, on_step):
-        self.container, self.logf, self.on_step = container, logf, on_step
-        self.ended, self.whole, self.closed = threading.Event(), False, False
-        self.lock = threading.Lock()
-        threading.Thread(target=self._run, daemon=True, name="afpbisect-build-log").start()
-
-    def _run(self) -> None:
-        pending = ""
-        try:
-            for chunk in self.container.logs(stream=True, follow=True):
-                text = chunk.decode(errors="replace")
-                with self.lock:
-                    if self.closed:   # the caller gave up on the stream
-                        return
-                    self.logf.write(text)
-                if self.on_step is not None:
-                    names, pending = step_names(pending, text)
-                    for step in names:
-                        self.on_step(step)
-            self.whole = True
-        except TRANSPORT_ERRORS:
-            pass
-        finally:
-            self.ended.set()
-
-    def done(self, grace: float = 10.0) -> bool:
-        """Once the container has exited: whether the stream ended whole within `grace`
-        seconds (it ends with the container). From now on it writes nothing."""
-        self.ended.wait(grace)
-        with self.lock:
-            self.closed = True
-            return self.ended.is_set() and self.whole
-
-
-def rust_incremental_state(tree: Path) -> list[Path]:
-    """rustc's incremental state in a build tree (era rule rust-incremental): cargo keeps it per
-    profile, under a target triple when one is given."""
-    return [*tree.glob("rust/target/*/incremental"), *tree.glob("rust/target/*/*/incremental")]
 
 
 def host_ca_bundle() -> Path | None:
@@ -263,8 +145,8 @@ class DockerBuilder:
         self.products = self.workdir / "products"
         self.cache = self.workdir / "cache"
         self.logs = self.workdir / "logs" / "build"
-        # The last sync of a build tree into a remote engine's volume (storage.SyncReport).
-        self.last_sync: storage.SyncReport | None = None
+        # The last sync of a build tree into a remote engine's volume (tree_sync.SyncReport).
+        self.last_sync: tree_sync.SyncReport | None = None
         try:
             self.rules = eras.load_rules(eras_file)
         except eras.ErasError as exc:   # it names the file, and wraps OSError and TOML errors
@@ -382,7 +264,7 @@ class DockerBuilder:
         self._remember_tree(tree, sha, recipe)
         res = BuildResult(commit=sha, key=key, ok=True, cached=False, seconds=round(time.time() - t0, 1),
                           product_dir=str(out), image=image, log_path=str(log_path), rules=rules,
-                          reconfigured=reconfigure, **_log_facts(log_path))
+                          reconfigured=reconfigure, **log_facts(log_path))
         meta.write_text(json.dumps(res.to_dict(), indent=1))
         return res
 
@@ -391,7 +273,7 @@ class DockerBuilder:
             logf.write(f"\n# BUILD FAILED in step {step}\n")
         return BuildResult(commit=sha, key=key, ok=False, cached=False, seconds=round(time.time() - t0, 1),
                            product_dir=None, image=image, log_path=str(log_path), rules=rules,
-                           step=step, tail=tail, **_log_facts(log_path))
+                           step=step, tail=tail, **log_facts(log_path))
 
     def _trees(self) -> Path:
         """Where the host's build trees are: the workdir's own for the local engine (whose
@@ -403,9 +285,9 @@ class DockerBuilder:
 
     def _sync_remote(self, tree: BuildTree, recipe, image: str, log_path: Path):
         """Bring the engine's tree volume up to the host tree just checked out: (the remote
-        tree, its storage.SyncReport).  A full sync (the volume is new, was removed or
+        tree, its tree_sync.SyncReport).  A full sync (the volume is new, was removed or
         replaced) also means configure runs again."""
-        remote = storage.RemoteTree(self.engine, recipe.image_key(), tree.path)
+        remote = tree_sync.RemoteTree(self.engine, recipe.image_key(), tree.path)
         sync = self.last_sync = remote.sync(image)
         with open(log_path, "a") as logf:
             logf.write(f"# {sync.line()}\n")
@@ -433,7 +315,7 @@ class DockerBuilder:
         self._tree_meta(tree).write_text(json.dumps({"configured_at": sha, "recipe": recipe.key()}))
 
     def _run_phases(self, image, tree, recipe, out: Path, log_path: Path, reconfigure: bool,
-                    remote: storage.RemoteTree | None = None) -> None:
+                    remote: tree_sync.RemoteTree | None = None) -> None:
         script = _render(BUILD_SCRIPT, recipe=recipe, jobs=self.jobs)
         # Engines of a farm may build the same key at once: each its own temp dir.
         tmp_out = out.with_name(out.name + (f".tmp-{self.engine.slug}" if remote else ".tmp"))
@@ -444,8 +326,8 @@ class DockerBuilder:
                    CARGO_HOME="/cache/cargo")
         ca = host_ca_bundle()
         if remote is not None:
-            fetch_io = storage.remote_phase(self.engine, remote, "fetch", script, ca, tmp_out)
-            compile_io = storage.remote_phase(self.engine, remote, "compile", script, ca, tmp_out)
+            fetch_io = tree_sync.remote_phase(self.engine, remote, "fetch", script, ca, tmp_out)
+            compile_io = tree_sync.remote_phase(self.engine, remote, "compile", script, ca, tmp_out)
         else:
             fetch_io, compile_io = self._bind_phases(tree, script, ca, tmp_out)
         try:
@@ -481,9 +363,9 @@ class DockerBuilder:
         if ca is not None:
             fetch_vols[str(ca)] = {"bind": "/etc/ssl/certs/ca-certificates.crt", "mode": "ro"}
         vols[str(tmp_out)] = {"bind": "/out", "mode": "rw"}
-        return storage.PhaseIO({"volumes": fetch_vols}), storage.PhaseIO({"volumes": vols})
+        return tree_sync.PhaseIO({"volumes": fetch_vols}), tree_sync.PhaseIO({"volumes": vols})
 
-    def _container(self, image, phase, env, io: storage.PhaseIO, network, log_path: Path) -> None:
+    def _container(self, image, phase, env, io: tree_sync.PhaseIO, network, log_path: Path) -> None:
         client = self.engine.client
         name = f"afpbisect-build-{self.engine.run_id}-{phase}-{int(time.time() * 1000) % 10**8}"
         try:
@@ -496,7 +378,7 @@ class DockerBuilder:
             with open(log_path, "a") as logf:
                 logf.write(f"\n# ---- phase {phase} (network {network})\n")
                 logf.flush()
-                follow = _LogFollower(c, logf, self.on_step)
+                follow = LogFollower(c, logf, self.on_step)
                 # Polled, not Docker's wait: each poll has a deadline, so an engine that
                 # stops answering is an error in API seconds, not a hang (issue 25).
                 try:
