@@ -253,7 +253,7 @@ def common(fn):
                      help="Base image; built locally with debootstrap when it cannot be pulled."),
         option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      callback=era_rules,
-                     help="Era rules file (default: the shipped afpbisect/eras.toml), e.g. to take libhtp from elsewhere."),
+                     help="Era rules file (default: the shipped afpbisect/core/eras.toml), e.g. to take libhtp from elsewhere."),
         option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
                      help="make -j for builds."),
         ENGINE_OPTION,

@@ -1,4 +1,4 @@
-"""Era rules (afpbisect/eras.py + eras.toml): which rules fire for which commit, and what the
+"""Era rules (afpbisect/core/eras.py + eras.toml): which rules fire for which commit, and what the
 rendered Dockerfile / build script contain.  Fast, no Docker.  The real-history tests read the
 Suricata mirror and are skipped when it is absent."""
 import os

@@ -1,4 +1,4 @@
-"""The prior and the build price (afpbisect/prior.py, afpbisect/cost.py): pure parts, and the
+"""The prior and the build price (afpbisect/core/prior.py, afpbisect/core/cost.py): pure parts, and the
 prior of a real git history made here."""
 import subprocess
 

@@ -1,4 +1,4 @@
-"""Reports: a re-run never overwrites an earlier run's report (afpbisect/report.py)."""
+"""Reports: a re-run never overwrites an earlier run's report (afpbisect/reports/report.py)."""
 import json
 import os
 

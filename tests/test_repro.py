@@ -1,4 +1,4 @@
-"""afpbisect.repro: the rendered yaml, CycleRecord, and (marked docker) real sessions.
+"""afpbisect.machinery.repro_session: the rendered yaml, CycleRecord, and (marked docker) real sessions.
 
 The docker tests build a tiny image FROM the local base image with python3 + iproute2 and
 run sessions with a stand-in target (a python script at usr/local/bin/suricata in a temp
@@ -253,7 +253,7 @@ def repro_image(engine):
         engine.client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
         pytest.skip(f"base image {BASE_IMAGE} is missing (no registry here: it is made by "
-                    "debootstrap + docker import, afpbisect.baseimage.ensure_base_image)")
+                    "debootstrap + docker import, afpbisect.machinery.baseimage.ensure_base_image)")
     tag = f"afpbisect-test/repro:{engine.run_id}"
     dockerfile = (f"FROM {BASE_IMAGE}\n"
                   "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "

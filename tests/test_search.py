@@ -1,4 +1,4 @@
-"""least_satisfying against a brute force and against git bisect itself (afpbisect/search.py)."""
+"""least_satisfying against a brute force and against git bisect itself (afpbisect/core/search.py)."""
 import random
 import re
 import shutil

@@ -1,4 +1,4 @@
-"""afpbisect.signals on realistic console logs (pure, fast).
+"""afpbisect.core.console_log on realistic console logs (pure, fast).
 
 Samples follow Suricata's console formats (src/util-debug.[ch], same at 7.0.0 and 8.0.3):
 the repro yaml's explicit "[%m] %z %d: %S: %M", a RELEASE build's default "%D: %S: %M"

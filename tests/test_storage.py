@@ -1,4 +1,4 @@
-"""afpbisect.storage: builds and repro sessions on an engine that may be another host
+"""afpbisect.machinery.storage: builds and repro sessions on an engine that may be another host
 (issue 20): nothing of this host is mounted; trees, caches and products live in the
 engine's volumes, files travel as archives.
 

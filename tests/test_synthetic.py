@@ -1,4 +1,4 @@
-"""The synthetic target (afpbisect/synthetic.py): repo shape, the planted commit, the fix
+"""The synthetic target (afpbisect/synthetic/target.py): repo shape, the planted commit, the fix
 patches, and (as root) the race itself, natively in a private network namespace."""
 import json
 import os

@@ -1,4 +1,4 @@
-"""The verdict rule and the statistics behind the cycle counts (afpbisect/verdict.py)."""
+"""The verdict rule and the statistics behind the cycle counts (afpbisect/core/verdict.py)."""
 import itertools
 import math
 

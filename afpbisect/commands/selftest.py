@@ -43,7 +43,7 @@ def _remove_caches(lanes, say) -> None:
 def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = False, say=print,
                  scenario: str | None = None, progress=None, engines: tuple = ()) -> dict:
     """The synthetic target plants the default scenario's bug and, for a second scenario,
-    a block-size start-up bug (afpbisect/synthetic.py): the run must name the one its
+    a block-size start-up bug (afpbisect/synthetic/target.py): the run must name the one its
     scenario is about. `engines`: (name, URL) of each --engine (farm.resolve_all)."""
     t0 = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="afpbisect-selftest-"))

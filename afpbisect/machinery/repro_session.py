@@ -6,7 +6,7 @@ at /afp) whose main process is `driver.py serve`: the veth pairs and a traffic g
 that keeps frames flowing between cycles.  `cycle()` is one `docker exec driver.py cycle`:
 a cold start of the target per the run contract (docs/ARCHITECTURE.md), 2 s of traffic,
 SIGTERM.  The console log is read here, on the host, through the /logs mount, and turned
-into signals by afpbisect/signals.py.
+into signals by afpbisect/core/console_log.py.
 
 Keeping the container (and its traffic) across the cycles of one build is what makes "one
 more cycle" cheap for the policy: the veths and the generator are set up once, not per cycle.

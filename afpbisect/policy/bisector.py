@@ -1,5 +1,5 @@
 """The search phase and the entry point `bisect`: light steps over the weighted, priced
-search (`afpbisect.search.weighted_least_satisfying`), then the boundary verified."""
+search (`afpbisect.core.search.weighted_least_satisfying`), then the boundary verified."""
 from __future__ import annotations
 
 from typing import Any, Callable

@@ -19,7 +19,7 @@ Two subcommands (docs/ARCHITECTURE.md, "how a target is run"):
       SIGTERM, wait.  Prints ONE JSON record on stdout (also kept as
       <logs>/cycle-NNN/record.json).  The target is always terminated, whatever happens.
 
-The driver reads no log for the verdict: afpbisect/signals.py does that on the host.
+The driver reads no log for the verdict: afpbisect/core/console_log.py does that on the host.
 """
 from __future__ import annotations
 
