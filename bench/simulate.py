@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import glob  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
-from afpbisect import cost  # noqa: E402
+from afpbisect import cost, scenario  # noqa: E402
 from afpbisect.errors import InfraError  # noqa: E402
 from afpbisect.policy import (  # noqa: E402
     PolicyConfig,
@@ -281,6 +281,10 @@ def simulate(p: float, runs: int, seed: int, find_fix: bool, config: PolicyConfi
     return rows, 100.0 * exact_possible / runs, resumes
 
 
+def _floor(text: str) -> float | None:
+    return None if text == "none" else float(text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=1000)
@@ -305,8 +309,9 @@ def main(argv=None) -> int:
     ap.add_argument("--load-low", type=float, default=WORLD["low"], help="load: the low phases' rate")
     ap.add_argument("--load-period", type=float, default=WORLD["period"],
                     help="load: mean cycles of a phase")
-    ap.add_argument("--rate-floor", type=float, default=PolicyConfig.rate_floor,
-                    help="the policy's rate floor (a scenario's [verdict] rate_floor)")
+    ap.add_argument("--rate-floor", type=_floor, default=scenario.load()["verdict"]["rate_floor"],
+                    help="the policy's rate floor (default the built-in scenario's [verdict] "
+                         "rate_floor; 'none': the rule before issue 25)")
     ap.add_argument("--cycle-cap", type=int, default=PolicyConfig.cycle_cap)
     args = ap.parse_args(argv)
     global DRIFT, PRIOR
