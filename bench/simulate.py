@@ -49,11 +49,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import glob  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
-from afpbisect.core import cost  # noqa: E402
+from afpbisect.core import cost, scenario  # noqa: E402
 from afpbisect.core.errors import InfraError  # noqa: E402
 from afpbisect.core.prior import SUSPECT_SHARE  # noqa: E402
 from afpbisect.core.verdict import CycleOutcome  # noqa: E402
-from afpbisect.policy import PolicyConfig, RangeError, Undecided, bisect, bisect_fixed
+from afpbisect.policy import (  # noqa: E402
+    PolicyConfig,
+    RangeError,
+    Undecided,
+    bisect,
+    bisect_fixed,
+)
 from bisection_model import report_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,6 +281,10 @@ def simulate(p: float, runs: int, seed: int, find_fix: bool, config: PolicyConfi
     return rows, 100.0 * exact_possible / runs, resumes
 
 
+def _floor(text: str) -> float | None:
+    return None if text == "none" else float(text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=1000)
@@ -299,8 +309,9 @@ def main(argv=None) -> int:
     ap.add_argument("--load-low", type=float, default=WORLD["low"], help="load: the low phases' rate")
     ap.add_argument("--load-period", type=float, default=WORLD["period"],
                     help="load: mean cycles of a phase")
-    ap.add_argument("--rate-floor", type=float, default=PolicyConfig.rate_floor,
-                    help="the policy's rate floor (a scenario's [verdict] rate_floor)")
+    ap.add_argument("--rate-floor", type=_floor, default=scenario.load()["verdict"]["rate_floor"],
+                    help="the policy's rate floor (default the built-in scenario's [verdict] "
+                         "rate_floor; 'none': the rule before issue 25)")
     ap.add_argument("--cycle-cap", type=int, default=PolicyConfig.cycle_cap)
     args = ap.parse_args(argv)
     global DRIFT, PRIOR

@@ -113,20 +113,25 @@ def test_no_error_exits_with_a_verdicts_code(cls):
     assert isinstance(err.outcome, Outcome) and err.outcome.exit_code == err.exit_code
 
 
-def test_an_unexpected_error_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
+def _status_raising(tmp_path, monkeypatch, capsys, error) -> tuple[int, str]:
+    """`afpbisect status` whose collect() raises `error`: (exit code, stderr)."""
     from afpbisect import cli
     from afpbisect.commands import status
-    from afpbisect.core.errors import AfpError
 
     def boom(*a, **kw):
-        raise AfpError("something nobody foresaw")
+        raise error
     monkeypatch.setattr(status, "collect", boom)
     (tmp_path / "w").mkdir()
     monkeypatch.setattr(sys, "argv", ["afpbisect", "status", "--workdir", str(tmp_path / "w")])
     with pytest.raises(SystemExit) as ex:
         cli.main()
-    err = capsys.readouterr().err
-    assert ex.value.code == 3 and err.strip() == "afpbisect: error: something nobody foresaw", err
+    return ex.value.code, capsys.readouterr().err
+
+
+def test_an_unexpected_error_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
+    from afpbisect.core.errors import AfpError
+    code, err = _status_raising(tmp_path, monkeypatch, capsys, AfpError("something nobody foresaw"))
+    assert code == 3 and err.strip() == "afpbisect: error: something nobody foresaw", err
 
 
 def test_one_tuple_of_transport_errors():
@@ -249,15 +254,10 @@ def test_a_full_disk_under_the_cli_is_one_line_and_exit_3(small_repo, tmp_path, 
 
 
 def test_an_unforeseen_os_error_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
-    from afpbisect import cli
-    from afpbisect.commands import status
-    monkeypatch.setattr(status, "collect", _enospc)
-    (tmp_path / "w").mkdir()
-    monkeypatch.setattr(sys, "argv", ["afpbisect", "status", "--workdir", str(tmp_path / "w")])
-    with pytest.raises(SystemExit) as ex:
-        cli.main()
-    err = capsys.readouterr().err
-    assert ex.value.code == 3 and err.count("\n") == 1 and "No space left on device" in err, err
+    import errno
+    code, err = _status_raising(tmp_path, monkeypatch, capsys,
+                                OSError(errno.ENOSPC, "No space left on device"))
+    assert code == 3 and err.count("\n") == 1 and "No space left on device" in err, err
 
 
 # --- 2. an engine that answers the ping and then stalls: every call has a deadline ----------

@@ -818,8 +818,8 @@ def test_the_verification_alternates_with_the_recalibration():
     env.cycle = cycle
     res = bisect(env.commits, env, PolicyConfig(rate_floor=0.25))
     parent, culprit = env.commits[59], env.commits[60]
-    tail = [c for c in order if c in (parent, culprit)][-20:]
-    assert any(a == parent and b == culprit for a, b in zip(tail, tail[1:]))
+    seq = "".join("p" if c == parent else "c" if c == culprit else "." for c in order)
+    assert "pcpcpcpc" in seq, seq   # no search does that: the two run by turns
     assert res.culprit == culprit
 
 
@@ -835,3 +835,57 @@ def test_a_patch_that_only_lowers_the_rate_is_not_cleared():
         res = check_patch("c0000", low, PolicyConfig(rate_floor=0.25), reference=ref.evidence)
         cleared += res.verdict is Verdict.GOOD
     assert cleared == 0
+
+
+def _raised_world(seed):
+    return PreEnv(120, 100, 1.0, origin=10, q=0.1, seed=seed)
+
+
+def test_a_run_killed_anywhere_in_a_raised_bisection_resumes_to_the_same_answer():
+    """Review of issue 25: a kill between the verification's hit and the end of the rate
+    test left nothing in the store saying a test was pending; the resumed search took the
+    clean side for a plain BAD and ended elsewhere ("introduced c0010" after 2,500 cycles).
+    Evidence.rate keeps the test pending, and its pairs' start, across the kill."""
+    seed = next(s for s in range(200) if _raised(s) is not None)
+    env, _, first = _raised(seed)
+    total = env.cycles
+    for crash in range(max(1, total - 60), total + 1, 3):
+        env = _raised_world(seed)
+        env.crash_at, store = crash, {}
+        with pytest.raises(Crash):
+            bisect(env.commits, env, PolicyConfig(rate_floor=0.1), store)
+        again = bisect(env.commits, env, PolicyConfig(rate_floor=0.1), store)
+        assert (again.kind, again.candidates) == (first.kind, first.candidates), crash
+        assert env.cycles <= total + 2, crash   # no test run over again
+
+
+class RebuildFails(PreEnv):
+    """A commit that built and ran fails to build later: the environment changed."""
+
+    def __init__(self, *a, fail, **kw):
+        super().__init__(*a, **kw)
+        self.fail, self.fail_after = fail, None
+
+    def build(self, commit):
+        if commit == self.fail and self.fail_after is not None and self.cycles >= self.fail_after:
+            self.fail_after = None
+            self.builds += 1
+            return "error: no space for the object file"
+        return super().build(commit)
+
+
+def test_a_commit_that_ran_and_then_does_not_build_is_infrastructure_not_skip():
+    """Review of issue 25: the racy side failing to rebuild in the rate test became SKIP
+    (a build error beats a hit in the rule), the search went on for 2,500 cycles and named
+    another commit. A commit that built and ran before is an InfraError now; the resume
+    gives the first answer."""
+    seed = next(s for s in range(200) if _raised(s) is not None)
+    first = _raised(seed)[2]
+    env = RebuildFails(120, 100, 1.0, origin=10, q=0.1, seed=seed, fail=first.culprit)
+    env.fail_after = 40   # past the calibration on the culprit: it has run cycles
+    store: dict = {}
+    with pytest.raises(InfraError, match="built and ran before"):
+        bisect(env.commits, env, PolicyConfig(rate_floor=0.1), store)
+    assert store[first.culprit].build_error is None and store[first.culprit].hits
+    again = bisect(env.commits, env, PolicyConfig(rate_floor=0.1), store)
+    assert (again.kind, again.candidates) == (first.kind, first.candidates)

@@ -175,6 +175,8 @@ def test_a_raised_rate_is_reported_as_such_with_both_rates(tmp_path):
     for text in (md, html):
         assert "the race was already there" in text.lower() and "raised" in text
         assert "3 hits in 60" in text
+    case = ET.parse(tmp_path / "r.junit.xml").getroot().find("testsuite").findall("testcase")[-1]
+    assert case.find("failure").get("type") == "rate-raised"   # not counted as a regression
     head = _headline(r)
     assert head.startswith("raised the race's rate: 923ad6af77") and "3 hits in 60 cycles" in head
     assert "99.994%" in head

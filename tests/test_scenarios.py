@@ -78,6 +78,10 @@ BAD = {
                              "[[patch]] #1 'file':"),
     # issue 25: rules that make every cycle a hit, a start marker that says nothing, traffic
     # that is not a pcap
+    "rate floor": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[verdict]\nrate_floor = 1.0\n',
+                   "[verdict] rate_floor must be in (0, 1)"),
+    "cycle cap": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[verdict]\ncycle_cap = 0\n',
+                  "cycle_cap in 1..1000000"),
     "hit matches all": ("name = \"x\"\n[hit]\nconsole = ['.*']\n", "[hit] 'console': regex '.*' matches every line"),
     "hit empty": ('name = "x"\n[hit]\nconsole = [""]\n', "[hit] 'console': regex '' matches every line"),
     "hit caret": ("name = \"x\"\n[hit]\neve = ['^']\n", "[hit] 'eve': regex '^' matches every line"),

@@ -75,7 +75,9 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
 
     status, message, res = _decide(ctx, rng, state, env, store, config, order)
     revert = None
-    if res is not None and confirm_revert and res.culprit:
+    # A revert cannot clear a race that was there before the culprit (it raised its rate):
+    # not run then, and the report says why (issue 25).
+    if res is not None and confirm_revert and res.culprit and res.kind not in ("raised", "lowered"):
         revert = _confirm_revert(ctx, rng, res.culprit, state, config)
     result = _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0)
     result["search_order"] = order.to_dict()

@@ -7,7 +7,7 @@ import math
 
 def pct(x) -> str:
     """Percent, truncated (never rounded up), with digits enough that a value below 1
-    never reads 100%: 0.99997 -> "99.997%", 0.99999999 -> "99.999999%"."""
+    never reads 100%: 0.99997 -> "99.997%", 0.99999999 -> "99.999%" (truncated)."""
     if x is None:
         return "-"
     x = float(x)

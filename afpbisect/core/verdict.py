@@ -49,9 +49,9 @@ UNHEALTHY_LEAD = 3
 
 
 _FIELDS = ("cycles", "hits", "infra", "consecutive_infra", "build_error", "verdict", "clean_needed",
-           "unhealthy", "mark", "calib", "lower")
+           "unhealthy", "mark", "calib", "lower", "rate")
 # Keys a state file written before they existed may lack, with the value they then had.
-_OPTIONAL = {"unhealthy": 0, "mark": None, "calib": None, "lower": None}
+_OPTIONAL = {"unhealthy": 0, "mark": None, "calib": None, "lower": None, "rate": None}
 
 
 @dataclass
@@ -87,6 +87,11 @@ class Evidence:
     # race was there already, and that commit only changed its rate. The search then
     # places it on the clean side of the rate step, so a resumed run ends where this did.
     lower: list | None = None
+    # Set while this commit is the clean side of a boundary under test (policy/verify.py,
+    # rates.py): [] during its verification, [hits, valid] of the other side when their
+    # cycle-by-cycle rate samples began. A run killed meanwhile finds the test pending: the
+    # search sees the commit as it did (GOOD), and the test goes on where it stopped.
+    rate: list | None = None
 
     @property
     def clean(self) -> int:
@@ -127,6 +132,7 @@ class Evidence:
             "mark": None if self.mark is None else list(self.mark),
             "calib": None if self.calib is None else list(self.calib),
             "lower": None if self.lower is None else list(self.lower),
+            "rate": None if self.rate is None else list(self.rate),
         }
 
     def calibration(self) -> tuple[int, int] | None:
@@ -192,6 +198,10 @@ class Evidence:
                                       and lower[0] <= lower[1] and lower[2] <= lower[3]):
             raise ValueError(f"evidence 'lower' must be null or [hits, valid cycles, the other "
                              f"side's hits, valid cycles], got {lower!r}")
+        rate = data["rate"]
+        if rate is not None and not (isinstance(rate, list) and len(rate) in (0, 2)
+                                     and all(type(m) is int and m >= 0 for m in rate)):
+            raise ValueError(f"evidence 'rate' must be null, [] or [hits, valid cycles], got {rate!r}")
         verdict = data["verdict"]
         if verdict is not None:
             try:
@@ -199,7 +209,7 @@ class Evidence:
             except ValueError:
                 raise ValueError(f"evidence 'verdict' is not a verdict: {verdict!r}") from None
         return cls(build_error=build_error, verdict=verdict, mark=mark, calib=calib, lower=lower,
-                   **counts)
+                   rate=rate, **counts)
 
 
 def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from afpbisect.core.errors import UsageError
+from afpbisect.core.percent import pct
 from afpbisect.core.search import kary_least_satisfying, weighted_least_satisfying
 from afpbisect.core.verdict import Evidence, Verdict
 from afpbisect.machinery.parallel import run_all
@@ -14,7 +15,7 @@ from afpbisect.policy.config import Env, PolicyConfig
 from afpbisect.policy.endpoint import boundary_failed, check_up_front
 from afpbisect.policy.rates import lower_rate
 from afpbisect.policy.records import BisectResult, StepRecord
-from afpbisect.policy.session import Run, short
+from afpbisect.policy.session import Run, on_clean_side, short
 
 
 class _Calibrated(Exception):
@@ -134,11 +135,13 @@ def _oracle(run: Run, fix: bool):
     """A light step in search terms (with find_fix: racy = search-GOOD)."""
     def oracle(i: int, window: tuple[int, int]) -> Verdict:
         commit = run.commits[i]
-        if commit in run.store and run.store[commit].lower is not None:
-            # Racy at a lower rate than the commit after it (policy/rates.py): on the
-            # clean side of the rate step, where the run that found it left it.
-            run.log(f"search {short(commit)} [{i}]: racy at a lower rate (found before): "
-                    f"the clean side of the rate step")
+        if commit in run.store and on_clean_side(run.store[commit]):
+            # Racy at a lower rate than the commit after it, or its rate test under way
+            # (policy/rates.py): on the clean side, where the search left it before.
+            ev = run.store[commit]
+            why = "racy at a lower rate" if ev.lower is not None else "its rate test is under way"
+            run.log(f"search {short(commit)} [{i}]: GOOD: {why} (found before): the clean side")
+            run.record("search", commit, i, Verdict.GOOD, ev, 0, 0, why)
             return Verdict.BAD if fix else Verdict.GOOD
         light = run.light_level(window)
         race = run.judge(commit, i, light, "search", f"; light level {light}")
@@ -177,10 +180,11 @@ def _rate_step(run: Run, cands: list, certain, uncertain, rounds: int, alpha: fl
     bring (or remove) it. Confidence: that the rates differ (`verdict.rate_is_lower`)."""
     low, high = tuple(run.store[uncertain].lower[:2]), tuple(run.store[uncertain].lower[2:])
     what = "lowered" if run.cfg.find_fix else "raised"
-    run.log(f"answer: {short(cands[0])} {what} the race's rate: {high[0]} hits in {high[1]} "
+    who = " or ".join(short(c) for c in cands)
+    run.log(f"answer: {who} {what} the race's rate: {high[0]} hits in {high[1]} "
             f"cycles at {short(certain)}, {low[0]} in {low[1]} at {short(uncertain)}; the race "
             f"was there {'after it too' if run.cfg.find_fix else 'before it'}; confidence "
-            f"{1.0 - alpha:.5f} that the rates differ")
+            f"{pct(1.0 - alpha)} that the rates differ")
     res = _answer(run, cands, certain, uncertain, what, rounds, trace=False)
     res.kind, res.lower_sample, res.rate_sample, res.confidence = what, low, high, 1.0 - alpha
     return res
@@ -194,14 +198,14 @@ def _answer(run: Run, cands: list, certain, uncertain, what: str, rounds: int,
     culprit = cands[0] if len(cands) == 1 else None
     total = sum(ev.cycles for c, ev in run.store.items() if c in run.in_range)
     if trace and culprit is not None:
-        run.log(f"answer: {short(culprit)} is the {what} commit; confidence {confidence:.5f}; "
+        run.log(f"answer: {short(culprit)} is the {what} commit; confidence {pct(confidence)}; "
                 f"p ~ {p_hat:.3f} (>= {p_low:.3f}); {total} cycles in all, {run.new_cycles} now")
     elif trace:
         run.log(f"answer: the {what} commit is one of {len(cands)}: "
                 + ", ".join(short(c) for c in cands)
-                + f"; confidence {confidence:.5f}; {total} cycles in all, {run.new_cycles} now")
+                + f"; confidence {pct(confidence)}; {total} cycles in all, {run.new_cycles} now")
     if trace and confidence < run.cfg.confidence:
-        run.log(f"warning: confidence {confidence:.5f} is below the target {run.cfg.confidence}")
+        run.log(f"warning: confidence {pct(confidence)} is below the target {run.cfg.confidence}")
     return BisectResult(
         candidates=cands, culprit=culprit, confidence=confidence, p_estimate=p_hat,
         p_lower=p_low, total_cycles=total, steps=run.steps, trace=run.trace,

@@ -49,10 +49,11 @@ def fresh_needed(run: Run, budget: float, refs: list[tuple[int, int]], commit) -
         needs.append(clean_cycles_needed(floor, budget))
     need = max(needs)
     cap = run.cfg.max_verify_cycles
-    if cap is not None and need > cap:
-        run.log(f"verify: {need} clean cycles needed; capped at max_verify_cycles={cap}: "
-                f"the confidence will be below the target")
-        return cap
+    if cap is not None:   # the naive --cycles N: capped, the confidence stated as it comes
+        if need > cap:
+            run.log(f"verify: {need} clean cycles needed; capped at max_verify_cycles={cap}: "
+                    f"the confidence will be below the target")
+        return min(need, cap)
     if run.cfg.cycle_cap is not None and need > run.cfg.cycle_cap and _fresh(run, commit) < need:
         _undecided(run, commit, need, budget, refs)
     return need
@@ -88,9 +89,11 @@ def miss_bound(run: Run, certain, fresh_clean: int) -> float:
 
 
 def budget_of(run: Run, r: int) -> float:
-    """The r-th verification's share: the misses of all add up to at most 1 - confidence
-    (union bound over 6/(pi r)^2)."""
-    return (1.0 - run.cfg.confidence) * 6.0 / (math.pi * r) ** 2
+    """The r-th verification's share of the error: the misses of all add up to at most
+    1 - confidence (union bound over 6/(pi r)^2). Half of it is the verification's miss,
+    half the error of the rate test that follows a hit in it (policy/rates.py): in round r
+    a wrong answer needs one or the other."""
+    return (1.0 - run.cfg.confidence) * 3.0 / (math.pi * r) ** 2
 
 
 def check_boundary(run: Run, certain, certain_i, uncertain, uncertain_i, side: str) -> Verdict:
@@ -102,8 +105,12 @@ def check_boundary(run: Run, certain, certain_i, uncertain, uncertain_i, side: s
     # re-calibration: a resumed run then asks of each step what the first run asked.
     hits, valid = run.reference()
     need = fresh_needed(run, budget, [(hits, valid)], uncertain)
-    pre = run.selected(run.ev(uncertain))
+    ev_u = run.ev(uncertain)
+    pre = run.selected(ev_u)
     level = pre + need
+    if ev_u.rate is None:   # under test: a resumed run must find it so (Evidence.rate)
+        ev_u.rate = []
+        run.persist(uncertain, ev_u)
     maxi, lead = run.cfg.max_consecutive_infra, run.cfg.unhealthy_lead
     confirm.start(run, certain)
     new = run.alternate([
@@ -117,7 +124,7 @@ def check_boundary(run: Run, certain, certain_i, uncertain, uncertain_i, side: s
                   keep_level=True, fresh=need, before=new[uncertain])
     confirm.recalibrate(run, certain, certain_i, before=new[certain])
     if v is not Verdict.GOOD:
-        return v
+        return v   # a hit: the rate test (policy/rates.py) decides what it means
     refs = references(run, certain)
     again = fresh_needed(run, budget, refs, uncertain)
     if again is not None and again > need:
@@ -126,4 +133,7 @@ def check_boundary(run: Run, certain, certain_i, uncertain, uncertain_i, side: s
                       f"; {again} clean beyond the {pre} of its light test ({side}); "
                       f"verification {r} extended: the re-calibration asks more (miss <= "
                       f"{budget:.2g} against {said}{floor})", keep_level=True, fresh=again)
+    if v is Verdict.GOOD:
+        ev_u.rate = None
+        run.persist(uncertain, ev_u)
     return v

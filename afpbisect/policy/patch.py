@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from afpbisect.core.errors import UsageError
+from afpbisect.core.percent import pct
 from afpbisect.core.verdict import (
     Evidence,
     Verdict,
@@ -109,7 +110,7 @@ def check_patch(
     confidence = 1.0
     if verdict is Verdict.GOOD:
         confidence = 1.0 - bound(ev.clean)
-        run.log(f"check {short(commit)}: race cleared with confidence {confidence:.5f}")
+        run.log(f"check {short(commit)}: race cleared with confidence {pct(confidence)}")
     elif verdict is Verdict.BAD:
         run.log(f"check {short(commit)}: race present")
     return PatchCheck(commit, verdict, ev, need, p_hat, p_low, confidence, run.trace)

@@ -27,8 +27,14 @@ def short(commit) -> str:
 
 def is_false_good(ev: Evidence) -> bool:
     """Judged GOOD at some level (clean_needed kept) and caught with the race since; not
-    one found racy at a lower rate (policy/rates.py), which ended its bisection."""
-    return bool(ev.hits and ev.clean_needed) and ev.lower is None
+    one found racy at a lower rate, nor one whose rate test is pending (policy/rates.py)."""
+    return bool(ev.hits and ev.clean_needed) and ev.lower is None and ev.rate is None
+
+
+def on_clean_side(ev: Evidence) -> bool:
+    """Seen as the search saw it before a verification caught the race on it: the clean
+    side of a rate step (`lower`), or a rate test under way (`rate`, a resumed run)."""
+    return ev.lower is not None or (ev.rate is not None and ev.hits > 0)
 
 
 class Run:
@@ -147,6 +153,11 @@ class Run:
                 self.log(f"{short(commit)}: build attempt {attempt}: infrastructure error: {exc}")
                 continue
             if error is not None:
+                if ev.valid_cycles:
+                    # It built and ran before: the environment changed, not the commit (a
+                    # SKIP now would undo a verdict, e.g. the race proven on it).
+                    raise InfraError(f"{short(commit)} built and ran before and does not build "
+                                     f"now: {str(error).strip().splitlines()[-1:] or ['?']}")
                 ev.build_error = str(error) or "build failed"
                 self.persist(commit, ev)
                 return False

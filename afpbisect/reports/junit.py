@@ -38,6 +38,15 @@ def run_cases(result: dict) -> list[dict]:
     if r["status"] != "found":
         cases.append(_case(cls, name, result.get("wall_seconds"), "error", f"no-answer:{r['status']}",
                            r.get("message") or r["status"], text="\n".join(result.get("trace", []))))
+    elif r.get("kind") in ("raised", "lowered"):
+        # The race was on both sides: a change of rate, not a regression brought in (nor a
+        # fix), said as its own failure type so a dashboard does not count it as either.
+        msg = f"{r['kind']} the race's rate: {' or '.join(c[:10] for c in r['candidates'])} {r['subject']}"
+        cases.append(_case(cls, name, result.get("wall_seconds"), "failure", f"rate-{r['kind']}",
+                           msg, text=f"{msg}: {r['lower_sample'][0]} hits in {r['lower_sample'][1]} "
+                                     f"cycles on the clean side, {r['rate_sample'][0]} in "
+                                     f"{r['rate_sample'][1]} on the racy side (confidence "
+                                     f"{pct(r['confidence'] or 0)})"))
     elif result.get("mode") == "find-fix":
         cases.append(_case(cls, name, result.get("wall_seconds"),
                            out=f"first fixed commit: {r['first_fixed']} {r['subject']}"))
