@@ -1,6 +1,6 @@
 """`python3 -m afpbisect.rerender RESULT.json --out DIR ...` (README): kept at this address;
-the command lives in afpbisect/commands/rerender.py."""
-from afpbisect.commands.rerender import main
+the command lives in afpbisect/commands/rerender_result.py."""
+from afpbisect.commands.rerender_result import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

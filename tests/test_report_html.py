@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from afpbisect.commands.rerender import main as rerender_main
+from afpbisect.commands.rerender_result import main as rerender_main
 from afpbisect.reports import provenance
 from afpbisect.reports.plot import run_plot, verify_plot
 from afpbisect.reports.report import redact, render, write_command_reports
