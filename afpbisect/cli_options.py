@@ -16,7 +16,7 @@ import click
 from afpbisect.commands.context import Options
 from afpbisect.core.dirs import layout
 from afpbisect.core.errors import AfpError
-from afpbisect.core.scenario import ENV_NAME, load as load_scenario
+from afpbisect.core.scenario import ENV_NAME, Nightly, load as load_scenario
 from afpbisect.machinery.farm import resolve_all as resolve_engines
 from afpbisect.machinery.repro_settings import ReproSettings
 
@@ -24,7 +24,7 @@ from afpbisect.machinery.repro_settings import ReproSettings
 UPSTREAM = "https://github.com/OISF/suricata.git"
 
 
-DEFAULT_CONFIDENCE = 0.999
+DEFAULT_CONFIDENCE = Nightly.confidence   # run and verify-patch: the scenario model's default
 
 
 ENV_PREFIX = "AFPBISECT"
@@ -239,7 +239,7 @@ def common(fn):
                      help="Set a variable of the target's environment, over the scenario's (e.g. "
                           "the delay its test patch reads). Repeatable."),
         option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
-                     callback=finite, help="Target confidence for the whole answer (default 0.999; nightly: the scenario's)."),
+                     callback=finite, help=f"Target confidence for the whole answer (default {DEFAULT_CONFIDENCE}; nightly: the scenario's)."),
         option("--rate-floor", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
                default=None, callback=finite,
                help="The lowest per-cycle rate of a race the verification rules out on the clean "

@@ -47,7 +47,7 @@ def real_range(args, results_glob: str):
     commits = list(rng.commits)
     sc = load()
     patches = [f for p in Variant.of(sc).patches for f in p.files]
-    pr = prior.for_range(repo, commits, commits[-1], sc.sections["hit"]["console"], patches, args.suspect)
+    pr = prior.for_range(repo, commits, commits[-1], list(sc.hit.console), patches, args.suspect)
     samples = report_samples(sorted(glob.glob(results_glob)))
     culprit = next(i for i, c in enumerate(commits) if c.startswith(args.culprit))
     outside = [i for i in range(1, len(commits)) if i not in pr.suspects]

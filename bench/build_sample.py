@@ -22,6 +22,7 @@ from pathlib import Path
 
 from afpbisect import PATCHES_DIR
 from afpbisect.commands.context import Options, open_context
+from afpbisect.core.scenario import DEFAULT, load as load_scenario
 from afpbisect.machinery.repro_settings import ReproSettings
 from afpbisect.machinery.worktree import load_patch
 
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     widener = load_patch(PATCHES_DIR / "widener.patch")
     rows = []
     shared_cargo = a.workdir / "shared-cargo"
-    with open_context(Options(a.repo, a.workdir / "probe", "debian:bookworm", 2, ReproSettings()), say=say) as ctx:
+    with open_context(Options(a.repo, a.workdir / "probe", "debian:bookworm", 2, ReproSettings(), scenario=load_scenario(DEFAULT)), say=say) as ctx:
         picks = [p for p in sample(ctx.repo, a.n) if not a.only or any(o in p[0] for o in a.only)]
     for label, sha in picks:
         wd = a.workdir / f"clean-{sha[:10]}"
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
         (wd / "cache").mkdir(parents=True)
         shared_cargo.mkdir(parents=True, exist_ok=True)
         (wd / "cache" / "cargo").symlink_to(shared_cargo)
-        with open_context(Options(a.repo, wd, "debian:bookworm", 2, ReproSettings()), say=say) as ctx:
+        with open_context(Options(a.repo, wd, "debian:bookworm", 2, ReproSettings(), scenario=load_scenario(DEFAULT)), say=say) as ctx:
             ctx.docker()
             say(f"== {label} {sha[:10]}: clean build")
             recipe = ctx.builder.recipe_for(ctx.repo, sha)

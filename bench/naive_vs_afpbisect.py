@@ -70,7 +70,8 @@ def upstream_flags_rules(dest: Path) -> Path:
 def naive_step(repo, workdir: Path, sha: str, cycles: int, settings: ReproSettings, say,
                eras_file: Path | None) -> dict:
     shutil.rmtree(workdir, ignore_errors=True)
-    with open_context(Options(repo, workdir, "debian:bookworm", 2, settings, eras_file=eras_file), say=say) as ctx:
+    with open_context(Options(repo, workdir, "debian:bookworm", 2, settings, eras_file=eras_file,
+                              scenario=load_scenario()), say=say) as ctx:
         ctx.docker()
         ctx.builder.image_for(ctx.builder.recipe_for(ctx.repo, sha))   # images exist in both methods
         t0 = time.time()

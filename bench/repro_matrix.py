@@ -20,6 +20,7 @@ from pathlib import Path
 from afpbisect import PATCHES_DIR
 from afpbisect.commands.context import Options, open_context
 from afpbisect.core.refs import resolve
+from afpbisect.core.scenario import load as load_scenario
 from afpbisect.machinery.repro_session import ReproEnv
 from afpbisect.machinery.repro_settings import ReproSettings
 from afpbisect.machinery.worktree import load_patch
@@ -103,8 +104,9 @@ def main(argv=None) -> int:
     ap.add_argument("--record", type=Path, help="append the Markdown table to this file")
     a = ap.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr, flush=True)
+    sc = load_scenario()
     opts = Options(repo=a.repo, workdir=a.workdir, base_image="debian:bookworm", jobs=2,
-                   settings=ReproSettings.from_scenario(load_scenario(), pairs=a.pairs, threads=a.threads))
+                   settings=ReproSettings.from_scenario(sc, pairs=a.pairs, threads=a.threads), scenario=sc)
     rows = [r for r in ROWS if not a.only or any(o in r[0] for o in a.only)]
     t0 = time.time()
     done = []

@@ -309,7 +309,7 @@ def main(argv=None) -> int:
     ap.add_argument("--load-low", type=float, default=WORLD["low"], help="load: the low phases' rate")
     ap.add_argument("--load-period", type=float, default=WORLD["period"],
                     help="load: mean cycles of a phase")
-    ap.add_argument("--rate-floor", type=_floor, default=scenario.load()["verdict"]["rate_floor"],
+    ap.add_argument("--rate-floor", type=_floor, default=scenario.load(scenario.DEFAULT).verdict.rate_floor,
                     help="the policy's rate floor (default the built-in scenario's [verdict] "
                          "rate_floor; 'none': the rule before issue 25)")
     ap.add_argument("--cycle-cap", type=int, default=PolicyConfig.cycle_cap)

@@ -152,9 +152,11 @@ def test_committed_example_reports_carry_no_machine_paths():
 
 def test_stamp_states_version_host_and_options(monkeypatch):
     from afpbisect.commands.context import Options
+    from afpbisect.core.scenario import load as load_scenario
     from afpbisect.machinery.repro_settings import ReproSettings
     opts = Options(repo="https://github.com/OISF/suricata", workdir=Path("/x"), base_image="b", jobs=2,
-                   settings=ReproSettings(pairs=3, threads=1, env={"A": "1"}), fixed_cycles=10)
+                   settings=ReproSettings(pairs=3, threads=1, env={"A": "1"}), fixed_cycles=10,
+                   scenario=load_scenario("8667"))
     m = provenance.stamp(opts, command="run", confidence=0.999)
     assert m["host"]["cores"] >= 1 and m["date"].endswith("+00:00")
     assert m["options"]["pairs"] == 3 and m["options"]["cycles"] == 10 and m["options"]["scenario"] == "8667"

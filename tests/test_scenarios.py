@@ -28,7 +28,7 @@ def test_builtin_is_the_default_and_listed():
     assert sc.name == "8667" and "8667" in builtin_names()
     assert sc.env == {"SURICATA_RING_SETUP_DELAY_US": "500000"}
     assert [p.path.name for p in sc.patches] == ["widener.patch"]
-    assert sc["verify"]["target"] == "suricata-8.0.3" and sc["nightly"]["branch"] == "main"
+    assert sc.verify.target == "suricata-8.0.3" and sc.nightly.branch == "main"
     assert load("8667").digest() == sc.digest()
     code, _, err = afp("scenarios", check_json=False)
     assert code == 0
@@ -38,11 +38,11 @@ def test_docs_examples_load_as_written(tmp_path):
     one = tmp_path / "8667.toml"
     one.write_text(docs_example(1))
     shutil.copy(PATCHES_DIR / "widener.patch", tmp_path)   # a user's file names patches beside it
-    assert load(one)["hit"] == load()["hit"]
+    assert load(one).hit == load().hit
     two = tmp_path / "block.toml"
     two.write_text(docs_example(2))
     sc = load(two)
-    assert sc["suricata"]["block_size"] == 32768 and sc["hit"]["exit_codes"] == [1] and not sc.patches
+    assert sc.suricata.block_size == 32768 and sc.hit.exit_codes == (1,) and not sc.patches
 
 
 BAD = {
@@ -153,7 +153,7 @@ def test_a_classic_pcap_of_ethernet_frames_is_taken(tmp_path, name):
     _pcaps(tmp_path)
     f = tmp_path / "s.toml"
     f.write_text(f'name = "x"\n[hit]\nconsole = ["the bug"]\n[traffic]\nkind = "pcap"\npcap = "{name}"\n')
-    assert load(f)["traffic"]["pcap"] == str(tmp_path / name)
+    assert load(f).traffic.pcap == str(tmp_path / name)
 
 
 def test_specific_hit_rules_are_taken(tmp_path):
@@ -162,7 +162,7 @@ def test_specific_hit_rules_are_taken(tmp_path):
     f.write_text("name = \"x\"\n[hit]\nconsole = ['block-size \\d+ is not a multiple']\n"
                  "eve = ['\"event_type\":\"anomaly\"']\nstats = ['capture\\.kernel_drops +\\| Total +\\| [1-9]']\n"
                  "exit_codes = [1]\n")
-    assert load(f)["hit"]["exit_codes"] == [1]
+    assert load(f).hit.exit_codes == (1,)
 
 
 def test_unknown_scenario_name(tmp_path):
@@ -242,3 +242,43 @@ def test_a_hit_rule_over_eve_json_that_the_target_never_writes_is_no_answer(tmp_
     assert code == 3 and "Traceback" not in err, err
     assert "wrote no eve.json" in err and ": clean" not in err, err
     assert "first bad commit:" not in err
+
+
+# Defaults written once (issue 26): the scenario models in afpbisect/core/scenario.py are the
+# one place; ReproSettings, the yaml, the driver, PolicyConfig and the CLI derive theirs.
+# These are the defaults distinctive enough to find as literals; each may be written once.
+GUARDED_DEFAULTS = [("health", "start_marker"), ("nightly", "confidence"), ("traffic", "pps"),
+                    ("traffic", "size"), ("traffic", "kind"), ("cycle", "start_timeout"),
+                    ("suricata", "runmode"), ("suricata", "copy_mode"), ("suricata", "cluster_type")]
+# Literals equal to a default that are not that default: percent.py's formatting threshold.
+NOT_A_DEFAULT = {(0.999, "afpbisect/core/percent.py")}
+
+
+def _literals(path: Path) -> list:
+    """(value, line) of every string and number literal of a module, outside the scenario's
+    CHOICES (the allowed values of a key, which list its default among them)."""
+    import ast
+    tree = ast.parse(path.read_text())
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "CHOICES" for t in node.targets):
+            skip |= {id(n) for n in ast.walk(node)}
+    return [(n.value, n.lineno) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and id(n) not in skip and not isinstance(n.value, bool)
+            and isinstance(n.value, (str, int, float))]
+
+
+def test_every_guarded_default_is_written_once():
+    from afpbisect.core.scenario import SECTIONS
+    values = {(sec, key): getattr(SECTIONS[sec](), key) for sec, key in GUARDED_DEFAULTS}
+    root = PACKAGE_DIR.parent
+    found = {k: [] for k in values}
+    for py in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = str(py.relative_to(root))
+        for value, line in _literals(py):
+            for k, default in values.items():
+                if type(value) is type(default) and value == default and (value, rel) not in NOT_A_DEFAULT:
+                    found[k].append(f"{rel}:{line}")
+    twice = {f"[{sec}] {key} = {values[(sec, key)]!r}": where for (sec, key), where in found.items()
+             if len(where) != 1}
+    assert not twice, f"a default written more (or less) than once; derive it from the scenario models: {twice}"

@@ -10,10 +10,20 @@ import re
 
 import pytest
 
-from afpbisect.core.console_log import parse_console, parse_console_file
+from afpbisect.core import console_log
 from afpbisect.core.scenario import load
 
-SIGNATURE_RE = load()["hit"]["console"][0]   # the built-in scenario's hit rule
+SCENARIO = load("8667")
+SIGNATURE_RE = SCENARIO.hit.console[0]   # the built-in scenario's hit rule
+
+
+def parse_console(text):
+    """console_log.parse_console with the built-in scenario's hit rule and start marker."""
+    return console_log.parse_console(text, SCENARIO.hit_patterns("console"), SCENARIO.health.start_marker)
+
+
+def parse_console_file(path):
+    return console_log.parse_console_file(path, SCENARIO.hit_patterns("console"), SCENARIO.health.start_marker)
 
 SIG = "sending packet failed on socket 0: Socket operation on non-socket"
 

@@ -14,6 +14,7 @@ import git
 
 from afpbisect.core.dirs import cache_dir
 from afpbisect.core.errors import raise_interrupt
+from afpbisect.core.scenario import Scenario
 from afpbisect.core.state import WorkdirLock, check_writable
 from afpbisect.machinery import engine as engine_mod
 from afpbisect.machinery.build import DockerBuilder
@@ -42,7 +43,7 @@ class Options:
     update: bool = False
     fixed_cycles: int | None = None
     eras_file: Path | None = None
-    scenario: object = None    # scenario.Scenario: the bug (docs/scenarios.md); None = the default
+    scenario: Scenario | None = None   # the bug (docs/scenarios.md): required, given by keyword
     state_dir: Path | None = None   # state/, reports/ (dirs.Layout); None = the workdir
     # --engine values, checked (farm.resolve_all): (name, Docker URL) each.  Empty: the one
     # default engine (DOCKER_HOST or the local socket), with the workdir bind-mounted.
@@ -53,12 +54,11 @@ class Options:
     cycle_cap: int | None = None
 
     def __post_init__(self) -> None:
-        if self.scenario is None:
-            from afpbisect.core.scenario import load
-            self.scenario = load()
-        verdict = self.scenario["verdict"]
-        self.rate_floor = self.rate_floor or verdict["rate_floor"]
-        self.cycle_cap = self.cycle_cap or verdict["cycle_cap"]
+        if self.scenario is None:   # no silent default: the caller names the bug
+            raise TypeError("Options needs scenario= (afpbisect.core.scenario.load(NAME_OR_PATH))")
+        verdict = self.scenario.verdict
+        self.rate_floor = self.rate_floor or verdict.rate_floor
+        self.cycle_cap = self.cycle_cap or verdict.cycle_cap
 
     def verdict_knobs(self) -> dict:
         """The PolicyConfig keys these options set."""

@@ -36,9 +36,9 @@ def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out
                 confidence: float | None = None) -> dict:
     """Ref and confidence default to the scenario's [nightly] branch and confidence."""
     t0 = time.time()
-    night_cfg = ctx.opts.scenario["nightly"]
-    ref = ref or night_cfg["branch"]
-    confidence = confidence or night_cfg["confidence"]
+    night_cfg = ctx.opts.scenario.nightly
+    ref = ref or night_cfg.branch
+    confidence = confidence or night_cfg.confidence
     # All input first: nothing is built before the refs, the ancestry and --out are known good.
     out_dir = check_writable(out_dir if out_dir is not None else ctx.state_dir / "nightly", "--out")
     tip = resolve(ctx.repo, ref)
@@ -146,7 +146,7 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
     ref = track.get("reference")
     reference = Evidence(cycles=ref["cycles"], hits=ref["hits"]) if ref else None
     # Before any calibration of this job: the scenario's assumed rate (stated as assumed).
-    p = None if reference else (track.get("p_lower") or ctx.opts.scenario["nightly"]["assumed_rate"])
+    p = None if reference else (track.get("p_lower") or ctx.opts.scenario.nightly.assumed_rate)
     cfg = policy.PolicyConfig(confidence=confidence, **ctx.opts.verdict_knobs(), **(
         {"max_verify_cycles": ctx.opts.fixed_cycles} if ctx.opts.fixed_cycles else {}))
     how = (f"against the reference calibration ({ref['hits']} hits in {ref['cycles']} cycles)"

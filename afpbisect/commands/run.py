@@ -21,6 +21,7 @@ from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import Range, commit_range, split_range
+from afpbisect.core.scenario import Nightly
 from afpbisect.core.state import State, identity_digest
 from afpbisect.core.store import evidence_store, save_evidence
 from afpbisect.core.verdict import Verdict
@@ -36,7 +37,7 @@ def _subject(repo, sha: str) -> str:
 
 
 def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
-                  confirm_revert: bool = False, confidence: float = 0.999,
+                  confirm_revert: bool = False, confidence: float = Nightly.confidence,
                   suspects: tuple = (), check_endpoints: bool = False) -> dict:
     t0 = time.time()
     fixed_cycles = ctx.opts.fixed_cycles
@@ -193,7 +194,7 @@ def search_order(ctx: Context, commits: list, racy: str, variant: Variant, env: 
     """The prior (scenario + test patches + --suspect) and the build price the search
     orders its questions by; neither can change the answer (policy/__init__.py)."""
     sc = ctx.opts.scenario
-    patterns = list(sc.sections["hit"].get("console", []))
+    patterns = list(sc.hit.console)
     patch_files = [f for p in variant.patches for f in p.files]
     pr = prior_mod.for_range(ctx.repo, commits, racy, patterns, patch_files, suspects)
     samples = [s for f in sorted((ctx.state_dir / "reports").glob("run-*.json"))

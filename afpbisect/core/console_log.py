@@ -33,7 +33,6 @@ SEND_FAILED_RE = re.compile(
     r"(?P<reason>.*?)" + _SUFFIX + r"\s*$"
 )
 
-_DEFAULT_START = r"Engine started\."
 
 COUNTERS_RE = re.compile(
     r"device: (?P<iface>[^\s:]+): packets: (?P<packets>\d+), drops: (?P<drops>\d+) "
@@ -89,16 +88,11 @@ def clean_line(line: str) -> str:
     return _ANSI.sub("", line).rstrip("\r\n")
 
 
-def parse_console(text: str, hits: list[re.Pattern] | None = None,
-                  start_marker: str | None = None) -> ConsoleSignals:
-    """Parse a whole console log.  `hits` and `start_marker` come from the scenario (default:
-    the built-in default scenario's).  Lines after the first start marker are "after start"."""
-    if hits is None or start_marker is None:
-        from afpbisect.core.scenario import load   # the default scenario, for callers that give none
-        default = load()
-        hits = default.hit_patterns("console") if hits is None else hits
-        start_marker = default["health"]["start_marker"] if start_marker is None else start_marker
-    start_re = re.compile(start_marker or _DEFAULT_START)
+def parse_console(text: str, hits: list[re.Pattern], start_marker: str) -> ConsoleSignals:
+    """Parse a whole console log.  `hits` and `start_marker` come from the scenario
+    (`Scenario.hit_patterns("console")`, `Scenario.health.start_marker`).  Lines after the
+    first start marker are "after start"."""
+    start_re = re.compile(start_marker)
     sig = ConsoleSignals()
     for no, raw in enumerate(text.splitlines(), start=1):
         line = clean_line(raw)
@@ -143,8 +137,7 @@ def _counters(sig: ConsoleSignals, line: str) -> bool:
     return True
 
 
-def parse_console_file(path, hits: list[re.Pattern] | None = None,
-                       start_marker: str | None = None) -> ConsoleSignals:
+def parse_console_file(path, hits: list[re.Pattern], start_marker: str) -> ConsoleSignals:
     """Parse a console log on disk; bytes that are not UTF-8 are replaced, not fatal."""
     with open(path, "rb") as fh:
         return parse_console(fh.read().decode("utf-8", errors="replace"), hits, start_marker)

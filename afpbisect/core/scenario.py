@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from afpbisect import PACKAGE_DIR, PATCHES_DIR
@@ -30,27 +30,95 @@ BUILTIN_DIR = PACKAGE_DIR / "scenarios"
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")   # one rule for [[patch]] env and --env
 DEFAULT = "8667"
 
-# section -> key -> (type, default).  `list` means a list of strings; `dict` a table of strings.
+
+# The sections, typed: each field's default is THE default of that key (ReproSettings, the
+# yaml, the driver's config, the policy's confidence derive theirs from here;
+# tests/test_scenarios.py fails when one is written twice).  A tuple is a TOML list of strings.
+@dataclass(frozen=True)
+class Hit:
+    console: tuple = ()
+    eve: tuple = ()
+    stats: tuple = ()
+    exit_codes: tuple = ()
+    crash: bool = False
+
+
+@dataclass(frozen=True)
+class Health:
+    start_marker: str = r"Engine started\."
+    require_start: bool = True
+    min_forwarded: int = 1
+    require_clean_stop: bool = True
+
+
+@dataclass(frozen=True)
+class Suricata:
+    pairs: int = 6
+    threads: int = 2
+    runmode: str = "workers"
+    copy_mode: str = "ips"
+    tpacket_v3: bool = False
+    ring_size: int = 0
+    block_size: int = 0
+    defrag: bool = False
+    bpf_filter: str = ""
+    cluster_type: str = "cluster_flow"
+    args: tuple = ()
+
+
+@dataclass(frozen=True)
+class Traffic:
+    kind: str = "udp"
+    pps: int = 3000
+    size: int = 18
+    pcap: str = ""
+    both_ways: bool = False
+
+
+@dataclass(frozen=True)
+class Cycle:
+    kind: str = "restart"
+    seconds: float = 2.0
+    start_timeout: float = 120.0
+    stop_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Verify:
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class Nightly:
+    branch: str = "main"
+    confidence: float = 0.999      # also the default --confidence of run and verify-patch
+    assumed_rate: float = 0.25
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a verification must rule out (policy/boundary.py, issue 25): a race on the clean
+    side at any per-cycle rate >= rate_floor; and the most clean cycles one may ask for
+    before the run ends "undecided" (exit 3) instead of running for days."""
+    rate_floor: float = 0.1
+    cycle_cap: int = 600
+
+
+SECTIONS = {"hit": Hit, "health": Health, "suricata": Suricata, "traffic": Traffic, "cycle": Cycle,
+            "verify": Verify, "nightly": Nightly, "verdict": Verdict}
+_SCHEMA_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple": list}
+
+
+def _schema(model) -> dict[str, tuple[type, object]]:
+    return {f.name: (_SCHEMA_TYPES[f.type], list(f.default) if f.type == "tuple" else f.default)
+            for f in fields(model)}
+
+
+# section -> key -> (type, default), derived from the models: what the loader checks.
+# `list` means a list of strings; `dict` a table of strings.
 SCHEMA: dict[str, dict[str, tuple[type, object]]] = {
     "": {"name": (str, None), "title": (str, ""), "ticket": (str, "")},
-    "hit": {"console": (list, []), "eve": (list, []), "stats": (list, []),
-            "exit_codes": (list, []), "crash": (bool, False)},
-    "health": {"start_marker": (str, r"Engine started\."), "require_start": (bool, True),
-               "min_forwarded": (int, 1), "require_clean_stop": (bool, True)},
-    "suricata": {"pairs": (int, 6), "threads": (int, 2), "runmode": (str, "workers"),
-                 "copy_mode": (str, "ips"), "tpacket_v3": (bool, False), "ring_size": (int, 0),
-                 "block_size": (int, 0), "defrag": (bool, False), "bpf_filter": (str, ""),
-                 "cluster_type": (str, "cluster_flow"), "args": (list, [])},
-    "traffic": {"kind": (str, "udp"), "pps": (int, 3000), "size": (int, 18), "pcap": (str, ""),
-                "both_ways": (bool, False)},
-    "cycle": {"kind": (str, "restart"), "seconds": (float, 2.0), "start_timeout": (float, 120.0),
-              "stop_timeout": (float, 30.0)},
-    "verify": {"target": (str, "")},
-    "nightly": {"branch": (str, "main"), "confidence": (float, 0.999), "assumed_rate": (float, 0.25)},
-    # What a verification must rule out (policy/verify.py, issue 25): a race on the clean
-    # side at any per-cycle rate >= rate_floor; and the most clean cycles one may ask for
-    # before the run ends "undecided" (exit 3) instead of running for days.
-    "verdict": {"rate_floor": (float, 0.1), "cycle_cap": (int, 600)},
+    **{name: _schema(model) for name, model in SECTIONS.items()},
 }
 PATCH_KEYS = {"file": str, "env": dict}
 CHOICES = {("suricata", "copy_mode"): ("ips", "tap"), ("suricata", "runmode"): ("workers", "autofp"),
@@ -85,17 +153,26 @@ class TestPatch:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One bug, typed.  `sections` holds every section of SCHEMA with defaults filled in."""
+    """One bug, typed: one model a section, every default filled in."""
 
     name: str
     title: str
     ticket: str
     source: Path
-    sections: dict
+    hit: Hit = Hit()
+    health: Health = Health()
+    suricata: Suricata = Suricata()
+    traffic: Traffic = Traffic()
+    cycle: Cycle = Cycle()
+    verify: Verify = Verify()
+    nightly: Nightly = Nightly()
+    verdict: Verdict = Verdict()
     patches: tuple[TestPatch, ...] = field(default=())
 
-    def __getitem__(self, section: str) -> dict:
-        return self.sections[section]
+    def sections(self) -> dict:
+        """section -> key -> value, as the TOML says them (lists as lists)."""
+        return {name: {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(getattr(self, name)).items()}
+                for name in SECTIONS}
 
     @property
     def env(self) -> dict:
@@ -106,11 +183,11 @@ class Scenario:
         return out
 
     def hit_patterns(self, where: str) -> list[re.Pattern]:
-        return [re.compile(rx) for rx in self["hit"][where]]
+        return [re.compile(rx) for rx in getattr(self.hit, where)]
 
     def digest(self) -> str:
         """Of what the scenario says, patches' contents included: reports carry it."""
-        blob = json.dumps({"sections": self.sections,
+        blob = json.dumps({"sections": self.sections(),
                            "patches": [[p.path.name, p.path.read_bytes().hex(), p.env] for p in self.patches]},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -151,7 +228,9 @@ def parse(raw: dict, path: Path, builtin: bool = False) -> Scenario:
         raise UsageError(f"scenario {path}: key 'name' must be a non-empty name of letters, digits, '.', '_' or '-'")
     _check_values(sections, path)
     patches = tuple(_patch(p, i, path, builtin) for i, p in enumerate(_list_of_tables(raw, path)))
-    return Scenario(top["name"], top["title"], top["ticket"], path, sections, patches)
+    models = {name: model(**{k: tuple(v) if isinstance(v, list) else v for k, v in sections[name].items()})
+              for name, model in SECTIONS.items()}
+    return Scenario(top["name"], top["title"], top["ticket"], path, **models, patches=patches)
 
 
 def _section(table: dict, name: str, path: Path, skip: set = frozenset()) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from afpbisect.core.console_log import matching_lines, parse_console_file
+from afpbisect.core.scenario import Health, Hit
 from afpbisect.core.verdict import CycleOutcome
 
 if TYPE_CHECKING:
@@ -29,9 +30,9 @@ class HealthRule:
     require_clean_stop: the target must run until SIGTERM and exit within stop_timeout.
     """
 
-    require_start: bool = True
-    min_forwarded: int = 1
-    require_clean_stop: bool = True
+    require_start: bool = Health.require_start        # the defaults: [health]'s
+    min_forwarded: int = Health.min_forwarded
+    require_clean_stop: bool = Health.require_clean_stop
 
     def problem(self, rec: "CycleRecord") -> str | None:
         """Why `rec` is unhealthy by this rule, or None when it is healthy."""
@@ -129,7 +130,7 @@ def fill_from_logs(rec: CycleRecord, settings: ReproSettings) -> CycleRecord:
         rec.error = rec.error or f"no console log at {path}"
         return rec
     hit = settings.hit
-    sig = parse_console_file(path, [re.compile(rx) for rx in hit.get("console", [])],
+    sig = parse_console_file(path, [re.compile(rx) for rx in hit.console],
                              settings.start_marker)
     rec.signature_lines = sig.signature_lines + scenario_hits(rec, hit, path.parent)
     rec.signature_before_start = sig.signature_before_start
@@ -149,23 +150,23 @@ def fill_from_logs(rec: CycleRecord, settings: ReproSettings) -> CycleRecord:
 HIT_LOGS = (("eve.json", "eve"), ("stats.log", "stats"))
 
 
-def missing_hit_logs(hit: dict, cycle_dir: Path) -> list[str]:
+def missing_hit_logs(hit: Hit, cycle_dir: Path) -> list[str]:
     """The logs a [hit] rule reads (eve.json, stats.log) that the cycle did not leave."""
-    return [name for name, key in HIT_LOGS if hit.get(key) and not (cycle_dir / name).is_file()]
+    return [name for name, key in HIT_LOGS if getattr(hit, key) and not (cycle_dir / name).is_file()]
 
 
-def scenario_hits(rec: "CycleRecord", hit: dict, cycle_dir: Path) -> list[str]:
+def scenario_hits(rec: "CycleRecord", hit: Hit, cycle_dir: Path) -> list[str]:
     """Hits beyond the console: eve.json and stats.log lines, an exit code, a crash (the
     scenario's [hit]); each is written as the line that proves it, for the record."""
     out = []
     for name, key in HIT_LOGS:
-        if hit.get(key):
+        if getattr(hit, key):
             out += [f"{name}: {ln}" for ln in matching_lines(cycle_dir / name,
-                                                              [re.compile(rx) for rx in hit[key]])]
+                                                              [re.compile(rx) for rx in getattr(hit, key)])]
     code = rec.exit_code
-    if code is not None and code in hit.get("exit_codes", []):
+    if code is not None and code in hit.exit_codes:
         out.append(f"exit code {code} (a hit by the scenario)")
-    if hit.get("crash") and code is not None and code < 0 and not rec.killed \
+    if hit.crash and code is not None and code < 0 and not rec.killed \
             and -code not in (signal.SIGTERM, signal.SIGKILL):
         out.append(f"crashed: killed by {signal.Signals(-code).name}")
     return out

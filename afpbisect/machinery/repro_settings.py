@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import jinja2
 
 from afpbisect import TEMPLATES_DIR
+from afpbisect.core.scenario import Cycle, Health, Hit, Suricata, Traffic
 from afpbisect.machinery.repro_record import DEFAULT_HEALTH, HealthRule
 
 YAML_TEMPLATE = "suricata.yaml.j2"
@@ -19,39 +20,37 @@ C_BINARY = f"{C_PRODUCT}/usr/local/bin/suricata"
 
 
 
-# The scenario's [suricata] keys the yaml template reads, with the values it renders
-# when no scenario says otherwise (8667's repro: workers, inline IPS, no defrag).
-YAML_DEFAULTS = {"runmode": "workers", "copy_mode": "ips", "tpacket_v3": False, "ring_size": 0,
-                 "block_size": 0, "defrag": False, "bpf_filter": "", "cluster_type": "cluster_flow"}
-NO_HIT = {"console": [], "eve": [], "stats": [], "exit_codes": [], "crash": False}
+# The defaults of a scenario's sections (afpbisect/core/scenario.py), which ReproSettings'
+# defaults are taken from: they are written once, there.
+_SU, _TR, _CY, _HE = Suricata(), Traffic(), Cycle(), Health()
 
 
 @dataclass
 class ReproSettings:
     """How a cycle is run.  `from_scenario` fills it from a scenario (docs/scenarios.md);
-    the defaults here are only the shape."""
+    the defaults are the scenario models' defaults."""
 
-    pairs: int = 6                 # SFE_i_TX <-> SFE_i_RX pairs
-    threads: int = 2               # workers per interface
+    pairs: int = _SU.pairs         # SFE_i_TX <-> SFE_i_RX pairs
+    threads: int = _SU.threads     # workers per interface
     env: dict = field(default_factory=dict)   # the target's environment (test patches read it)
-    traffic_pps: int = 3000        # frames per second over all pairs, into far_i_tx
-    traffic_seconds: float = 2.0   # traffic counted after the start marker
-    start_timeout: float = 120.0   # no marker by then: UNHEALTHY (the target hung)
-    stop_timeout: float = 30.0     # not exited by then after SIGTERM: SIGKILL, UNHEALTHY
+    traffic_pps: int = _TR.pps     # frames per second over all pairs, into far_i_tx
+    traffic_seconds: float = _CY.seconds   # traffic counted after the start marker
+    start_timeout: float = _CY.start_timeout   # no marker by then: UNHEALTHY (the target hung)
+    stop_timeout: float = _CY.stop_timeout     # not exited by then after SIGTERM: SIGKILL, UNHEALTHY
     caps: tuple = ("NET_ADMIN", "NET_RAW")
-    send_rx: bool = False          # also send into far_i_rx (both directions forwarded)
+    send_rx: bool = _TR.both_ways  # also send into far_i_rx (both directions forwarded)
     max_seconds: float = 3600.0    # the container's lifetime; the session renews it before it runs out
     ready_timeout: float = 60.0    # container start to "veths up, traffic flowing"
     ring_size: int | None = None   # af-packet ring-size; None keeps Suricata's default
     cluster_id_base: int = 1       # cluster-ids are base, base+1, ... one per interface
     health: HealthRule = DEFAULT_HEALTH   # when a cycle counts as evidence
-    traffic_kind: str = "udp"      # udp | pcap | none
-    frame_size: int = 18           # UDP payload bytes
-    pcap: str = ""                 # host path of the pcap to replay (traffic_kind pcap)
-    start_marker: str = r"Engine started\."
-    extra_args: tuple = ()         # more Suricata command-line options
-    suricata: dict = field(default_factory=lambda: dict(YAML_DEFAULTS))
-    hit: dict = field(default_factory=lambda: dict(NO_HIT))   # the scenario's [hit]
+    traffic_kind: str = _TR.kind   # udp | pcap | none
+    frame_size: int = _TR.size     # UDP payload bytes
+    pcap: str = _TR.pcap           # host path of the pcap to replay (traffic_kind pcap)
+    start_marker: str = _HE.start_marker
+    extra_args: tuple = _SU.args   # more Suricata command-line options
+    suricata: Suricata = _SU       # the scenario's [suricata]: the yaml template reads it
+    hit: Hit = Hit()               # the scenario's [hit]
 
     def cycle_budget(self) -> float:
         """Upper bound of one cycle's seconds (for the container lifetime check)."""
@@ -62,15 +61,14 @@ class ReproSettings:
                       env: dict | None = None, **kw) -> "ReproSettings":
         """The scenario's repro; `pairs`, `threads`, `env` (command-line overrides) and any
         other field given in `kw` (tests, benches) win."""
-        su, tr, cy, he = sc["suricata"], sc["traffic"], sc["cycle"], sc["health"]
+        su, tr, cy, he = sc.suricata, sc.traffic, sc.cycle, sc.health
         fields_ = dict(
-            pairs=pairs or su["pairs"], threads=threads or su["threads"], env={**sc.env, **(env or {})},
-            traffic_pps=tr["pps"], traffic_seconds=cy["seconds"], start_timeout=cy["start_timeout"],
-            stop_timeout=cy["stop_timeout"], send_rx=tr["both_ways"], ring_size=su["ring_size"] or None,
-            health=HealthRule(he["require_start"], he["min_forwarded"], he["require_clean_stop"]),
-            traffic_kind=tr["kind"], frame_size=tr["size"], pcap=tr["pcap"],
-            start_marker=he["start_marker"], extra_args=tuple(su["args"]),
-            suricata={k: su[k] for k in YAML_DEFAULTS}, hit=dict(sc["hit"]))
+            pairs=pairs or su.pairs, threads=threads or su.threads, env={**sc.env, **(env or {})},
+            traffic_pps=tr.pps, traffic_seconds=cy.seconds, start_timeout=cy.start_timeout,
+            stop_timeout=cy.stop_timeout, send_rx=tr.both_ways, ring_size=su.ring_size or None,
+            health=HealthRule(he.require_start, he.min_forwarded, he.require_clean_stop),
+            traffic_kind=tr.kind, frame_size=tr.size, pcap=tr.pcap,
+            start_marker=he.start_marker, extra_args=tuple(su.args), suricata=su, hit=sc.hit)
         return cls(**{**fields_, **kw})
 
 
@@ -84,8 +82,7 @@ def render_suricata_yaml(settings: ReproSettings, log_dir: str = C_LOGS, rule_di
     return env.get_template(YAML_TEMPLATE).render(
         pairs=settings.pairs, threads=settings.threads, ring_size=settings.ring_size,
         cluster_id_base=settings.cluster_id_base, log_dir=log_dir, rule_dir=rule_dir,
-        s={**YAML_DEFAULTS, **settings.suricata}, eve=bool(settings.hit.get("eve")),
-        stats=bool(settings.hit.get("stats")),
+        s=settings.suricata, eve=bool(settings.hit.eve), stats=bool(settings.hit.stats),
     )
 
 

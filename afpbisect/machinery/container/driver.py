@@ -36,25 +36,20 @@ import sys
 import time
 import traceback
 
+# Only where things are inside the container; how a cycle runs (pairs, traffic, the start
+# marker, the timeouts) the host always sends (repro_settings.driver_config, from the scenario,
+# whose models hold those defaults): a config without them is refused, not filled in here.
 DEFAULTS = {
-    "pairs": 6,
     "binary": "/opt/product/usr/local/bin/suricata",
     "product": "/opt/product",
     "yaml": "/afp/suricata.yaml",
     "logs": "/logs",
     "env": {},                    # environment of the target (the test patches read it)
-    "traffic_kind": "udp",        # udp | pcap | none
-    "frame_size": 18,             # UDP payload bytes
-    "pcap": "",                   # with traffic_kind pcap: the file, inside the container
-    "start_marker": r"Engine started\.",
-    "traffic_pps": 3000,          # total frames per second over all pairs
-    "send_rx": False,             # also send into far_i_rx (then far_i_tx sees forwards too)
-    "traffic_seconds": 2.0,
-    "start_timeout": 120.0,
-    "stop_timeout": 30.0,
     "max_seconds": 3600.0,        # serve's lifetime: traffic stops and serve exits after it
     "extra_args": [],
 }
+REQUIRED = ("pairs", "traffic_kind", "frame_size", "pcap", "start_marker", "traffic_pps", "send_rx",
+            "traffic_seconds", "start_timeout", "stop_timeout")
 
 ETH_P_ALL = 0x0003
 
@@ -63,6 +58,9 @@ def load_config(path: str) -> dict:
     cfg = dict(DEFAULTS)
     with open(path, encoding="utf-8") as fh:
         cfg.update(json.load(fh))
+    missing = [k for k in REQUIRED if k not in cfg]
+    if missing:
+        raise SystemExit(f"driver: {path} lacks {', '.join(missing)} (the host's driver_config gives them)")
     return cfg
 
 
@@ -144,7 +142,7 @@ def _ip_checksum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def make_frame(pair: int, sport: int, payload_len: int = 18) -> bytes:
+def make_frame(pair: int, sport: int, payload_len: int) -> bytes:
     """A small broadcast UDP frame: 0.0.0.0 -> 255.255.255.255, UDP to the discard port.
 
     Limited broadcast from the unspecified address is link-local by definition, so the
@@ -188,7 +186,7 @@ class Traffic:
     SPORTS = 64
     TICK = 0.005
 
-    def __init__(self, pairs: int, pps: float, send_rx: bool, kind: str = "udp", size: int = 18,
+    def __init__(self, pairs: int, pps: float, send_rx: bool, kind: str, size: int,
                  pcap: str = ""):
         self.pps = max(float(pps), 1.0)
         self.targets = []  # (socket, [frames])
