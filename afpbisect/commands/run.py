@@ -267,31 +267,7 @@ def _replay(rng: Range, res, find_fix: bool) -> str:
 def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0) -> dict:
     repo = ctx.repo
     s = ctx.opts.settings
-    steps, skips = [], []
-    used: dict[str, int] = {}   # cycles of each commit already attributed to earlier steps
-    if res is not None:
-        for st in res.steps:
-            facts = step_facts(env.state, env.key_of(st.commit))
-            recs = state.data["cycles"].get(env.key_of(st.commit), [])
-            first = used.get(st.commit)
-            lo = first or 0
-            # A step's cycles are the commit's records up to its evidence count at the time
-            # of the decision (also right for a resumed run, where new_cycles is 0).
-            mine = recs[lo:st.cycles]
-            used[st.commit] = max(lo, st.cycles)
-            if first is not None:   # built earlier in this run: no build for this step
-                facts.update(build_seconds=0.0, build_cached=True)
-            facts["repro_seconds"] = round(sum(r.get("wall", r.get("duration", 0)) for r in mine), 1)
-            facts["cpu_busy"] = mean_busy(mine)
-            ev = state.data["evidence"].get(st.commit, {})
-            steps.append({"commit": st.commit, "position": rng.position(st.commit), "role": st.phase,
-                          "verdict": st.verdict.value, "cycles": st.cycles, "new_cycles": st.new_cycles,
-                          "hits": st.hits, "note": st.note, "subject": _subject(repo, st.commit), **facts})
-            if st.verdict == Verdict.SKIP:
-                why = ev.get("build_error") or "; ".join(
-                    sorted({u["reason"] for u in facts["unhealthy"]})) or "skipped"
-                skips.append({"commit": st.commit, "reason": why})
-    found = res is not None and status == "found"
+    steps, skips = _steps_and_skips(repo, rng, state, env, res)
     cals = _calibrations(steps, res)
     return {
         "afpbisect": __version__, "command": "run", "mode": "find-fix" if find_fix else "first-bad",
@@ -301,25 +277,7 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
         "scenario": ctx.opts.scenario.summary(),
         "patches": [p.name for p in env.variant.patches],
         "settings": {"pairs": s.pairs, "threads": s.threads, "env": s.env, "confidence": confidence},
-        "result": {
-            "status": status, "message": message,
-            "candidates": list(res.candidates) if found else [],
-            # In find-fix mode the commit named is the first one WITHOUT the race; the key
-            # stays for scripts, `first_fixed` says what it is.
-            "first_bad": res.culprit if found else None,
-            "first_fixed": res.culprit if found and find_fix else None,
-            "subject": _subject(repo, res.culprit) if found and res.culprit else "",
-            "confidence": res.confidence if found else None,
-            "p_estimate": res.p_estimate if found else None,
-            "p_lower": res.p_lower if found else None,
-            "total_cycles": res.total_cycles if res is not None else 0,
-            # "introduced" (find-fix: "removed"), or "raised" ("lowered") when the race was
-            # on both sides at different rates (policy/rates.py); then both samples.
-            "kind": res.kind if found else None,
-            "lower_sample": list(res.lower_sample) if found and res.lower_sample else None,
-            "rate_sample": list(res.rate_sample) if found and res.rate_sample else None,
-            "rate_floor": res.rate_floor if found else None,
-        },
+        "result": _outcome(repo, res, status, message, find_fix),
         # The calibration of the racy endpoint: the sample later checks of this race can
         # be bounded against (the nightly keeps it for its tip check).
         "reference": next(({k: c[k] for k in ("commit", "hits", "cycles")}
@@ -329,6 +287,60 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
         "engines": [ln.name for ln in ctx.lanes] if any(ln.remote for ln in ctx.lanes) else [],
         "steps": steps, "skips": skips, "trace": list(res.trace) if res is not None else [message],
         "wall_seconds": round(time.time() - t0, 1),
+    }
+
+
+def _steps_and_skips(repo, rng, state, env, res) -> tuple[list[dict], list[dict]]:
+    """Each decision with its build and cycle facts, and the commits skipped and why."""
+    steps, skips = [], []
+    used: dict[str, int] = {}   # cycles of each commit already attributed to earlier steps
+    if res is None:
+        return steps, skips
+    for st in res.steps:
+        facts = step_facts(env.state, env.key_of(st.commit))
+        recs = state.data["cycles"].get(env.key_of(st.commit), [])
+        first = used.get(st.commit)
+        lo = first or 0
+        # A step's cycles are the commit's records up to its evidence count at the time
+        # of the decision (also right for a resumed run, where new_cycles is 0).
+        mine = recs[lo:st.cycles]
+        used[st.commit] = max(lo, st.cycles)
+        if first is not None:   # built earlier in this run: no build for this step
+            facts.update(build_seconds=0.0, build_cached=True)
+        facts["repro_seconds"] = round(sum(r.get("wall", r.get("duration", 0)) for r in mine), 1)
+        facts["cpu_busy"] = mean_busy(mine)
+        ev = state.data["evidence"].get(st.commit, {})
+        steps.append({"commit": st.commit, "position": rng.position(st.commit), "role": st.phase,
+                      "verdict": st.verdict.value, "cycles": st.cycles, "new_cycles": st.new_cycles,
+                      "hits": st.hits, "note": st.note, "subject": _subject(repo, st.commit), **facts})
+        if st.verdict == Verdict.SKIP:
+            why = ev.get("build_error") or "; ".join(
+                sorted({u["reason"] for u in facts["unhealthy"]})) or "skipped"
+            skips.append({"commit": st.commit, "reason": why})
+    return steps, skips
+
+
+def _outcome(repo, res, status: str, message: str, find_fix: bool) -> dict:
+    """The result's "result": the answer, its confidence and the race's rates."""
+    found = res is not None and status == "found"
+    return {
+        "status": status, "message": message,
+        "candidates": list(res.candidates) if found else [],
+        # In find-fix mode the commit named is the first one WITHOUT the race; the key
+        # stays for scripts, `first_fixed` says what it is.
+        "first_bad": res.culprit if found else None,
+        "first_fixed": res.culprit if found and find_fix else None,
+        "subject": _subject(repo, res.culprit) if found and res.culprit else "",
+        "confidence": res.confidence if found else None,
+        "p_estimate": res.p_estimate if found else None,
+        "p_lower": res.p_lower if found else None,
+        "total_cycles": res.total_cycles if res is not None else 0,
+        # "introduced" (find-fix: "removed"), or "raised" ("lowered") when the race was
+        # on both sides at different rates (policy/rates.py); then both samples.
+        "kind": res.kind if found else None,
+        "lower_sample": list(res.lower_sample) if found and res.lower_sample else None,
+        "rate_sample": list(res.rate_sample) if found and res.rate_sample else None,
+        "rate_floor": res.rate_floor if found else None,
     }
 
 

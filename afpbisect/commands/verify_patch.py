@@ -113,6 +113,20 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
         persist()
         base_env.close()
         fix_env.close()
+    verdict, summary = _verdict(base, fixed, undecided, base_ev, fix_ev, sha, label, sc.name)
+    return {"verdict": verdict, "summary": summary,
+            "confidence": fixed.confidence if fixed is not None and verdict == "cleared" else None,
+            "p_estimate": base.p_estimate, "p_lower": base.p_lower,
+            "clean_needed": fixed.clean_needed if fixed is not None else None,
+            "baseline": _side(base_ev), "patched": _side(fix_ev), "trace": trace,
+            "baseline_facts": step_facts(base_env.state, base_env.key_of(sha)),
+            "patched_facts": step_facts(fix_env.state, fix_env.key_of(sha))}
+
+
+def _verdict(base, fixed, undecided: str | None, base_ev: Evidence, fix_ev: Evidence, sha: str,
+             label: str, scenario: str) -> tuple[str, str]:
+    """verify-patch's verdict and its one-line summary, from the baseline's check and the
+    patched build's (None when the baseline did not reproduce, or it ended undecided)."""
     if base.verdict is Verdict.SKIP:
         verdict, summary = "error", f"the target cannot be tested with the test patches: {base_ev.skip_reason()}"
     elif undecided is not None:
@@ -126,25 +140,19 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
         verdict, summary = "error", f"the target cannot be tested with the patch: {fix_ev.skip_reason()}"
     elif fixed.verdict is Verdict.BAD:
         verdict = "present"
-        summary = (f"bug PRESENT with {label} (scenario {sc.name}): {fix_ev.hits} of {fix_ev.valid_cycles} "
+        summary = (f"bug PRESENT with {label} (scenario {scenario}): {fix_ev.hits} of {fix_ev.valid_cycles} "
                    f"cycles show a hit (baseline {base_ev.hits} of {base_ev.valid_cycles})")
     else:
         verdict = "cleared"
-        summary = (f"bug CLEARED by {label} (scenario {sc.name}): 0 of {fix_ev.valid_cycles} cycles "
+        summary = (f"bug CLEARED by {label} (scenario {scenario}): 0 of {fix_ev.valid_cycles} cycles "
                    f"show a hit, confidence {pct(fixed.confidence)}; without the patch {base_ev.hits} of "
                    f"{base_ev.valid_cycles} cycles do")
+    return verdict, summary
 
-    def side(ev: Evidence) -> dict:
-        return {"cycles": ev.valid_cycles, "hits": ev.hits, "infra": ev.infra, "unhealthy": ev.unhealthy,
-                "build_error": ev.build_error}
 
-    return {"verdict": verdict, "summary": summary,
-            "confidence": fixed.confidence if fixed is not None and verdict == "cleared" else None,
-            "p_estimate": base.p_estimate, "p_lower": base.p_lower,
-            "clean_needed": fixed.clean_needed if fixed is not None else None,
-            "baseline": side(base_ev), "patched": side(fix_ev), "trace": trace,
-            "baseline_facts": step_facts(base_env.state, base_env.key_of(sha)),
-            "patched_facts": step_facts(fix_env.state, fix_env.key_of(sha))}
+def _side(ev: Evidence) -> dict:
+    return {"cycles": ev.valid_cycles, "hits": ev.hits, "infra": ev.infra, "unhealthy": ev.unhealthy,
+            "build_error": ev.build_error}
 
 
 def verify_outcome(verdict: str) -> Outcome:

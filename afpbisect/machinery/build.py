@@ -14,27 +14,24 @@ and synced into the engine's volumes, the product comes back as an archive (stor
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import logging
 import re
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import docker.errors
 import git
-import jinja2
 import requests.exceptions
 
-from afpbisect import DOCKERFILES_DIR, TEMPLATES_DIR
+from afpbisect import TEMPLATES_DIR
 from afpbisect.core import eras
-from afpbisect.machinery import baseimage, tree_sync
+from afpbisect.machinery import baseimage, build_image, tree_sync
+from afpbisect.machinery.build_image import DOCKERFILE, digest, render
 from afpbisect.machinery.build_log import (
     STEP_MARK,
     LogFollower,
@@ -43,11 +40,9 @@ from afpbisect.machinery.build_log import (
     rust_incremental_state,
 )
 from afpbisect.machinery.engine import (
-    LONG_SECONDS,
     TRANSPORT_ERRORS,
     Engine,
     create_container,
-    patience,
     retrying,
     wait_exit,
 )
@@ -56,7 +51,6 @@ from afpbisect.machinery.worktree import BuildTree, GitCommitView, Patch, PatchD
 
 log = logging.getLogger(__name__)
 
-DOCKERFILE = DOCKERFILES_DIR / "build.Dockerfile.j2"
 BUILD_SCRIPT = TEMPLATES_DIR / "build.sh.j2"
 # A change to any of these means autogen + configure must run again.
 _BUILD_SYSTEM = re.compile(r"(^|/)(configure\.ac|Makefile\.am|autogen\.sh|configure|Cargo\.toml\.in|[^/]*\.m4)$")
@@ -106,30 +100,6 @@ class BuildResult:
         return f"build failed in step {self.step}: {(self.tail or '').strip().splitlines()[-1:] or ''}"
 
 
-def _render(path: Path, **kw) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path.parent)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.get_template(path.name).render(**kw)
-
-
-_locks: dict = {}
-_locks_guard = threading.Lock()
-
-
-def _lock_for(key) -> threading.Lock:
-    """One lock per key for the whole process (threads of a farm's round)."""
-    with _locks_guard:
-        return _locks.setdefault(key, threading.Lock())
-
-
-def _digest(*parts: str | bytes) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p if isinstance(p, bytes) else p.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
 class DockerBuilder:
     def __init__(self, engine: Engine, workdir: Path, base_image: str, jobs: int = 2, say=print,
                  eras_file: Path | None = None):
@@ -157,7 +127,7 @@ class DockerBuilder:
         return eras.resolve(GitCommitView(repo, sha), self.rules)
 
     def key(self, sha: str, patches: list[Patch], recipe: eras.Recipe) -> str:
-        return _digest(sha, *(p.digest() for p in patches), recipe.key(),
+        return digest(sha, *(p.digest() for p in patches), recipe.key(),
                        DOCKERFILE.read_bytes(), BUILD_SCRIPT.read_bytes())
 
     def product_dir(self, sha: str, key: str) -> Path:
@@ -172,40 +142,7 @@ class DockerBuilder:
         return self._base_image
 
     def image_for(self, recipe: eras.Recipe) -> str:
-        dockerfile = _render(DOCKERFILE, base_image=self.base_image, recipe=recipe)
-        tag = f"afpbisect/build:{_digest(dockerfile, recipe.image_key())}"
-        # Engines of a farm build at once; two that are one daemon (two contexts) must not
-        # both build the image: the second waits and finds it.
-        with _lock_for((self.engine.base_url, tag)):
-            try:
-                retrying(self.engine.client.images.get)(tag)
-                return tag
-            except docker.errors.ImageNotFound:
-                return self._build_image(tag, dockerfile)
-
-    def _build_image(self, tag: str, dockerfile: str) -> str:
-        where = f"-{self.engine.slug}" if self.engine.remote else ""
-        log_path = self.workdir / "logs" / "images" / f"{tag.split(':')[1]}{where}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.say(f"building image {tag} (packages from the Debian archive; log {log_path})")
-        with tempfile.TemporaryDirectory(prefix="afpbisect-ctx-") as ctx:
-            (Path(ctx) / "Dockerfile").write_text(dockerfile)
-            t0 = time.time()
-            try:
-                with open(log_path, "w") as logf, patience(LONG_SECONDS):   # apt may be quiet long
-                    for chunk in self.engine.client.api.build(
-                            path=ctx, tag=tag, network_mode="host", rm=True, forcerm=True,
-                            labels={"afpbisect": "1"}, decode=True):
-                        if "stream" in chunk:
-                            logf.write(chunk["stream"])
-                        if "error" in chunk:
-                            logf.write(chunk["error"] + "\n")
-                            raise InfraError(f"building image {tag} failed: {chunk['error'].strip()[:300]} "
-                                             f"(log {log_path})")
-            except docker.errors.APIError as exc:
-                raise InfraError(f"building image {tag} failed: {exc} (log {log_path})") from exc
-        self.say(f"image {tag} built in {time.time() - t0:.0f}s")
-        return tag
+        return build_image.ensure(self.engine, self.base_image, recipe, self.workdir, self.say)
 
     # ------------------------------------------------------------ build
     def build(self, repo: git.Repo, sha: str, patches: list[Patch], label: str = "") -> BuildResult:
@@ -316,7 +253,7 @@ class DockerBuilder:
 
     def _run_phases(self, image, tree, recipe, out: Path, log_path: Path, reconfigure: bool,
                     remote: tree_sync.RemoteTree | None = None) -> None:
-        script = _render(BUILD_SCRIPT, recipe=recipe, jobs=self.jobs)
+        script = render(BUILD_SCRIPT, recipe=recipe, jobs=self.jobs)
         # Engines of a farm may build the same key at once: each its own temp dir.
         tmp_out = out.with_name(out.name + (f".tmp-{self.engine.slug}" if remote else ".tmp"))
         shutil.rmtree(tmp_out, ignore_errors=True)

@@ -63,38 +63,56 @@ def bisect(
     if not cfg.lazy_endpoints and run.reference() is None:
         check_up_front(run, racy_i, clean_i, racy_role, clean_role)
     search = _search(run, n, fix, weights, cost)
-    rounds, lower = 0, False
+    rounds = 0
     while True:
         rounds += 1
-        try:
-            res = search()
-        except _Calibrated:
-            run.log("search again from the start: calibrated now, so every GOOD it relies on "
-                    "is judged at the calibrated level (stored evidence reused)")
+        found = _search_once(run, search, commits, fix, what)
+        if found is None:
             continue
-        cands = [commits[i] for i in res.candidates]
-        certain_i, uncertain_i = ((res.last_good_index, res.first_bad_index) if fix
-                                  else (res.first_bad_index, res.last_good_index))
-        run.log(f"search: {what} commit {short(cands[0])} [{res.candidates[0]}]" if len(cands) == 1
-                else f"search: the {what} commit could be any of {len(cands)} (unbuildable "
-                     f"commits in the way): " + ", ".join(short(c) for c in cands))
+        cands, certain_i, uncertain_i = found
         if run.reference() is None:
             # the search never saw the race: it ends on the racy endpoint, calibrated now
             calibrate(run, commits[certain_i], certain_i, f"{racy_role} endpoint")
             continue
-        side = "first clean commit" if fix else "parent of the first bad commit"
         r = run.verify_round()
-        v = check_boundary(run, commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, side)
-        if v is Verdict.GOOD:
-            break
-        if v is Verdict.BAD and uncertain_i != clean_i and lower_rate(
-                run, commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, budget_of(run, r)):
-            lower = True
-            break
-        boundary_failed(run, v, commits[uncertain_i], clean_role if uncertain_i == clean_i else None)
-    if lower:
-        return _rate_step(run, cands, commits[certain_i], commits[uncertain_i], rounds, budget_of(run, r))
-    return _answer(run, cands, commits[certain_i], commits[uncertain_i], what, rounds)
+        held = _boundary(run, commits, certain_i, uncertain_i, clean_i, clean_role, fix, r)
+        if held == "lower":
+            return _rate_step(run, cands, commits[certain_i], commits[uncertain_i], rounds, budget_of(run, r))
+        if held == "holds":
+            return _answer(run, cands, commits[certain_i], commits[uncertain_i], what, rounds)
+
+
+def _search_once(run: Run, search, commits: list, fix: bool, what: str):
+    """One search to its end: (candidates, certain index, uncertain index), or None when a
+    calibration made it start again."""
+    try:
+        res = search()
+    except _Calibrated:
+        run.log("search again from the start: calibrated now, so every GOOD it relies on "
+                "is judged at the calibrated level (stored evidence reused)")
+        return None
+    cands = [commits[i] for i in res.candidates]
+    certain_i, uncertain_i = ((res.last_good_index, res.first_bad_index) if fix
+                              else (res.first_bad_index, res.last_good_index))
+    run.log(f"search: {what} commit {short(cands[0])} [{res.candidates[0]}]" if len(cands) == 1
+            else f"search: the {what} commit could be any of {len(cands)} (unbuildable "
+                 f"commits in the way): " + ", ".join(short(c) for c in cands))
+    return cands, certain_i, uncertain_i
+
+
+def _boundary(run: Run, commits: list, certain_i: int, uncertain_i: int, clean_i: int,
+                    clean_role: str, fix: bool, r):
+    """The boundary's clean side, heavily: "holds"; "lower" when the race is there at a
+    lower rate (a rate step); "failed" (after boundary_failed) to search again."""
+    side = "first clean commit" if fix else "parent of the first bad commit"
+    v = check_boundary(run, commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, side)
+    if v is Verdict.GOOD:
+        return "holds"
+    if v is Verdict.BAD and uncertain_i != clean_i and lower_rate(
+            run, commits[certain_i], certain_i, commits[uncertain_i], uncertain_i, budget_of(run, r)):
+        return "lower"
+    boundary_failed(run, v, commits[uncertain_i], clean_role if uncertain_i == clean_i else None)
+    return "failed"
 
 
 def _search(run: Run, n: int, fix: bool, weights, cost):

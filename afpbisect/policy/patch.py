@@ -70,18 +70,39 @@ def check_patch(
     if ev.verdict is Verdict.ERROR:
         ev.verdict = None
     if reference is None and p_lower is None:
-        ev, new = run.cycle_until(
-            commit, lambda e: e.hits >= cfg.calibration_hits or e.valid_cycles >= cfg.max_calibration_cycles)
-        verdict = decide(ev, 0, cfg.max_consecutive_infra)  # SKIP, BAD, or GOOD at level 0
-        ev.verdict = verdict
-        p_hat, p_low = _rate(ev, cfg.bound_level)
-        if verdict is Verdict.GOOD:
-            note = f"no race signature in {ev.valid_cycles} valid cycles: nothing to verify against"
-        else:
-            note = f"{ev.hits} hits in {ev.valid_cycles} valid cycles: p ~ {p_hat:.3f} (>= {p_low:.3f})"
-        run.log(f"check {short(commit)} (calibration): {verdict.value.upper()}: {note} "
-                f"({new} new cycle(s))")
-        return PatchCheck(commit, verdict, ev, 0, p_hat, p_low, 0.0, run.trace)
+        return _calibrate(run, commit, ev, cfg)
+    need, bound, how, p_hat, p_low = _clean_cycles_to_clear(cfg, reference, p_lower)
+    need = _capped(cfg, need, ev, commit, how)
+    verdict = run.judge(commit, None, need, "check", f"; cleared after {need} clean ({how})")
+    confidence = 1.0
+    if verdict is Verdict.GOOD:
+        confidence = 1.0 - bound(ev.clean)
+        run.log(f"check {short(commit)}: race cleared with confidence {pct(confidence)}")
+    elif verdict is Verdict.BAD:
+        run.log(f"check {short(commit)}: race present")
+    return PatchCheck(commit, verdict, ev, need, p_hat, p_low, confidence, run.trace)
+
+
+def _calibrate(run: Run, commit, ev: Evidence, cfg: PolicyConfig) -> PatchCheck:
+    """Step 1 (no reference): cycles until `calibration_hits` hits or
+    `max_calibration_cycles` valid cycles; BAD = the race is there, GOOD = it never showed."""
+    ev, new = run.cycle_until(
+        commit, lambda e: e.hits >= cfg.calibration_hits or e.valid_cycles >= cfg.max_calibration_cycles)
+    verdict = decide(ev, 0, cfg.max_consecutive_infra)  # SKIP, BAD, or GOOD at level 0
+    ev.verdict = verdict
+    p_hat, p_low = _rate(ev, cfg.bound_level)
+    if verdict is Verdict.GOOD:
+        note = f"no race signature in {ev.valid_cycles} valid cycles: nothing to verify against"
+    else:
+        note = f"{ev.hits} hits in {ev.valid_cycles} valid cycles: p ~ {p_hat:.3f} (>= {p_low:.3f})"
+    run.log(f"check {short(commit)} (calibration): {verdict.value.upper()}: {note} "
+            f"({new} new cycle(s))")
+    return PatchCheck(commit, verdict, ev, 0, p_hat, p_low, 0.0, run.trace)
+
+
+def _clean_cycles_to_clear(cfg: PolicyConfig, reference: Evidence | None, p_lower: float | None):
+    """Step 2: the clean cycles that clear the patch, against the reference (or a rate
+    bound), floored at `rate_floor`; with the miss bound, how it was reached, p and its bound."""
     miss = 1.0 - cfg.confidence
     if reference is not None:
         if reference.hits < 1:
@@ -100,17 +121,15 @@ def check_patch(
         p_hat, p_low = p_lower, p_lower
         bound = lambda clean: (1.0 - p_lower) ** clean  # noqa: E731
     need, bound, how = _floored(cfg, need, bound, how, miss)
+    return need, bound, how, p_hat, p_low
+
+
+def _capped(cfg: PolicyConfig, need: int, ev: Evidence, commit, how: str) -> int:
+    """`max_verify_cycles` caps what is asked; else past `cycle_cap` the run is undecided."""
     if cfg.max_verify_cycles is not None:
-        need = min(need, cfg.max_verify_cycles)
-    elif cfg.cycle_cap is not None and need > cfg.cycle_cap and ev.clean < need:
+        return min(need, cfg.max_verify_cycles)
+    if cfg.cycle_cap is not None and need > cfg.cycle_cap and ev.clean < need:
         raise Undecided(f"undecided: {short(commit)} needs {need - ev.clean} more clean cycles "
                         f"({need} in all; {how}); the cap is {cfg.cycle_cap} (--cycle-cap). "
                         f"State kept: a run with a higher cap goes on from here")
-    verdict = run.judge(commit, None, need, "check", f"; cleared after {need} clean ({how})")
-    confidence = 1.0
-    if verdict is Verdict.GOOD:
-        confidence = 1.0 - bound(ev.clean)
-        run.log(f"check {short(commit)}: race cleared with confidence {pct(confidence)}")
-    elif verdict is Verdict.BAD:
-        run.log(f"check {short(commit)}: race present")
-    return PatchCheck(commit, verdict, ev, need, p_hat, p_low, confidence, run.trace)
+    return need

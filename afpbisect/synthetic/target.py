@@ -203,8 +203,26 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
         raise UsageError(f"{path} exists and is not an empty directory")
     path.mkdir(parents=True, exist_ok=True)
 
-    templates = load_templates()
     steps = plan_history(n, bad_at, broken, rng, option)
+    commits, previous, env = _commit_history(path, steps, rng, exits, silent)
+
+    tip_src = previous[AFP_SOURCE][0]
+    pdir = Path(patch_dir).resolve() if patch_dir else path / ".git" / "afpbisect"
+    fix_a = _make_patch(path, env, tip_src, apply_fix_a(tip_src), _FIX_A_HEADER, pdir / "fixA.patch")
+    fix_b = _make_patch(path, env, tip_src, apply_fix_b(tip_src), _FIX_B_HEADER, pdir / "fixB.patch")
+
+    return SyntheticRepo(
+        path=path, commits=commits, planted=commits[bad_at], good_ref=GOOD_TAG, bad_ref=BAD_TAG,
+        fixA_patch=fix_a, fixB_patch=fix_b, broken=[commits[b] for b in sorted(broken)],
+        planted_index=bad_at, broken_indexes=tuple(sorted(broken)), seed=seed,
+        exits=tuple(commits[i] for i in sorted(exits)), silent=tuple(commits[i] for i in sorted(silent)),
+        option_bug=commits[option_bug_at] if option_bug_at is not None else None)
+
+
+def _commit_history(path: Path, steps: list, rng: random.Random, exits: set, silent: set):
+    """One git commit a planned step, tagged GOOD_TAG (the first) and BAD_TAG (the last):
+    (the shas, the last commit's files, the last committer's git environment)."""
+    templates = load_templates()
     tree = Tree()
     when = _BASE_EPOCH
     env = _git_env(_PEOPLE[0], when)
@@ -230,18 +248,7 @@ def make_synthetic_repo(path, n_commits: int = 80, bad_at: int | None = None,
         if i == 0:
             _git(path, env, "tag", "-a", GOOD_TAG, "-m", "Suricata 1.0.0", commits[0])
     _git(path, env, "tag", "-a", BAD_TAG, "-m", "Suricata 2.0.0", commits[-1])
-
-    tip_src = previous[AFP_SOURCE][0]
-    pdir = Path(patch_dir).resolve() if patch_dir else path / ".git" / "afpbisect"
-    fix_a = _make_patch(path, env, tip_src, apply_fix_a(tip_src), _FIX_A_HEADER, pdir / "fixA.patch")
-    fix_b = _make_patch(path, env, tip_src, apply_fix_b(tip_src), _FIX_B_HEADER, pdir / "fixB.patch")
-
-    return SyntheticRepo(
-        path=path, commits=commits, planted=commits[bad_at], good_ref=GOOD_TAG, bad_ref=BAD_TAG,
-        fixA_patch=fix_a, fixB_patch=fix_b, broken=[commits[b] for b in sorted(broken)],
-        planted_index=bad_at, broken_indexes=tuple(sorted(broken)), seed=seed,
-        exits=tuple(commits[i] for i in sorted(exits)), silent=tuple(commits[i] for i in sorted(silent)),
-        option_bug=commits[option_bug_at] if option_bug_at is not None else None)
+    return commits, previous, env
 
 
 _FAULT_TITLES = {"exits": "af-packet: require a block-size for ring setup",

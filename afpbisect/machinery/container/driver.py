@@ -223,6 +223,8 @@ class Traffic:
 
 
 def cmd_serve(cfg: dict) -> int:
+    """The container's PID 1: veths up, traffic flowing, "ready" written; then paced traffic
+    until SIGTERM/SIGINT or max_seconds."""
     logs = cfg["logs"]
     state_dir = os.path.join(logs, "serve")
     os.makedirs(state_dir, exist_ok=True)
@@ -231,6 +233,27 @@ def cmd_serve(cfg: dict) -> int:
         os.unlink(ready_path)
     except FileNotFoundError:
         pass
+    stop = _stop_on_signals()
+
+    t0 = time.monotonic()
+    pairs = int(cfg["pairs"])
+    setup = setup_veths(pairs)
+    traffic = Traffic(pairs, float(cfg["traffic_pps"]), bool(cfg["send_rx"]), cfg["traffic_kind"],
+                      int(cfg["frame_size"]), cfg["pcap"])
+    traffic.send(len(traffic.targets))  # one frame each, so "ready" means frames flow
+    _write_ready(ready_path, cfg, traffic, setup, t0)
+    log(f"ready: {pairs} pairs, {traffic.pps:.0f} pps, ipv6 off: {setup['ipv6_disabled']}")
+
+    _send_paced(traffic, stop, deadline=t0 + float(cfg["max_seconds"]))
+    traffic.close()
+    log(f"stopping ({stop['why']}): sent {traffic.sent} frames, {traffic.errors} send errors")
+    with open(os.path.join(state_dir, "stopped.json"), "w", encoding="utf-8") as fh:
+        json.dump({"why": stop["why"], "sent": traffic.sent, "errors": traffic.errors}, fh)
+    return 0
+
+
+def _stop_on_signals() -> dict:
+    """A flag SIGTERM and SIGINT raise (and say which)."""
     stop = {"flag": False, "why": ""}
 
     def on_signal(signum, _frame):
@@ -239,17 +262,15 @@ def cmd_serve(cfg: dict) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
 
-    t0 = time.monotonic()
-    pairs = int(cfg["pairs"])
-    setup = setup_veths(pairs)
-    traffic = Traffic(pairs, float(cfg["traffic_pps"]), bool(cfg["send_rx"]), cfg["traffic_kind"],
-                      int(cfg["frame_size"]), cfg["pcap"])
-    traffic.send(len(traffic.targets))  # one frame each, so "ready" means frames flow
+
+def _write_ready(ready_path: str, cfg: dict, traffic: "Traffic", setup: dict, t0: float) -> None:
+    """ready.json, atomically: what the host waits for (the session's start)."""
     info = {
         "session": cfg.get("session"),
         "pid": os.getpid(),
-        "pairs": pairs,
+        "pairs": int(cfg["pairs"]),
         "traffic_pps": traffic.pps,
         "send_rx": bool(cfg["send_rx"]),
         "max_seconds": float(cfg["max_seconds"]),
@@ -261,9 +282,10 @@ def cmd_serve(cfg: dict) -> int:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(info, fh)
     os.replace(tmp, ready_path)
-    log(f"ready: {pairs} pairs, {traffic.pps:.0f} pps, ipv6 off: {setup['ipv6_disabled']}")
 
-    deadline = t0 + float(cfg["max_seconds"])
+
+def _send_paced(traffic: "Traffic", stop: dict, deadline: float) -> None:
+    """Frames at traffic.pps until stopped or the deadline; orphans reaped meanwhile."""
     start = time.monotonic()
     due_base = traffic.sent
     while not stop["flag"]:
@@ -279,11 +301,6 @@ def cmd_serve(cfg: dict) -> int:
             due_base = traffic.sent
         _reap_children()
         time.sleep(Traffic.TICK)
-    traffic.close()
-    log(f"stopping ({stop['why']}): sent {traffic.sent} frames, {traffic.errors} send errors")
-    with open(os.path.join(state_dir, "stopped.json"), "w", encoding="utf-8") as fh:
-        json.dump({"why": stop["why"], "sent": traffic.sent, "errors": traffic.errors}, fh)
-    return 0
 
 
 def _reap_children() -> None:
@@ -363,11 +380,46 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_cycle(cfg: dict, index: int) -> dict:
+    """One cold start of the target: spawn, wait for the start marker, count forwarding
+    for the traffic window, stop it (SIGTERM, then SIGKILL), and say what happened."""
     t0 = time.monotonic()
-    pairs = int(cfg["pairs"])
-    logdir = os.path.join(cfg["logs"], f"cycle-{index:03d}")
+    pairs, send_rx = int(cfg["pairs"]), bool(cfg["send_rx"])
+    logdir = _fresh_logdir(os.path.join(cfg["logs"], f"cycle-{index:03d}"))
     console = os.path.join(logdir, "console.log")
-    rec = {
+    rec = _new_record(index, console)
+    argv, env = _target_command(cfg, logdir)
+    proc = None
+    out = open(console, "wb")
+    stray0 = stray_toward_rx(pairs, send_rx)
+    try:
+        t_spawn = time.monotonic()
+        # stdin must not be a socket: the signature is sendto() on fd 0 (NOTES).
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=env, cwd=logdir, start_new_session=True)
+        marker_at = _wait_marker(proc, console, float(cfg["start_timeout"]),
+                                 re.compile(cfg["start_marker"].encode()))
+        if marker_at is not None:
+            rec["started"] = True
+            rec["start_seconds"] = round(marker_at - t_spawn, 3)
+            _count_forwarding(cfg, proc, rec)
+        elif proc.poll() is not None:
+            rec["early_exit"] = True
+        else:
+            # The target hung before start: its fault, not the rig's (UNHEALTHY on the host).
+            rec["start_timeout"] = True
+        _stop_target(proc, float(cfg["stop_timeout"]), rec)
+        rec["stray_into_rx"] = _delta(stray0, stray_toward_rx(pairs, send_rx))
+    except Exception as exc:  # noqa: BLE001 - the record carries it; the target still dies below
+        rec["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    finally:
+        _make_sure_it_is_gone(proc, rec)
+        out.close()
+        rec["duration"] = round(time.monotonic() - t0, 3)
+    return rec
+
+
+def _new_record(index: int, console: str) -> dict:
+    return {
         "index": index,
         "started": False,
         "start_seconds": None,
@@ -383,78 +435,72 @@ def run_cycle(cfg: dict, index: int) -> dict:
         "duration": 0.0,
         "error": None,
     }
+
+
+def _fresh_logdir(logdir: str) -> str:
     if os.path.isdir(logdir):
         shutil.rmtree(logdir)  # a re-run of the same index starts from an empty directory
     os.makedirs(logdir)
+    return logdir
 
+
+def _target_command(cfg: dict, logdir: str) -> tuple[list, dict]:
+    """The target's argv and environment (the contract in docs/ARCHITECTURE.md)."""
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in (cfg.get("env") or {}).items()})
     lib = os.path.join(cfg["product"], "usr/local/lib")
     env["LD_LIBRARY_PATH"] = lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     argv = [cfg["binary"], "-c", cfg["yaml"], "--af-packet", "-l", logdir, "-k", "none",
             "-S", "/dev/null", *cfg.get("extra_args", [])]
+    return argv, env
 
-    proc = None
-    out = open(console, "wb")
-    send_rx = bool(cfg["send_rx"])
-    stray0 = stray_toward_rx(pairs, send_rx)
-    try:
-        t_spawn = time.monotonic()
-        # stdin must not be a socket: the signature is sendto() on fd 0 (NOTES).
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, cwd=logdir, start_new_session=True)
-        marker_at = _wait_marker(proc, console, float(cfg["start_timeout"]),
-                                 re.compile(cfg["start_marker"].encode()))
-        if marker_at is not None:
-            rec["started"] = True
-            rec["start_seconds"] = round(marker_at - t_spawn, 3)
-            before, offered0 = snapshot(pairs, send_rx), offered(pairs, send_rx)
-            end = time.monotonic() + float(cfg["traffic_seconds"])
-            while time.monotonic() < end and proc.poll() is None:
-                time.sleep(0.02)
-            after, offered1 = snapshot(pairs, send_rx), offered(pairs, send_rx)
-            rec["forwarded_after_start"] = _delta(before, after)
-            rec["offered"] = _delta(offered0, offered1)
-            if cfg["traffic_kind"] != "none" and not any(rec["offered"].values()):
-                # The rig, not the target: without frames offered the race cannot fire.
-                rec["error"] = "no frames offered during the traffic window (traffic generator not running?)"
-            if proc.poll() is not None:
-                rec["died"] = True  # exited on its own after starting: not a clean cycle
-        elif proc.poll() is not None:
-            rec["early_exit"] = True
-        else:
-            # The target hung before start: its fault, not the rig's (UNHEALTHY on the host).
-            rec["start_timeout"] = True
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=float(cfg["stop_timeout"]))
-            except subprocess.TimeoutExpired:
-                rec["killed"] = True
-                _kill_group(proc)
-                proc.wait(timeout=30)
-        rec["exit_code"] = proc.returncode
-        rec["stray_into_rx"] = _delta(stray0, stray_toward_rx(pairs, send_rx))
-    except Exception as exc:  # noqa: BLE001 - the record carries it; the target still dies below
-        rec["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-    finally:
-        if proc is not None and proc.poll() is None:
+
+def _count_forwarding(cfg: dict, proc: subprocess.Popen, rec: dict) -> None:
+    """After the start marker: frames offered and forwarded over the traffic window."""
+    pairs, send_rx = int(cfg["pairs"]), bool(cfg["send_rx"])
+    before, offered0 = snapshot(pairs, send_rx), offered(pairs, send_rx)
+    end = time.monotonic() + float(cfg["traffic_seconds"])
+    while time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.02)
+    after, offered1 = snapshot(pairs, send_rx), offered(pairs, send_rx)
+    rec["forwarded_after_start"] = _delta(before, after)
+    rec["offered"] = _delta(offered0, offered1)
+    if cfg["traffic_kind"] != "none" and not any(rec["offered"].values()):
+        # The rig, not the target: without frames offered the race cannot fire.
+        rec["error"] = "no frames offered during the traffic window (traffic generator not running?)"
+    if proc.poll() is not None:
+        rec["died"] = True  # exited on its own after starting: not a clean cycle
+
+
+def _stop_target(proc: subprocess.Popen, stop_timeout: float, rec: dict) -> None:
+    """SIGTERM, and SIGKILL (the group) when it has not exited within stop_timeout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=stop_timeout)
+        except subprocess.TimeoutExpired:
             rec["killed"] = True
             _kill_group(proc)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-            rec["exit_code"] = proc.returncode
-        elif proc is not None:
-            # the session leader is gone; sweep anything it left in its group
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        out.close()
-        rec["duration"] = round(time.monotonic() - t0, 3)
-    return rec
+            proc.wait(timeout=30)
+    rec["exit_code"] = proc.returncode
+
+
+def _make_sure_it_is_gone(proc: subprocess.Popen | None, rec: dict) -> None:
+    """Whatever went wrong: the target and its process group end with the cycle."""
+    if proc is not None and proc.poll() is None:
+        rec["killed"] = True
+        _kill_group(proc)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        rec["exit_code"] = proc.returncode
+    elif proc is not None:
+        # the session leader is gone; sweep anything it left in its group
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _wait_marker(proc: subprocess.Popen, console: str, timeout: float, marker) -> float | None:
