@@ -16,7 +16,7 @@ import click
 from afpbisect.commands.context import Options
 from afpbisect.core.dirs import layout
 from afpbisect.core.errors import AfpError
-from afpbisect.core.scenario import ENV_NAME, Nightly, load as load_scenario
+from afpbisect.core.scenario import ENV_NAME, NightlySection, load as load_scenario
 from afpbisect.machinery.farm import resolve_all as resolve_engines
 from afpbisect.machinery.repro_settings import ReproSettings
 
@@ -24,7 +24,7 @@ from afpbisect.machinery.repro_settings import ReproSettings
 UPSTREAM = "https://github.com/OISF/suricata.git"
 
 
-DEFAULT_CONFIDENCE = Nightly.confidence   # run and verify-patch: the scenario model's default
+DEFAULT_CONFIDENCE = NightlySection.confidence   # run and verify-patch: the scenario model's default
 
 
 ENV_PREFIX = "AFPBISECT"

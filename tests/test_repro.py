@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from afpbisect.core.errors import InfraError, UsageError
-from afpbisect.core.scenario import Hit, load as load_scenario
+from afpbisect.core.scenario import HitSection, load as load_scenario
 from afpbisect.machinery.repro_record import CycleRecord
 from afpbisect.machinery.repro_session import ReproEnv
 from afpbisect.machinery.repro_settings import ReproSettings, driver_config, render_suricata_yaml
@@ -462,7 +462,7 @@ def _cycle_dir(tmp_path, started=True):
 def test_fill_from_logs_missing_eve_or_stats_is_infra(tmp_path, key, name):
     """The record a cycle leaves -> its outcome, through the same code a session uses."""
     from afpbisect.machinery.repro_record import fill_from_logs
-    settings = ReproSettings(hit=Hit(**{key: ('"event_type":"anomaly"',)}))
+    settings = ReproSettings(hit=HitSection(**{key: ('"event_type":"anomaly"',)}))
     d = _cycle_dir(tmp_path)
     rec = fill_from_logs(CycleRecord(index=1, started=True, forwarded_after_start={"SFE_0_RX": 9},
                                      log_path=str(d / "console.log")), settings)
@@ -481,6 +481,6 @@ def test_fill_from_logs_without_a_hit_rule_over_eve_does_not_ask_for_it(tmp_path
     from afpbisect.machinery.repro_record import fill_from_logs
     d = _cycle_dir(tmp_path)
     rec = fill_from_logs(CycleRecord(index=1, started=True, log_path=str(d / "console.log")),
-                         ReproSettings(hit=Hit(console=("never printed",))))
+                         ReproSettings(hit=HitSection(console=("never printed",))))
     assert rec.outcome() is CycleOutcome.CLEAN and rec.missing_logs == []
 

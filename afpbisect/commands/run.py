@@ -21,7 +21,7 @@ from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import Range, commit_range, split_range
-from afpbisect.core.scenario import Nightly
+from afpbisect.core.scenario import NightlySection
 from afpbisect.core.state import State, identity_digest
 from afpbisect.core.store import evidence_store, save_evidence
 from afpbisect.core.verdict import Verdict
@@ -37,7 +37,7 @@ def _subject(repo, sha: str) -> str:
 
 
 def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
-                  confirm_revert: bool = False, confidence: float = Nightly.confidence,
+                  confirm_revert: bool = False, confidence: float = NightlySection.confidence,
                   suspects: tuple = (), check_endpoints: bool = False) -> dict:
     t0 = time.time()
     fixed_cycles = ctx.opts.fixed_cycles

@@ -15,7 +15,7 @@ from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import resolve
-from afpbisect.core.scenario import Nightly
+from afpbisect.core.scenario import NightlySection
 from afpbisect.core.state import State
 from afpbisect.core.state import identity_digest
 from afpbisect.core.store import evidence_store, save_evidence
@@ -28,7 +28,7 @@ from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_command_reports
 
 
-def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidence: float = Nightly.confidence) -> dict:
+def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidence: float = NightlySection.confidence) -> dict:
     t0 = time.time()
     sc = ctx.opts.scenario
     target = target or sc.verify.target

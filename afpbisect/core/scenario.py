@@ -35,7 +35,7 @@ DEFAULT = "8667"
 # yaml, the driver's config, the policy's confidence derive theirs from here;
 # tests/test_scenarios.py fails when one is written twice).  A tuple is a TOML list of strings.
 @dataclass(frozen=True)
-class Hit:
+class HitSection:
     console: tuple = ()
     eve: tuple = ()
     stats: tuple = ()
@@ -44,7 +44,7 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Health:
+class HealthSection:
     start_marker: str = r"Engine started\."
     require_start: bool = True
     min_forwarded: int = 1
@@ -52,7 +52,7 @@ class Health:
 
 
 @dataclass(frozen=True)
-class Suricata:
+class SuricataSection:
     pairs: int = 6
     threads: int = 2
     runmode: str = "workers"
@@ -67,7 +67,7 @@ class Suricata:
 
 
 @dataclass(frozen=True)
-class Traffic:
+class TrafficSection:
     kind: str = "udp"
     pps: int = 3000
     size: int = 18
@@ -76,7 +76,7 @@ class Traffic:
 
 
 @dataclass(frozen=True)
-class Cycle:
+class CycleSection:
     kind: str = "restart"
     seconds: float = 2.0
     start_timeout: float = 120.0
@@ -84,19 +84,19 @@ class Cycle:
 
 
 @dataclass(frozen=True)
-class Verify:
+class VerifySection:
     target: str = ""
 
 
 @dataclass(frozen=True)
-class Nightly:
+class NightlySection:
     branch: str = "main"
     confidence: float = 0.999      # also the default --confidence of run and verify-patch
     assumed_rate: float = 0.25
 
 
 @dataclass(frozen=True)
-class Verdict:
+class VerdictSection:
     """What a verification must rule out (policy/boundary.py, issue 25): a race on the clean
     side at any per-cycle rate >= rate_floor; and the most clean cycles one may ask for
     before the run ends "undecided" (exit 3) instead of running for days."""
@@ -104,8 +104,9 @@ class Verdict:
     cycle_cap: int = 600
 
 
-SECTIONS = {"hit": Hit, "health": Health, "suricata": Suricata, "traffic": Traffic, "cycle": Cycle,
-            "verify": Verify, "nightly": Nightly, "verdict": Verdict}
+SECTIONS = {"hit": HitSection, "health": HealthSection, "suricata": SuricataSection,
+            "traffic": TrafficSection, "cycle": CycleSection, "verify": VerifySection,
+            "nightly": NightlySection, "verdict": VerdictSection}
 _SCHEMA_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple": list}
 
 
@@ -159,14 +160,14 @@ class Scenario:
     title: str
     ticket: str
     source: Path
-    hit: Hit = Hit()
-    health: Health = Health()
-    suricata: Suricata = Suricata()
-    traffic: Traffic = Traffic()
-    cycle: Cycle = Cycle()
-    verify: Verify = Verify()
-    nightly: Nightly = Nightly()
-    verdict: Verdict = Verdict()
+    hit: HitSection = HitSection()
+    health: HealthSection = HealthSection()
+    suricata: SuricataSection = SuricataSection()
+    traffic: TrafficSection = TrafficSection()
+    cycle: CycleSection = CycleSection()
+    verify: VerifySection = VerifySection()
+    nightly: NightlySection = NightlySection()
+    verdict: VerdictSection = VerdictSection()
     patches: tuple[TestPatch, ...] = field(default=())
 
     def sections(self) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from afpbisect.core.console_log import matching_lines, parse_console_file
-from afpbisect.core.scenario import Health, Hit
+from afpbisect.core.scenario import HealthSection, HitSection
 from afpbisect.core.verdict import CycleOutcome
 
 if TYPE_CHECKING:
@@ -30,9 +30,9 @@ class HealthRule:
     require_clean_stop: the target must run until SIGTERM and exit within stop_timeout.
     """
 
-    require_start: bool = Health.require_start        # the defaults: [health]'s
-    min_forwarded: int = Health.min_forwarded
-    require_clean_stop: bool = Health.require_clean_stop
+    require_start: bool = HealthSection.require_start   # the defaults: [health]'s
+    min_forwarded: int = HealthSection.min_forwarded
+    require_clean_stop: bool = HealthSection.require_clean_stop
 
     def problem(self, rec: "CycleRecord") -> str | None:
         """Why `rec` is unhealthy by this rule, or None when it is healthy."""
@@ -150,12 +150,12 @@ def fill_from_logs(rec: CycleRecord, settings: ReproSettings) -> CycleRecord:
 HIT_LOGS = (("eve.json", "eve"), ("stats.log", "stats"))
 
 
-def missing_hit_logs(hit: Hit, cycle_dir: Path) -> list[str]:
+def missing_hit_logs(hit: HitSection, cycle_dir: Path) -> list[str]:
     """The logs a [hit] rule reads (eve.json, stats.log) that the cycle did not leave."""
     return [name for name, key in HIT_LOGS if getattr(hit, key) and not (cycle_dir / name).is_file()]
 
 
-def scenario_hits(rec: "CycleRecord", hit: Hit, cycle_dir: Path) -> list[str]:
+def scenario_hits(rec: "CycleRecord", hit: HitSection, cycle_dir: Path) -> list[str]:
     """Hits beyond the console: eve.json and stats.log lines, an exit code, a crash (the
     scenario's [hit]); each is written as the line that proves it, for the record."""
     out = []

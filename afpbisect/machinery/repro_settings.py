@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 import jinja2
 
 from afpbisect import TEMPLATES_DIR
-from afpbisect.core.scenario import Cycle, Health, Hit, Suricata, Traffic
+from afpbisect.core.scenario import (
+    CycleSection,
+    HealthSection,
+    HitSection,
+    SuricataSection,
+    TrafficSection,
+)
 from afpbisect.machinery.repro_record import DEFAULT_HEALTH, HealthRule
 
 YAML_TEMPLATE = "suricata.yaml.j2"
@@ -22,7 +28,7 @@ C_BINARY = f"{C_PRODUCT}/usr/local/bin/suricata"
 
 # The defaults of a scenario's sections (afpbisect/core/scenario.py), which ReproSettings'
 # defaults are taken from: they are written once, there.
-_SU, _TR, _CY, _HE = Suricata(), Traffic(), Cycle(), Health()
+_SU, _TR, _CY, _HE = SuricataSection(), TrafficSection(), CycleSection(), HealthSection()
 
 
 @dataclass
@@ -49,8 +55,8 @@ class ReproSettings:
     pcap: str = _TR.pcap           # host path of the pcap to replay (traffic_kind pcap)
     start_marker: str = _HE.start_marker
     extra_args: tuple = _SU.args   # more Suricata command-line options
-    suricata: Suricata = _SU       # the scenario's [suricata]: the yaml template reads it
-    hit: Hit = Hit()               # the scenario's [hit]
+    suricata: SuricataSection = _SU   # the scenario's [suricata]: the yaml template reads it
+    hit: HitSection = HitSection()    # the scenario's [hit]
 
     def cycle_budget(self) -> float:
         """Upper bound of one cycle's seconds (for the container lifetime check)."""

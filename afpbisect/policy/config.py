@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from afpbisect.core.errors import AfpError, UsageError
-from afpbisect.core.scenario import Nightly, Verdict
+from afpbisect.core.scenario import NightlySection, VerdictSection
 from afpbisect.core.verdict import CycleOutcome
 
 
@@ -95,7 +95,7 @@ class PolicyConfig:
         `prepare` builds a round's probes at once. Same answer and proof as with 1.
     """
 
-    confidence: float = Nightly.confidence   # THE default confidence (core/scenario.py)
+    confidence: float = NightlySection.confidence   # THE default confidence (core/scenario.py)
     find_fix: bool = False
     calibration_hits: int = 8
     max_calibration_cycles: int = 60
@@ -112,7 +112,7 @@ class PolicyConfig:
     slack_bits: float = 0.02
     engines: int = 1
     rate_floor: float | None = None
-    cycle_cap: int | None = Verdict.cycle_cap
+    cycle_cap: int | None = VerdictSection.cycle_cap
 
     def __post_init__(self) -> None:
         for name in ("confidence", "light_miss", "bound_level"):
