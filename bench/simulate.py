@@ -54,6 +54,7 @@ from afpbisect.core.errors import InfraError  # noqa: E402
 from afpbisect.core.prior import SUSPECT_SHARE  # noqa: E402
 from afpbisect.core.verdict import CycleOutcome  # noqa: E402
 from afpbisect.policy import (  # noqa: E402
+    Handler,
     PolicyConfig,
     RangeError,
     Undecided,
@@ -207,13 +208,14 @@ def run_policy(world: World, p: float, seed: str, config: PolicyConfig,
     weights = world.weights() if order == "new" else None
     price = cost.pricer(MODEL, lambda: env.built) if order == "new" else None
 
-    def on_step(rec) -> None:
-        if rec.phase == "verify" and world.racy(rec.commit):
-            racy_verifies[rec.commit] = rec.fresh_needed
+    class Verifies(Handler):
+        def on_step(self, rec) -> None:
+            if rec.phase == "verify" and world.racy(rec.commit):
+                racy_verifies[rec.commit] = rec.fresh_needed
 
     for resumes in range(MAX_RESUMES):
         try:
-            res = bisect(list(range(world.n)), env, config, store, on_step=on_step,
+            res = bisect(list(range(world.n)), env, config, store, handler=Verifies(),
                          weights=weights, cost=price)
             # Under drift a verification that passed is extended after the re-calibration,
             # which this sum does not model: no estimate then (main prints n/a).

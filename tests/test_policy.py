@@ -8,6 +8,7 @@ from afpbisect.policy import (
     BisectResult,
     EndpointNotClean,
     EndpointUnbuildable,
+    Handler,
     NotReproducible,
     PolicyConfig,
     StepRecord,
@@ -359,8 +360,15 @@ def test_a_proof_beyond_the_cycle_cap_is_undecided_with_the_count_it_needs():
 def test_callbacks_and_trace():
     env = FakeEnv(200, 77, 0.5, infra=0.05, unbuildable={40}, seed=21)
     steps, cycles = [], []
-    res = bisect(env.commits, env, PolicyConfig(lazy_endpoints=False), {}, on_step=steps.append,
-                 on_cycle=lambda c, ev: cycles.append((c, ev.cycles)))
+
+    class Seen(Handler):
+        def on_step(self, rec):
+            steps.append(rec)
+
+        def on_cycle(self, c, ev):
+            cycles.append((c, ev.cycles))
+
+    res = bisect(env.commits, env, PolicyConfig(lazy_endpoints=False), {}, handler=Seen())
     assert isinstance(res, BisectResult)
     assert steps == res.steps and all(isinstance(s, StepRecord) for s in steps)
     phases = [s.phase for s in steps]

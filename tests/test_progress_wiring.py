@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from afpbisect.commands.progress import Progress
-from afpbisect.commands.run import _step_hook
+from afpbisect.commands.run import _events
 from afpbisect.core.state import State
 from afpbisect.core.verdict import Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
@@ -46,8 +46,8 @@ def test_each_decision_is_kept_and_shown(tmp_path):
     st = State(tmp_path / "s.json", "run", {}, {"steps": [{"stale": 1}]})
     ctx = SimpleNamespace(progress=prog, repo=SimpleNamespace(commit=lambda c: SimpleNamespace(summary="subj")))
     saved = []
-    hook = _step_hook(ctx, SimpleNamespace(commits=commits), st, False, lambda: saved.append(1))
+    events = _events(ctx, SimpleNamespace(commits=commits), st, False, lambda: saved.append(1))
     assert st.data["steps"] == []   # replayed by the policy on a resume: rebuilt, not doubled
-    hook(StepRecord("search", commits[2], 2, Verdict.GOOD, 3, 0, 0, 3, 3))
+    events.on_step(StepRecord("search", commits[2], 2, Verdict.GOOD, 3, 0, 0, 3, 3))
     assert st.data["steps"][0]["index"] == 2 and st.data["steps"][0]["verdict"] == "good" and saved
     assert "step 1 of ~" in buf.getvalue() and "[2 of 4] subj: GOOD" in buf.getvalue()

@@ -86,11 +86,6 @@ class Context:
         if self.state_dir is None:
             self.state_dir = self.workdir
 
-    @property
-    def on_trace(self):
-        """The policy's on_trace: its decisions shown live when the CLI made a console."""
-        return self.progress.trace if self.progress is not None else None
-
     def result(self, msg: str) -> None:
         """A line of the final result: said even with --quiet."""
         (self.progress.result if self.progress is not None else self.say)(msg)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from afpbisect import __version__, policy
 from afpbisect.commands.context import Context
+from afpbisect.commands.progress import PolicyEvents
 from afpbisect.commands.run import run_bisection
 from afpbisect.core.errors import AfpError, Interrupted, StateError, UsageError
 from afpbisect.core.outcome import Outcome
@@ -155,8 +156,7 @@ def _check_tip(ctx: Context, sha: str, track: dict, confidence: float, job: Stat
     try:
         return policy.check_patch(f"tip:{sha}", _TipEnv(env, sha), cfg, reference=reference,
                                   evidence=ev, p_lower=p,
-                                  on_cycle=lambda *_: save_evidence(job, store),
-                                  on_trace=ctx.on_trace)
+                                  handler=PolicyEvents(ctx.progress, lambda: save_evidence(job, store)))
     finally:
         save_evidence(job, store)
         if times is not None:   # the JUnit's time per testcase: the tip's build, its cycles

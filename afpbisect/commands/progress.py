@@ -20,6 +20,7 @@ from rich.text import Text
 
 from afpbisect.core.verdict import Verdict
 from afpbisect.core.window import window
+from afpbisect.policy.config import Handler
 
 # After the search the policy still verifies the last good commit and re-tests the culprit.
 _CLOSING = {"verify": 1, "confirm": 0}
@@ -110,7 +111,7 @@ class Progress:
 
 
 class StepLines:
-    """policy.bisect's on_step: one line per decision, with the window it leaves."""
+    """One line per decision (PolicyEvents.on_step), with the window it leaves."""
 
     def __init__(self, progress: Progress, commits: list, find_fix: bool,
                  subject: Callable[[str], str], clock: Callable[[], float] = time.monotonic):
@@ -136,3 +137,29 @@ class StepLines:
                                     self.subject(rec.commit), rec.index, len(self.commits),
                                     rec.verdict, rec.cycles, rec.hits, w.commits,
                                     per_step * left if left else None))
+
+
+class PolicyEvents(Handler):
+    """The policy's events in a command (policy.Handler): each cycle persists the store;
+    each decision, when `steps` is given, is kept there (the state: `afpbisect status` reads
+    it while the run goes on), persisted and shown as a step line; each trace line is shown
+    live when there is a console."""
+
+    def __init__(self, progress: Progress | None, persist: Callable[[], None],
+                 steps: list | None = None, lines: StepLines | None = None):
+        self.progress, self.persist, self.steps, self.lines = progress, persist, steps, lines
+
+    def on_cycle(self, commit, ev) -> None:
+        self.persist()
+
+    def on_step(self, rec) -> None:
+        if self.steps is None:
+            return
+        self.steps.append(rec.to_dict())
+        self.persist()
+        if self.lines is not None:
+            self.lines(rec)
+
+    def on_trace(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress.trace(line)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from afpbisect import __version__, policy
 from afpbisect.commands.context import Context
-from afpbisect.commands.progress import StepLines
+from afpbisect.commands.progress import PolicyEvents, StepLines
 from afpbisect.commands.verify_patch import check_variants
 from afpbisect.core import cost as cost_mod
 from afpbisect.core import prior as prior_mod
@@ -143,15 +143,14 @@ def _decide(ctx: Context, rng: Range, state: State, env: PipelineEnv, store: dic
     def persist(*_a):
         save_evidence(state, store)
 
-    on_step = _step_hook(ctx, rng, state, config.find_fix, persist)
+    events = _events(ctx, rng, state, config.find_fix, persist)
     status, message, res = "found", "", None
     try:
         if ctx.opts.fixed_cycles:   # the naive method, for comparison: no confidence claimed
             res = policy.bisect_fixed(list(rng.commits), env, ctx.opts.fixed_cycles,
-                                      find_fix=config.find_fix, store=store, on_cycle=persist)
+                                      find_fix=config.find_fix, store=store, handler=events)
         else:
-            res = policy.bisect(list(rng.commits), env, config, store=store, on_step=on_step,
-                                on_cycle=persist, on_trace=ctx.on_trace,
+            res = policy.bisect(list(rng.commits), env, config, store=store, handler=events,
                                 weights=order.prior.weights, cost=order.cost)
     except policy.RangeError as exc:
         # Not reproducible at BAD, race already at GOOD, endpoint unbuildable: an honest
@@ -163,20 +162,15 @@ def _decide(ctx: Context, rng: Range, state: State, env: PipelineEnv, store: dic
     return status, message, res
 
 
-def _step_hook(ctx: Context, rng: Range, state: State, find_fix: bool, persist):
-    """policy.bisect's on_step: persist, keep the decisions in the state (`afpbisect status`
-    reads them while the run goes on) and show the step's line."""
+def _events(ctx: Context, rng: Range, state: State, find_fix: bool, persist) -> PolicyEvents:
+    """The policy's events in a run: every cycle persisted; every decision persisted, kept
+    in the state (`afpbisect status` reads them while the run goes on) and shown as a step
+    line; the trace shown live."""
     # The policy replays every finished decision on a resume: the list is rebuilt.
     state.data["steps"] = []
     lines = (StepLines(ctx.progress, rng.commits, find_fix, lambda c: _subject(ctx.repo, c))
              if ctx.progress is not None else None)
-
-    def on_step(rec) -> None:
-        state.data["steps"].append(rec.to_dict())
-        persist()
-        if lines is not None:
-            lines(rec)
-    return on_step
+    return PolicyEvents(ctx.progress, persist, steps=state.data["steps"], lines=lines)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import time
 
 from afpbisect import __version__, policy
 from afpbisect.commands.context import Context
+from afpbisect.commands.progress import PolicyEvents
 from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
 from afpbisect.core.percent import pct
@@ -89,14 +90,14 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
     def persist(*_a):
         save_evidence(state, store)
 
+    events = PolicyEvents(ctx.progress, persist)
     trace: list[str] = []
     undecided = None
     try:
         # With several engines both are built at once; the patched build is wasted only
         # when the baseline does not reproduce, and then it cost no wall time.
         prepare_builds([(base_env, sha), (fix_env, sha)])
-        base = policy.check_patch(sha, base_env, config, evidence=base_ev, on_cycle=persist,
-                                  on_trace=ctx.on_trace)
+        base = policy.check_patch(sha, base_env, config, evidence=base_ev, handler=events)
         trace += base.trace
         base_env.release(sha)
         fixed = None
@@ -105,7 +106,7 @@ def check_variants(ctx: Context, sha: str, patches: list[Patch], state: State, c
             # per-cycle hit rate, not only at the lower bound's level.
             try:
                 fixed = policy.check_patch(sha, fix_env, config, reference=base.evidence,
-                                           evidence=fix_ev, on_cycle=persist, on_trace=ctx.on_trace)
+                                           evidence=fix_ev, handler=events)
                 trace += fixed.trace
             except policy.Undecided as exc:
                 undecided = str(exc)

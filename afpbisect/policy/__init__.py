@@ -45,6 +45,7 @@ from afpbisect.policy.config import (
     EndpointNotClean,
     EndpointUnbuildable,
     Env,
+    Handler,
     NotReproducible,
     PolicyConfig,
     RangeError,
@@ -56,7 +57,7 @@ from afpbisect.policy.patch import check_patch
 from afpbisect.policy.records import PHASES, BisectResult, PatchCheck, StepRecord
 
 __all__ = [
-    "PHASES", "BisectResult", "EndpointNotClean", "EndpointUnbuildable", "Env", "NotReproducible",
+    "PHASES", "BisectResult", "EndpointNotClean", "EndpointUnbuildable", "Env", "Handler", "NotReproducible",
     "PatchCheck", "PolicyConfig", "RangeError", "StepRecord", "Undecided", "bisect", "bisect_fixed",
     "check_patch",
 ]

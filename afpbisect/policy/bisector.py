@@ -2,19 +2,19 @@
 search (`afpbisect.core.search.weighted_least_satisfying`), then the boundary verified."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from afpbisect.core.errors import UsageError
 from afpbisect.core.percent import pct
 from afpbisect.core.search import kary_least_satisfying, weighted_least_satisfying
-from afpbisect.core.verdict import Evidence, Verdict
+from afpbisect.core.verdict import Verdict
 from afpbisect.machinery.parallel import run_all
 from afpbisect.policy.boundary import budget_of, check_boundary, miss_bound, references
 from afpbisect.policy.calibrate import calibrate
-from afpbisect.policy.config import Env, PolicyConfig
+from afpbisect.policy.config import Env, Handler, PolicyConfig
 from afpbisect.policy.endpoint import boundary_failed, check_up_front
 from afpbisect.policy.rates import lower_rate
-from afpbisect.policy.records import BisectResult, StepRecord
+from afpbisect.policy.records import BisectResult
 from afpbisect.policy.session import Run, on_clean_side, short
 
 
@@ -28,9 +28,7 @@ def bisect(
     env: Env,
     config: PolicyConfig | None = None,
     store: dict | None = None,
-    on_step: Callable[[StepRecord], None] | None = None,
-    on_cycle: Callable[[Any, Evidence], None] | None = None,
-    on_trace: Callable[[str], None] | None = None,
+    handler: Handler | None = None,
     weights: list | None = None,
     cost: Callable[[int], float] | None = None,
 ) -> BisectResult:
@@ -38,10 +36,10 @@ def bisect(
 
     commits: oldest first; commits[0] the old endpoint, commits[-1] the new one.
     store: commit -> Evidence, the resumable state, mutated in place. Persist it on every
-        `on_cycle(commit, evidence)` (after each cycle or build result) or at least on
-        every `on_step(record)` (after each decision). `on_trace(line)` gets each decision's
-        trace line as it is made. Calling again with the same store runs no finished step
-        again and gives the same answer.
+        `handler.on_cycle(commit, evidence)` (after each cycle or build result) or at least
+        on every `handler.on_step(record)` (after each decision). `handler.on_trace(line)`
+        gets each decision's trace line as it is made. Calling again with the same store
+        runs no finished step again and gives the same answer.
     weights: prior mass of each index being the answer (None = uniform; `prior.py`);
         cost(i): seconds to build commits[i] now (None = `build_seconds`; `cost.py`). They
         choose the order of the questions, never the answer or its proof.
@@ -53,7 +51,7 @@ def bisect(
     n, fix = len(commits), cfg.find_fix
     store = {} if store is None else store
     racy_i, clean_i = (0, n - 1) if fix else (n - 1, 0)
-    run = Run(env, cfg, store, commits, commits[racy_i], on_step, on_cycle, on_trace, cost)
+    run = Run(env, cfg, store, commits, commits[racy_i], handler, cost)
     racy_role, clean_role = ("old (racy)", "new (fixed)") if fix else ("BAD (new)", "GOOD (old)")
     what = "first clean" if fix else "first bad"
     run.log(f"bisect for the {what} commit; {n} commits {short(commits[0])}..{short(commits[-1])}; "

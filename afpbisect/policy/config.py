@@ -46,6 +46,25 @@ class Env(Protocol):
     # the policy calls it when the env has it, and build() then finds them built.
 
 
+class Handler:
+    """What the policy tells while it works, in one object (like mozregression's
+    BisectorHandler): subclass it and override what you need; here each does nothing.
+
+    on_cycle(commit, evidence): after each cycle or build result: persist the store here.
+    on_step(record): after each decision (a StepRecord), replayed ones included.
+    on_trace(line): each decision's trace line, as it is made.
+    """
+
+    def on_cycle(self, commit, ev) -> None:
+        pass
+
+    def on_step(self, rec) -> None:
+        pass
+
+    def on_trace(self, line: str) -> None:
+        pass
+
+
 @dataclass
 class PolicyConfig:
     """Knobs of the policy; defaults chosen with bench/simulate.py and bench/plan.py.

@@ -1,12 +1,10 @@
 """The naive method, kept for comparison: git bisect with a fixed number of cycles per step."""
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from afpbisect.core.errors import InfraError
 from afpbisect.core.search import least_satisfying
 from afpbisect.core.verdict import CycleOutcome, Evidence, Verdict, decide
-from afpbisect.policy.config import Env
+from afpbisect.policy.config import Env, Handler
 from afpbisect.policy.records import BisectResult, StepRecord
 from afpbisect.policy.session import short
 
@@ -17,7 +15,7 @@ def bisect_fixed(
     cycles: int,
     find_fix: bool = False,
     store: dict | None = None,
-    on_cycle: Callable[[Any, Evidence], None] | None = None,
+    handler: Handler | None = None,
     max_consecutive_infra: int = 3,
 ) -> BisectResult:
     """The naive method, kept for comparison (`--cycles N`, bench/): git bisect with up to
@@ -44,8 +42,8 @@ def bisect_fixed(
                 outcome = CycleOutcome.INFRA
             ev.add(outcome)
             new += 1
-            if on_cycle:
-                on_cycle(c, ev)
+            if handler is not None:
+                handler.on_cycle(c, ev)
         env.release(c)
         if v is Verdict.ERROR:
             raise InfraError(f"{max_consecutive_infra} infrastructure failures in a row on {short(c)}")

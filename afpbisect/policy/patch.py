@@ -2,8 +2,6 @@
 calibration (with it)."""
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from afpbisect.core.errors import UsageError
 from afpbisect.core.percent import pct
 from afpbisect.core.verdict import (
@@ -15,7 +13,7 @@ from afpbisect.core.verdict import (
     hit_rate_lower_bound,
     miss_bound_vs_reference,
 )
-from afpbisect.policy.config import Env, PolicyConfig, Undecided
+from afpbisect.policy.config import Env, Handler, PolicyConfig, Undecided
 from afpbisect.policy.records import PatchCheck
 from afpbisect.policy.session import Run, short
 
@@ -44,9 +42,8 @@ def check_patch(
     config: PolicyConfig | None = None,
     reference: Evidence | None = None,
     evidence: Evidence | None = None,
-    on_cycle: Callable[[Any, Evidence], None] | None = None,
+    handler: Handler | None = None,
     p_lower: float | None = None,
-    on_trace: Callable[[str], None] | None = None,
 ) -> PatchCheck:
     """Cycles on one build; the env decides what it builds (with or without the patch).
 
@@ -65,7 +62,7 @@ def check_patch(
     """
     cfg = config if config is not None else PolicyConfig()
     ev = evidence if evidence is not None else Evidence()
-    run = Run(env, cfg, {commit: ev}, [commit], commit, on_cycle=on_cycle, on_trace=on_trace)
+    run = Run(env, cfg, {commit: ev}, [commit], commit, handler)
     ev.consecutive_infra = 0  # a new session
     if ev.verdict is Verdict.ERROR:
         ev.verdict = None

@@ -17,7 +17,7 @@ from afpbisect.core.verdict import (
     hit_rate_lower_bound,
 )
 from afpbisect.policy import light
-from afpbisect.policy.config import Env, PolicyConfig
+from afpbisect.policy.config import Env, Handler, PolicyConfig
 from afpbisect.policy.records import StepRecord
 
 
@@ -46,16 +46,14 @@ class Run:
     """
 
     def __init__(self, env: Env, config: PolicyConfig, store: dict, commits: list, racy,
-                 on_step=None, on_cycle=None, on_trace=None, cost=None):
+                 handler: Handler | None = None, cost=None):
         self.env = env
         self.cfg = config
         self.store = store
         self.commits = commits
         self.in_range = set(commits)
         self.racy = racy
-        self.on_step = on_step
-        self.on_cycle = on_cycle
-        self.on_trace = on_trace  # decisions shown live (syzkaller traces as it goes)
+        self.handler = handler if handler is not None else Handler()   # cycles, steps, trace lines
         self.cost = cost
         self.trace: list = []
         self.steps: list = []
@@ -70,8 +68,7 @@ class Run:
 
     def log(self, line: str) -> None:
         self.trace.append(line)
-        if self.on_trace is not None:
-            self.on_trace(line)
+        self.handler.on_trace(line)   # decisions shown live (syzkaller traces as it goes)
 
     def ev(self, commit) -> Evidence:
         ev = self.store.get(commit)
@@ -80,15 +77,13 @@ class Run:
         return ev
 
     def persist(self, commit, ev: Evidence) -> None:
-        if self.on_cycle is not None:
-            self.on_cycle(commit, ev)
+        self.handler.on_cycle(commit, ev)
 
     def record(self, phase, commit, index, verdict, ev, level, new, note="", fresh=0) -> StepRecord:
         rec = StepRecord(phase, commit, index, verdict, ev.cycles, ev.hits, ev.infra, level, new,
                          note, fresh)
         self.steps.append(rec)
-        if self.on_step is not None:
-            self.on_step(rec)
+        self.handler.on_step(rec)
         return rec
 
     # -- estimates and levels --
