@@ -22,11 +22,13 @@ from afpbisect.cli_options import (
     WORKDIR_DEFAULT,
     WORKDIR_ENV,
     Group,
+    bind_mount_problem,
     command_options,
     common,
     env_epilog,
     nonempty_path,
     nonempty_ref,
+    nonempty_target,
     option,
     range_syntax,
     tree_paths,
@@ -140,7 +142,7 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
 
 @cli.command("verify-patch", epilog=env_epilog("verify-patch"))
 @click.argument("patches", nargs=-1, required=True, type=click.Path(path_type=Path))
-@option("--target", default=None, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
+@option("--target", default=None, callback=nonempty_target, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
 @option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
 @common
 @_guard
@@ -206,6 +208,8 @@ def selftest(commits, workdir, keep, as_json, scenario_ref, quiet, engines):
     from afpbisect.commands.selftest import run_selftest
     load_scenario(scenario_ref)   # a bad scenario: one line, exit 2, before anything is made
     farm = tuple(resolve_engines(engines))   # likewise an unknown engine
+    if workdir is not None and not farm and bind_mount_problem(workdir):
+        raise UsageError(f"--workdir {bind_mount_problem(workdir)}")
     prog = Progress(quiet=quiet)
     result = run_selftest(commits=commits, workdir=workdir, keep=keep, say=prog.say, scenario=scenario_ref,
                           progress=prog, engines=farm)
