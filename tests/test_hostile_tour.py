@@ -14,8 +14,8 @@ from test_cli_errors import _one_line_exit2
 from test_rerender import RUN, _run_result, rerender
 from test_status import _run_state
 
-from afpbisect.core.outcome import Outcome
-OUTPUT_CLOSED = getattr(__import__("afpbisect.core.outcome", fromlist=["x"]), "OUTPUT_CLOSED", 141)
+from afpbisect.core.outcome import OUTPUT_CLOSED
+
 from afpbisect.core.state import VERSION, CorruptState, State
 
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent.sock", "AFPBISECT_DOCKER_RETRY_SECONDS": "2"}

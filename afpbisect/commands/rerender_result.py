@@ -171,4 +171,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from afpbisect import stdio
+    stdio.run(main)
