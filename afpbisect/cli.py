@@ -48,6 +48,15 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+def one_line(text) -> str:
+    """An error message as one line: a newline or control byte in a value it echoes (a
+    range, a --repo, a path) is escaped as repr escapes it."""
+    text = str(text)
+    if not any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return text
+    return "".join(c if not (ord(c) < 32 or ord(c) == 127) else repr(c)[1:-1] for c in text)
+
+
 def _guard(fn):
     """Map our errors to one clear line and their exit code; never a traceback for them."""
     @functools.wraps(fn)
@@ -55,16 +64,16 @@ def _guard(fn):
         try:
             return fn(*a, **kw)
         except Interrupted as exc:
-            _say(f"afpbisect: interrupted ({exc}); state kept — run the same command again to resume")
+            _say(f"afpbisect: interrupted ({one_line(exc)}); state kept — run the same command again to resume")
             sys.exit(exc.exit_code)
         except AfpError as exc:
-            _say(f"afpbisect: error: {exc}")
+            _say(f"afpbisect: error: {one_line(exc)}")
             sys.exit(exc.exit_code)
         except TRANSPORT_ERRORS as exc:
             # ConnectionError (BrokenPipeError...): docker-py's ssh transport lets it through;
             # click would otherwise take it for a closed stdout and exit 1 without a word.
             # Retries are exhausted by the time one gets here: say so, keep the state.
-            _say(f"afpbisect: error: lost the Docker engine ({str(exc).splitlines()[0][:200]}); "
+            _say(f"afpbisect: error: lost the Docker engine ({one_line(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)}); "
                  "state kept — run the same command again to resume")
             sys.exit(Outcome.ERROR.exit_code)
         except KeyboardInterrupt:
@@ -74,7 +83,7 @@ def _guard(fn):
             # A write that failed where no one expected it (full disk in a build log, a
             # product, a report's previous/): infrastructure, never a traceback and exit 1.
             where = f" {exc.filename}" if exc.filename else ""
-            _say(f"afpbisect: error: cannot use{where}: {exc.strerror or exc}; "
+            _say(f"afpbisect: error: cannot use{one_line(where)}: {one_line(exc.strerror or exc)}; "
                  "state kept — fix it and run the same command again to resume")
             sys.exit(Outcome.ERROR.exit_code)
     return wrapper
@@ -91,10 +100,14 @@ def main() -> None:
         _say("afpbisect: interrupted")
         sys.exit(signal_exit_code(signal.SIGINT))
     except Interrupted as exc:   # while click parsed, or in a command without _guard
-        _say(f"afpbisect: interrupted ({exc})")
+        _say(f"afpbisect: interrupted ({one_line(exc)})")
         sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError:
+        # click's answer is the whole usage text as an "error": one line instead.
+        _say("afpbisect: error: no command given; see afpbisect --help")
+        sys.exit(Outcome.USAGE.exit_code)
     except click.ClickException as exc:
-        _say(f"afpbisect: error: {exc.format_message()} (see afpbisect --help)")
+        _say(f"afpbisect: error: {one_line(exc.format_message())} (see afpbisect --help)")
         sys.exit(Outcome.USAGE.exit_code)
     sys.exit(rv or Outcome.DONE.exit_code)
 
@@ -283,4 +296,4 @@ def status(workdir, as_json):
     bad = [r for r in found["runs"] if "error" in r]
     if bad:
         _say(f"afpbisect: warning: {len(bad)} state file(s) unreadable, marked in the listing "
-             f"(the first: {bad[0]['file']})")
+             f"(the first: {one_line(bad[0]['file'])})")

@@ -168,11 +168,12 @@ def test_no_command_is_one_line():
 
 
 @pytest.mark.parametrize("args,pattern", [
-    (["run", "a\n..b"], "GOOD..BAD"),
+    (["run", "a\n..b", "--repo", "{repo}"], "a\\n"),
     (["run", "a..b", "--repo", "/tmp/a\nb"], "a\\nb"),
     (["run", "a..b", "--suspect", "src\nx", "--suspect", "/x\ny"], "suspect"),
 ])
-def test_values_with_newlines_are_escaped(tmp_path, args, pattern):
+def test_values_with_newlines_are_escaped(tmp_path, small_repo, args, pattern):
+    args = [a.format(repo=small_repo) for a in args]
     code, _, err = afp(*args, "--workdir", str(tmp_path / "w"), check_json=False, env=NO_DOCKER, timeout=60)
     _one_line_exit2(code, err, pattern)
 
