@@ -156,6 +156,11 @@ def nearest_existing(path: Path) -> Path:
 
 def check_disk(workdir: Path, usage: Callable = shutil.disk_usage) -> Check:
     where = nearest_existing(workdir)
+    if not where.is_dir():
+        # A regular file (or a FIFO) where the workdir or one of its parents would be: no
+        # run could make its directories there.
+        return Check("disk", False, f"{where} is not a directory, so --workdir {workdir} cannot "
+                                    "be made there; pick another --workdir")
     free_gib = usage(where).free / 2**30
     detail = f"{free_gib:.1f} GiB free on the filesystem of {where}"
     if free_gib < DISK_NEEDED_GIB:
