@@ -220,3 +220,14 @@ def test_doctor_workdir_that_is_a_file_fails_the_check(tmp_path):
     c = check_disk(f / "below", usage=plenty)
     assert not c.ok and "not a directory" in c.detail
     assert check_disk(tmp_path / "not-yet" / "made", usage=plenty).ok
+
+
+@pytest.mark.skipif(not __import__("shutil").which("ssh"), reason="no ssh client")
+def test_ssh_engine_refused_is_our_one_line(tmp_path, small_repo):
+    """ssh's own "Connection refused" went to stderr before our line: it is in our line."""
+    code, _, err = afp("run", "suricata-1.0.0..suricata-2.0.0", "--repo", str(small_repo), "--workdir",
+                       str(tmp_path / "w"), check_json=False, timeout=120,
+                       env={"DOCKER_HOST": "ssh://nobody@127.0.0.1:9", "AFPBISECT_DOCKER_RETRY_SECONDS": "2"})
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert code in (2, 3) and "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("afpbisect: error:") and "Connection refused" in lines[0], err
