@@ -231,3 +231,12 @@ def test_ssh_engine_refused_is_our_one_line(tmp_path, small_repo):
     lines = [l for l in err.splitlines() if l.strip()]
     assert code in (2, 3) and "Traceback" not in err and len(lines) == 1, err
     assert lines[0].startswith("afpbisect: error:") and "Connection refused" in lines[0], err
+
+
+@pytest.mark.skipif(not __import__("shutil").which("ssh"), reason="no ssh client")
+def test_doctor_ssh_engine_refused_is_in_its_check_line(tmp_path):
+    code, _, err = afp("doctor", "--workdir", str(tmp_path), check_json=False, timeout=120,
+                       env={"DOCKER_HOST": "ssh://nobody@127.0.0.1:9"})
+    assert code == 1 and "Traceback" not in err, err
+    assert all(l.startswith(("ok ", "FAIL ")) for l in err.splitlines() if l.strip()), err
+    assert any(l.startswith("FAIL docker:") and "Connection refused" in l for l in err.splitlines()), err
