@@ -8,6 +8,7 @@ import functools
 import logging
 import math
 import os
+import re
 import stat
 import sys
 from pathlib import Path, PurePosixPath
@@ -17,7 +18,7 @@ import click
 from afpbisect.commands.context import Options
 from afpbisect.core.dirs import layout
 from afpbisect.core.errors import AfpError, UsageError
-from afpbisect.core.scenario import ENV_NAME, load as load_scenario
+from afpbisect.core.scenario import ENV_NAME, MIN_RATE, load as load_scenario
 from afpbisect.machinery.farm import resolve_all as resolve_engines
 from afpbisect.machinery.repro_settings import ReproSettings
 
@@ -133,6 +134,8 @@ def env_items(ctx, param, values) -> dict:
         name, eq, value = item.partition("=")
         if not eq or not ENV_NAME.fullmatch(name):
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
+        if re.search(r"[\x00-\x1f\x7f]", value):   # an environment cannot hold a NUL
+            raise click.BadParameter(f"the value of {name} holds a control character", param_hint="--env")
         out[name] = value
     return out
 
@@ -284,7 +287,7 @@ def common(fn):
                           "the delay its test patch reads). Repeatable."),
         option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
                      callback=finite, help="Target confidence for the whole answer (default 0.999; nightly: the scenario's)."),
-        option("--rate-floor", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+        option("--rate-floor", type=click.FloatRange(MIN_RATE, 1.0, max_open=True),
                default=None, callback=finite,
                help="The lowest per-cycle rate of a race the verification rules out on the clean "
                     "side (a race there before, at a lower rate); default: the scenario's [verdict]."),
