@@ -22,11 +22,13 @@ from afpbisect.cli_options import (
     WORKDIR_DEFAULT,
     WORKDIR_ENV,
     Group,
+    bind_mount_problem,
     command_options,
     common,
     env_epilog,
     nonempty_path,
     nonempty_ref,
+    nonempty_target,
     option,
     range_syntax,
     tree_paths,
@@ -46,6 +48,15 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+def one_line(text) -> str:
+    """An error message as one line: a newline or control byte in a value it echoes (a
+    range, a --repo, a path) is escaped as repr escapes it."""
+    text = str(text)
+    if not any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return text
+    return "".join(c if not (ord(c) < 32 or ord(c) == 127) else repr(c)[1:-1] for c in text)
+
+
 def _guard(fn):
     """Map our errors to one clear line and their exit code; never a traceback for them."""
     @functools.wraps(fn)
@@ -53,16 +64,16 @@ def _guard(fn):
         try:
             return fn(*a, **kw)
         except Interrupted as exc:
-            _say(f"afpbisect: interrupted ({exc}); state kept — run the same command again to resume")
+            _say(f"afpbisect: interrupted ({one_line(exc)}); state kept — run the same command again to resume")
             sys.exit(exc.exit_code)
         except AfpError as exc:
-            _say(f"afpbisect: error: {exc}")
+            _say(f"afpbisect: error: {one_line(exc)}")
             sys.exit(exc.exit_code)
         except TRANSPORT_ERRORS as exc:
             # ConnectionError (BrokenPipeError...): docker-py's ssh transport lets it through;
             # click would otherwise take it for a closed stdout and exit 1 without a word.
             # Retries are exhausted by the time one gets here: say so, keep the state.
-            _say(f"afpbisect: error: lost the Docker engine ({str(exc).splitlines()[0][:200]}); "
+            _say(f"afpbisect: error: lost the Docker engine ({one_line(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)}); "
                  "state kept — run the same command again to resume")
             sys.exit(Outcome.ERROR.exit_code)
         except KeyboardInterrupt:
@@ -72,7 +83,7 @@ def _guard(fn):
             # A write that failed where no one expected it (full disk in a build log, a
             # product, a report's previous/): infrastructure, never a traceback and exit 1.
             where = f" {exc.filename}" if exc.filename else ""
-            _say(f"afpbisect: error: cannot use{where}: {exc.strerror or exc}; "
+            _say(f"afpbisect: error: cannot use{one_line(where)}: {one_line(exc.strerror or exc)}; "
                  "state kept — fix it and run the same command again to resume")
             sys.exit(Outcome.ERROR.exit_code)
     return wrapper
@@ -89,10 +100,14 @@ def main() -> None:
         _say("afpbisect: interrupted")
         sys.exit(signal_exit_code(signal.SIGINT))
     except Interrupted as exc:   # while click parsed, or in a command without _guard
-        _say(f"afpbisect: interrupted ({exc})")
+        _say(f"afpbisect: interrupted ({one_line(exc)})")
         sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError:
+        # click's answer is the whole usage text as an "error": one line instead.
+        _say("afpbisect: error: no command given; see afpbisect --help")
+        sys.exit(Outcome.USAGE.exit_code)
     except click.ClickException as exc:
-        _say(f"afpbisect: error: {exc.format_message()} (see afpbisect --help)")
+        _say(f"afpbisect: error: {one_line(exc.format_message())} (see afpbisect --help)")
         sys.exit(Outcome.USAGE.exit_code)
     sys.exit(rv or Outcome.DONE.exit_code)
 
@@ -140,7 +155,7 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
 
 @cli.command("verify-patch", epilog=env_epilog("verify-patch"))
 @click.argument("patches", nargs=-1, required=True, type=click.Path(path_type=Path))
-@option("--target", default=None, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
+@option("--target", default=None, callback=nonempty_target, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
 @option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
 @common
 @_guard
@@ -206,6 +221,8 @@ def selftest(commits, workdir, keep, as_json, scenario_ref, quiet, engines):
     from afpbisect.commands.selftest import run_selftest
     load_scenario(scenario_ref)   # a bad scenario: one line, exit 2, before anything is made
     farm = tuple(resolve_engines(engines))   # likewise an unknown engine
+    if workdir is not None and not farm and bind_mount_problem(workdir):
+        raise UsageError(f"--workdir {bind_mount_problem(workdir)}")
     prog = Progress(quiet=quiet)
     result = run_selftest(commits=commits, workdir=workdir, keep=keep, say=prog.say, scenario=scenario_ref,
                           progress=prog, engines=farm)
@@ -279,4 +296,4 @@ def status(workdir, as_json):
     bad = [r for r in found["runs"] if "error" in r]
     if bad:
         _say(f"afpbisect: warning: {len(bad)} state file(s) unreadable, marked in the listing "
-             f"(the first: {bad[0]['file']})")
+             f"(the first: {one_line(bad[0]['file'])})")

@@ -8,6 +8,8 @@ import functools
 import logging
 import math
 import os
+import re
+import stat
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -15,8 +17,8 @@ import click
 
 from afpbisect.commands.context import Options
 from afpbisect.core.dirs import layout
-from afpbisect.core.errors import AfpError
-from afpbisect.core.scenario import ENV_NAME, NightlySection, load as load_scenario
+from afpbisect.core.errors import AfpError, UsageError
+from afpbisect.core.scenario import ENV_NAME, MIN_RATE, NightlySection, load as load_scenario
 from afpbisect.machinery.farm import resolve_all as resolve_engines
 from afpbisect.machinery.repro_settings import ReproSettings
 
@@ -132,6 +134,8 @@ def env_items(ctx, param, values) -> dict:
         name, eq, value = item.partition("=")
         if not eq or not ENV_NAME.fullmatch(name):
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
+        if re.search(r"[\x00-\x1f\x7f]", value):   # an environment cannot hold a NUL
+            raise click.BadParameter(f"the value of {name} holds a control character", param_hint="--env")
         out[name] = value
     return out
 
@@ -144,7 +148,44 @@ def nonempty_path(ctx, param, value):
         return None
     if not str(value).strip():
         raise click.BadParameter("empty path")
+    try:
+        Path(value).expanduser()
+    except RuntimeError:   # ~nosuchuser/x: pathlib's "Could not determine home directory"
+        raise click.BadParameter(f"{shown(value)}: no such user to expand ~ for") from None
     return Path(value)
+
+
+def shown(value) -> str:
+    """A user's value as one line of an error message: newlines and control bytes escaped."""
+    text = str(value)
+    return repr(text) if any(ord(c) < 32 or ord(c) == 127 for c in text) else text
+
+
+def bind_mount_problem(path: Path) -> str | None:
+    """Why the local engine cannot bind-mount `path` (the workdir and what is under it), or
+    None: the daemon splits a bind's HOST:CONTAINER:MODE at ':' ("invalid volume
+    specification", after minutes of retries), and a control byte in a host path is
+    refused by Docker's API or breaks its error lines."""
+    text = str(Path(path).expanduser().absolute())
+    if ":" in text:
+        return f"{shown(text)} contains ':', which Docker cannot bind-mount; pick a path without it"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return f"{shown(text)} contains a control character, which Docker cannot bind-mount"
+    return None
+
+
+def nonempty_repo(ctx, param, value):
+    """--repo: an empty one would silently be the current directory (cloned as the target)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty --repo; give a path or URL of the target repository")
+    return value
+
+
+def nonempty_target(ctx, param, value):
+    """verify-patch --target: an empty one would silently be the scenario's default target."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty --target; give a branch, tag or commit, or leave it out")
+    return value
 
 
 
@@ -181,6 +222,12 @@ def era_rules(ctx, param, value):
     before the workdir, the clone or Docker is touched."""
     if value is not None:
         from afpbisect.core.eras import ErasError, load_rules
+        try:
+            mode = os.stat(value).st_mode
+        except OSError:
+            mode = None   # missing: load_rules says so
+        if mode is not None and not stat.S_ISREG(mode):   # a FIFO would hang the read
+            raise click.BadParameter(f"{shown(value)}: not a regular file")
         try:
             load_rules(value)
         except ErasError as exc:
@@ -222,7 +269,7 @@ ENGINE_OPTION = option(
 def common(fn):
     """Options every command that builds and runs takes."""
     opts = [
-        option("--repo", default=UPSTREAM, show_default=True,
+        option("--repo", default=UPSTREAM, show_default=True, callback=nonempty_repo,
                      help="Target repository: local path (bare or not) or URL."),
         option("--workdir", type=click.Path(), callback=nonempty_path, default=None, envvar=WORKDIR_ENV,
                      show_default=WORKDIR_DEFAULT,
@@ -240,7 +287,7 @@ def common(fn):
                           "the delay its test patch reads). Repeatable."),
         option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
                      callback=finite, help=f"Target confidence for the whole answer (default {DEFAULT_CONFIDENCE}; nightly: the scenario's)."),
-        option("--rate-floor", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+        option("--rate-floor", type=click.FloatRange(MIN_RATE, 1.0, max_open=True),
                default=None, callback=finite,
                help="The lowest per-cycle rate of a race the verification rules out on the clean "
                     "side (a race there before, at a lower rate); default: the scenario's [verdict]."),
@@ -280,11 +327,16 @@ def command_options(kw: dict, update: bool = False) -> Options:
     sc = load_scenario(kw["scenario_ref"])
     settings = ReproSettings.from_scenario(sc, pairs=kw["pairs"], threads=kw["threads"], env=kw["env_items"])
     lay = layout(kw["workdir"])
+    engines = tuple(resolve_engines(kw.get("engines", ())))
+    if not engines:   # the local engine bind-mounts the workdir
+        problem = bind_mount_problem(lay.workdir)
+        if problem:
+            raise UsageError(f"--workdir {problem}")
     # Normalised here, before the workdir is made: a missing local --repo touches nothing,
     # and `./x/` and `/abs/x` are one run (its identity is built from Options.repo).
     return Options(repo=normalise_source(kw["repo"]), workdir=lay.workdir, state_dir=lay.state_root,
                    base_image=kw["base_image"],
                    jobs=kw["jobs"], settings=settings, restart=kw["restart"], update=update,
                    fixed_cycles=kw["cycles"], eras_file=kw["eras_file"], scenario=sc,
-                   engines=tuple(resolve_engines(kw.get("engines", ()))),
+                   engines=engines,
                    rate_floor=kw.get("rate_floor"), cycle_cap=kw.get("cycle_cap"))

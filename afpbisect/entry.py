@@ -19,10 +19,12 @@ from afpbisect.core.errors import Interrupted, raise_interrupt
 def main() -> None:
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, raise_interrupt)
+    from afpbisect import stdio
+    stdio.install()   # our stdout's EPIPE is never a Docker transport's (stdio.py)
     try:
         from afpbisect.cli import main as cli_main
     except Interrupted as exc:
         # Nothing was started yet, so nothing is to resume: just say so.
         sys.stderr.write(f"afpbisect: interrupted ({exc}) while starting\n")
         sys.exit(exc.exit_code)
-    cli_main()
+    stdio.run(cli_main)

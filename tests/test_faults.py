@@ -317,3 +317,13 @@ def test_waiting_on_a_container_ends_when_the_engine_stalls(tmp_path, monkeypatc
     finally:
         proxy.stop()
         docker_sdk.from_env().containers.get(c.id).remove(force=True)
+
+
+def test_nightly_last_good_that_is_the_tip_is_a_usage_error(small_repo, tmp_path):
+    """Hostile tour: `--last-good` naming the tip itself was ignored after the tip's cycles,
+    and the night ended exit 1, "regression"."""
+    from e2e_util import afp
+    code, _, err = afp(*_nightly_args(small_repo, tmp_path, "--last-good", "main"), check_json=False,
+                       env=NO_DOCKER)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "itself" in lines[0], err

@@ -14,6 +14,7 @@ from afpbisect.policy import (
     StepRecord,
     Undecided,
     bisect,
+    bisect_fixed,
     check_patch,
 )
 from afpbisect.core.verdict import CycleOutcome, Evidence, Verdict
@@ -897,3 +898,25 @@ def test_a_commit_that_ran_and_then_does_not_build_is_infrastructure_not_skip():
     assert store[first.culprit].build_error is None and store[first.culprit].hits
     again = bisect(env.commits, env, PolicyConfig(rate_floor=0.1), store)
     assert (again.kind, again.candidates) == (first.kind, first.candidates)
+
+
+def test_the_naive_method_never_names_a_commit_no_cycle_showed_racy():
+    """Hostile tour of issue 25: `run --cycles 1` on a range where nothing hits named the
+    BAD endpoint "first bad" (git's search never asks it) with exit 0. It is tested now, and
+    with no hit the range is not reproducible."""
+    env = FakeEnv(40, 20, 0.0, seed=1)   # p = 0: the race never shows
+    with pytest.raises(NotReproducible, match="no hit at c0039"):
+        bisect_fixed(env.commits, env, 1)
+    env = FakeEnv(40, 20, 1.0, seed=1)
+    assert bisect_fixed(env.commits, env, 1).candidates == ["c0020"]
+
+
+def test_a_tiny_rate_floor_ends_undecided_not_in_an_endless_count():
+    """Hostile tour: --rate-floor 1e-12 spun for ever in clean_cycles_needed ((1 - p) rounds
+    for a tiny p, and the count went up one by one)."""
+    from afpbisect.core.verdict import clean_cycles_needed
+    n = clean_cycles_needed(1e-12, 1e-4)
+    assert 9.2e12 < n < 9.3e12
+    env = FakeEnv(40, 20, 1.0, seed=1)
+    with pytest.raises(Undecided, match="needs"):
+        bisect(env.commits, env, PolicyConfig(rate_floor=1e-12))

@@ -72,12 +72,15 @@ def docker_url() -> str:
 def connect_docker(url: str):
     """(client, Check): the client is None when the engine did not answer in time."""
     import docker
-    try:
-        from afpbisect.machinery.engine import client_options
-        client = docker.DockerClient(base_url=url, timeout=DOCKER_TIMEOUT, **client_options(url))
-        version = client.version()
-    except Exception as exc:   # any failure to talk to it means the same to the user
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+    from afpbisect.machinery.engine import client_options, ssh_stderr
+    first = None
+    with ssh_stderr(url) as ssh_said:   # ssh's "Connection refused": in the check's line
+        try:
+            client = docker.DockerClient(base_url=url, timeout=DOCKER_TIMEOUT, **client_options(url))
+            version = client.version()
+        except Exception as exc:   # any failure to talk to it means the same to the user
+            first = (ssh_said() or (str(exc).splitlines() or [type(exc).__name__])[0])[:160]
+    if first is not None:
         return None, Check("docker", False, f"unreachable at {url} within {DOCKER_TIMEOUT} s ({first}); "
                                             "start the daemon or set DOCKER_HOST")
     return client, Check("docker", True, f"engine {version.get('Version', '?')} at {url} "
@@ -156,6 +159,11 @@ def nearest_existing(path: Path) -> Path:
 
 def check_disk(workdir: Path, usage: Callable = shutil.disk_usage) -> Check:
     where = nearest_existing(workdir)
+    if not where.is_dir():
+        # A regular file (or a FIFO) where the workdir or one of its parents would be: no
+        # run could make its directories there.
+        return Check("disk", False, f"{where} is not a directory, so --workdir {workdir} cannot "
+                                    "be made there; pick another --workdir")
     free_gib = usage(where).free / 2**30
     detail = f"{free_gib:.1f} GiB free on the filesystem of {where}"
     if free_gib < DISK_NEEDED_GIB:

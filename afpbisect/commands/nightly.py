@@ -71,7 +71,10 @@ def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out
 
 def _check_last_good(ctx: Context, last_good: str, tip) -> str:
     sha = resolve(ctx.repo, last_good).sha
-    if sha != tip.sha and not ctx.repo.is_ancestor(sha, tip.sha):
+    if sha == tip.sha:   # it was ignored after a night of cycles, and exit 1 said "regression"
+        raise UsageError(f"--last-good {last_good} is {tip.name} itself ({sha[:10]}): nothing to "
+                         f"bisect; give a commit before it")
+    if not ctx.repo.is_ancestor(sha, tip.sha):
         raise UsageError(f"--last-good {last_good} ({sha[:10]}) is not an ancestor of {tip.name} "
                          f"({tip.sha[:10]}): nothing to bisect between them")
     return sha

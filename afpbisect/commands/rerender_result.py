@@ -11,7 +11,9 @@ marked as such.  Only for saved `run` and `verify-patch` results."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import jinja2
 
 from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
+from afpbisect.core.state import read_json
 from afpbisect.reports.report import (
     FORMATS,
     redact,
@@ -52,19 +55,52 @@ def backfill_made(result: dict, date: str | None = None, cores: int | None = Non
 def load_result(src: Path) -> dict:
     """A saved `run` or `verify-patch` result, or UsageError naming the file."""
     src = Path(src)
-    if not src.exists():
+    if not os.path.lexists(src):
         raise UsageError(f"{src}: no such file")
     if not src.is_file():
         raise UsageError(f"{src}: not a regular file")
-    try:
-        result = json.loads(src.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{src}: not a JSON result ({str(exc).splitlines()[0][:120]})") from None
+    # Regular files only, no NaN/Infinity, no nesting past the parser's recursion, no
+    # integer past 4300 digits: each one line (state.read_json).
+    result = read_json(src, lambda why: UsageError(f"{src}: not a JSON result ({why})"))
     if not isinstance(result, dict):
         raise UsageError(f"{src}: not a saved run or verify-patch result (not a JSON object)")
-    if result.get("command") not in FORMATS:
-        raise UsageError(f"{src}: a {result.get('command')!r} result; only {', '.join(FORMATS)} re-render")
+    command = result.get("command")
+    if not isinstance(command, str) or command not in FORMATS:
+        raise UsageError(f"{src}: a {str(command)[:60]!r} result; only {', '.join(FORMATS)} re-render")
     return result
+
+
+def _stem(text: str) -> str:
+    """--stem: a file name, never a path: the reports go in --out and nowhere else."""
+    if (not text or text in (".", "..") or "/" in text or "\0" in text
+            or any(ord(c) < 32 for c in text)):
+        raise argparse.ArgumentTypeError(f"--stem wants a file name (no '/'), not {text!r}")
+    return text
+
+
+def _out(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--out: empty path")
+    return Path(text)
+
+
+def _cores(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 100_000:
+        raise argparse.ArgumentTypeError(f"--cores wants a positive number of cores, not {text!r}")
+    return n
+
+
+def _date(text: str) -> str:
+    try:
+        datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--date wants an ISO date (2026-12-01 or "
+                                         f"2026-12-01T10:00:00+00:00), not {text!r}") from None
+    return text
 
 
 def _prepared(src: Path, result: dict, stem: str, prefixes: dict, made: dict) -> dict:
@@ -114,11 +150,11 @@ class _Parser(argparse.ArgumentParser):
 def main(argv=None) -> int:
     ap = _Parser(prog="python3 -m afpbisect.rerender", description=__doc__.splitlines()[0])
     ap.add_argument("result", type=Path)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--stem")
+    ap.add_argument("--out", type=_out, required=True)
+    ap.add_argument("--stem", type=_stem)
     ap.add_argument("--redact", type=_pair, action="append", default=[], metavar="PREFIX=REPLACEMENT")
-    ap.add_argument("--date")
-    ap.add_argument("--cores", type=int)
+    ap.add_argument("--date", type=_date)
+    ap.add_argument("--cores", type=_cores)
     ap.add_argument("--hostname")
     a = ap.parse_args(argv)
     try:
@@ -135,4 +171,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from afpbisect import stdio
+    stdio.run(main)

@@ -25,12 +25,20 @@ def collect(lay: Layout) -> dict:
     if not lay.workdir.is_dir() and not lay.state.is_dir():
         return {"workdir": str(lay.workdir), "state_dir": str(lay.state), "live": None, "runs": []}
     holder = WorkdirLock(lay.workdir).holder() if lay.workdir.is_dir() else None
-    paths = sorted(lay.state.glob("*.json"), key=lambda p: p.stat().st_mtime) if lay.state.is_dir() else []
+    # lstat: a dangling link or a FIFO is listed as unreadable (describe), never a crash.
+    paths = sorted(lay.state.glob("*.json"), key=_mtime) if lay.state.is_dir() else []
     runs = [describe(p, lay.workdir) for p in paths]
     if holder is not None and runs:
         # The lock says which process, not which state: the one it wrote last is its own.
         runs[-1]["live"] = True
     return {"workdir": str(lay.workdir), "state_dir": str(lay.state), "live": holder, "runs": runs}
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:   # gone meanwhile
+        return 0.0
 
 
 def describe(path: Path, workdir: Path) -> dict:

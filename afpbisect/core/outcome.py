@@ -5,10 +5,17 @@ no action, 1 a verdict that does (race present, regression, a revert that does n
 it), 2 bad input, 3 no verdict (infrastructure, nothing testable); a signal is 128 + N
 (errors.Interrupted, `signal_exit_code`). An error is never reported with the exit code of a
 verdict. Every exit of the CLI, nightly, doctor and selftest reads its code from here.
+
+`OUTPUT_CLOSED` (141, 128 + SIGPIPE, what a shell reports for a writer killed by a closed
+pipe): our stdout could not be written (`afpbisect ... | head -0`, a full disk). Never 1
+(not a verdict) and never 3 "lost the Docker engine" (the tour of 2026-12-04: click took it
+for a verdict's exit 1, the guard for a Docker transport's broken pipe). A failed write to
+stderr changes no exit code: a usage error still exits 2 with `2>&-` or `2>/dev/full`.
 """
 from __future__ import annotations
 
 import enum
+import signal
 
 
 class Outcome(enum.Enum):
@@ -48,3 +55,7 @@ class Outcome(enum.Enum):
 def signal_exit_code(signum: int) -> int:
     """A run stopped by a signal exits 128 + N, as a shell reports it (130 Ctrl-C, 143 SIGTERM)."""
     return 128 + int(signum)
+
+
+# Our stdout could not be written (afpbisect/stdio.py): 128 + SIGPIPE, as a shell reports it.
+OUTPUT_CLOSED = signal_exit_code(signal.SIGPIPE)

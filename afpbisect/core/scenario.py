@@ -19,6 +19,7 @@ from pathlib import Path
 
 from afpbisect import PACKAGE_DIR, PATCHES_DIR
 from afpbisect.core.errors import UsageError
+from afpbisect.core.pcap import pcap_problem
 from afpbisect.machinery.worktree import load_patch
 
 try:
@@ -122,6 +123,9 @@ SCHEMA: dict[str, dict[str, tuple[type, object]]] = {
     **{name: _schema(model) for name, model in SECTIONS.items()},
 }
 PATCH_KEYS = {"file": str, "env": dict}
+# The lowest per-cycle rate a scenario or option may state: 1 in 1,000 already asks for about
+# 7,000 clean cycles at the default budget, above any sensible --cycle-cap.
+MIN_RATE = 0.001
 CHOICES = {("suricata", "copy_mode"): ("ips", "tap"), ("suricata", "runmode"): ("workers", "autofp"),
            ("suricata", "cluster_type"): ("cluster_flow", "cluster_qm", "cluster_cpu", "cluster_round_robin"),
            ("traffic", "kind"): ("udp", "none", "pcap"), ("cycle", "kind"): ("restart", "hold")}
@@ -132,16 +136,19 @@ CHOICES = {("suricata", "copy_mode"): ("ips", "tap"), ("suricata", "runmode"): (
 INNOCENT_LINES = {
     "console": ["Notice: suricata: This is Suricata version 8.0.3 RELEASE running in SYSTEM mode",
                 "Notice: threads: Threads created -> W: 24 FM: 1 FR: 1   Engine started.",
-                "Notice: device: SFE_0_TX: packets: 1234, drops: 0 (0.00%), invalid chksum: 0",
+                *(f"Notice: device: SFE_{i}_{d}: packets: 1234, drops: 0 (0.00%), invalid chksum: 0"
+                  for i in range(32) for d in ("TX", "RX")),
                 "Notice: suricata: Signal Received.  Stopping engine."],
-    "eve": ['{"timestamp":"2025-01-01T10:00:02.000000+0000","event_type":"stats","stats":{"uptime":2}}'],
+    "eve": ['{"timestamp":"2025-01-01T10:00:02.000000+0000","event_type":"stats","stats":{"uptime":2,'
+            '"capture":{"kernel_packets":10,"kernel_drops":0},"decoder":{"pkts":10,"bytes":600,'
+            '"ipv4":10,"ethernet":10,"udp":10}}}'],
     "stats": ["-" * 84, "Date: 1/1/2025 -- 10:00:02 (uptime: 0d, 00h 00m 02s)",
-              "Counter                                       | TM Name                   | Value"],
+              "Counter                                       | TM Name                   | Value",
+              *(f"{c:<46}| Total                     | {n}" for c, n in (
+                  ("capture.kernel_packets", 10), ("capture.kernel_drops", 0), ("decoder.pkts", 10),
+                  ("decoder.bytes", 600), ("decoder.ipv4", 10), ("decoder.ethernet", 10),
+                  ("decoder.udp", 10), ("flow.memuse", 7154304), ("tcp.memuse", 4587520)))],
 }
-# The magic numbers of a classic pcap (microsecond and nanosecond, either byte order) and of
-# pcapng; the driver replays classic pcaps of Ethernet frames only (driver.read_pcap).
-PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                list: "a list of strings", dict: "a table of strings"}
 
@@ -225,8 +232,10 @@ def parse(raw: dict, path: Path, builtin: bool = False) -> Scenario:
                 raise UsageError(f"scenario {path}: [{name}] must be a table")
             sections[name] = _section(sub, name, path)
     top = sections.pop("")
-    if not top["name"] or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", top["name"]):
-        raise UsageError(f"scenario {path}: key 'name' must be a non-empty name of letters, digits, '.', '_' or '-'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", top["name"]):
+        # it names state and report files: a long one made "File name too long" after a build
+        raise UsageError(f"scenario {path}: key 'name' must be 1 to 64 letters, digits, '.', '_' "
+                         f"or '-', starting with a letter or digit")
     _check_values(sections, path)
     patches = tuple(_patch(p, i, path, builtin) for i, p in enumerate(_list_of_tables(raw, path)))
     models = {name: model(**{k: tuple(v) if isinstance(v, list) else v for k, v in sections[name].items()})
@@ -249,11 +258,20 @@ def _section(table: dict, name: str, path: Path, skip: set = frozenset()) -> dic
     return out
 
 
+# Lists of integers; every other list is of strings (a number where a regex or an argument
+# goes was accepted and failed after the clone, in the container: issue 25's hostile tour).
+INT_LISTS = {"'exit_codes'"}
+
+
 def _typed(value, typ, what: str, path: Path):
     ok = (isinstance(value, typ) and not (typ is int and isinstance(value, bool))) or \
         (typ is float and isinstance(value, int) and not isinstance(value, bool))
     if ok and typ is list:
-        ok = all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value)
+        item = int if what.split()[-1] in INT_LISTS else str
+        ok = all(isinstance(v, item) and not isinstance(v, bool) for v in value)
+        if not ok:
+            raise UsageError(f"scenario {path}: key {what} must be a list of "
+                             f"{'integers' if item is int else 'strings'}, got {value!r}")
     if ok and typ is dict:
         ok = all(isinstance(v, str) for v in value.values())
     if not ok:
@@ -269,9 +287,9 @@ def _check_values(s: dict, path: Path) -> None:
     for sec, key, rx in regexes + [("health", "start_marker", s["health"]["start_marker"])]:
         try:
             re.compile(str(rx))
-        except re.error as exc:
-            raise UsageError(f"scenario {path}: key [{sec}] {key!r}: regex {rx!r} does not "
-                             f"compile ({exc})") from None
+        except (re.error, OverflowError, RecursionError) as exc:   # a{4294967296}, ((((...
+            raise UsageError(f"scenario {path}: key [{sec}] {key!r}: regex {str(rx)[:80]!r} does "
+                             f"not compile ({str(exc)[:120] or type(exc).__name__})") from None
     _check_specific(s, path)
     if not any(s["hit"][k] for k in ("console", "eve", "stats", "exit_codes")) and not s["hit"]["crash"]:
         raise UsageError(f"scenario {path}: [hit] says nothing is a hit: give console, eve, stats, "
@@ -306,27 +324,6 @@ def _check_specific(s: dict, path: Path) -> None:
                          f"line (it matches the empty one)")
 
 
-def pcap_problem(pcap: Path) -> str | None:
-    """Why `pcap` is not a classic pcap of Ethernet frames with at least one frame, or None
-    (the rule driver.read_pcap applies in the container, checked here before anything)."""
-    try:
-        with open(pcap, "rb") as fh:
-            head = fh.read(24 + 16)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-    if head[:4] == PCAPNG_MAGIC:
-        return "is a pcapng file; the traffic is replayed from a classic pcap (convert it: editcap -F pcap IN OUT)"
-    endian = PCAP_MAGIC.get(head[:4])
-    if endian is None or len(head) < 24:
-        return f"is not a pcap file (its first bytes are {head[:4].hex() or 'missing'}, not a pcap magic number)"
-    link = int.from_bytes(head[20:24], "little" if endian == "<" else "big")
-    if link != 1:
-        return f"has link type {link}, not Ethernet (1)"
-    if len(head) < 24 + 16:
-        return "holds no frames"
-    return None
-
-
 def _check_ranges(s: dict, path: Path) -> None:
     for sec, key, lo, hi in (("suricata", "pairs", 1, 32), ("suricata", "threads", 1, 16),
                              ("traffic", "pps", 0, 1_000_000), ("traffic", "size", 0, 1400),
@@ -337,17 +334,22 @@ def _check_ranges(s: dict, path: Path) -> None:
     for key in ("seconds", "start_timeout", "stop_timeout"):
         if not 0.0 < s["cycle"][key] <= 3600.0:
             raise UsageError(f"scenario {path}: key [cycle] {key!r} must be in (0, 3600] seconds")
-    if not 0.0 < s["verdict"]["rate_floor"] < 1.0 or not 1 <= s["verdict"]["cycle_cap"] <= 1_000_000:
-        raise UsageError(f"scenario {path}: [verdict] rate_floor must be in (0, 1), cycle_cap in "
-                         f"1..1000000")
-    if not 0.5 <= s["nightly"]["confidence"] < 1.0 or not 0.0 < s["nightly"]["assumed_rate"] <= 1.0:
-        raise UsageError(f"scenario {path}: [nightly] confidence must be in [0.5, 1), assumed_rate in (0, 1]")
+    if not MIN_RATE <= s["verdict"]["rate_floor"] < 1.0 or not 1 <= s["verdict"]["cycle_cap"] <= 1_000_000:
+        raise UsageError(f"scenario {path}: [verdict] rate_floor must be in [{MIN_RATE}, 1), cycle_cap "
+                         f"in 1..1000000")
+    if not 0.5 <= s["nightly"]["confidence"] < 1.0 or not MIN_RATE <= s["nightly"]["assumed_rate"] <= 1.0:
+        raise UsageError(f"scenario {path}: [nightly] confidence must be in [0.5, 1), assumed_rate "
+                         f"in [{MIN_RATE}, 1]")
+    for sec, key in (("nightly", "branch"), ("verify", "target")):
+        value = s[sec][key]
+        if (not value.strip() and (value or key == "branch")) or re.search(r"[\s\x00-\x1f]", value):
+            raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be a git ref, got {value!r}")
     # Values that go into suricata.yaml or onto the command line: no quote, backslash or
     # line break can smuggle in another key.
     for key, values in (("bpf_filter", [s["suricata"]["bpf_filter"]]), ("args", s["suricata"]["args"])):
-        if any(re.search(r'["\\\n\r]', str(v)) for v in values):
+        if any(re.search(r'["\\\x00-\x1f\x7f]', str(v)) for v in values):
             raise UsageError(f"scenario {path}: key [suricata] {key!r} must not contain quotes, "
-                             f"backslashes or line breaks")
+                             f"backslashes, line breaks or other control characters")
     if s["traffic"]["kind"] == "none" and s["health"]["min_forwarded"] > 0:
         raise UsageError(f"scenario {path}: key [health] 'min_forwarded' must be 0 when "
                          f"[traffic] kind = \"none\" (nothing is offered to forward)")
@@ -382,6 +384,10 @@ def _patch(table: dict, i: int, path: Path, builtin: bool) -> TestPatch:
     if bad:
         raise UsageError(f"scenario {path}: key {what} 'env': {bad[0]!r} is not a variable name "
                          f"(letters, digits and _, not starting with a digit)")
+    odd = [k for k, v in env.items() if re.search(r"[\x00-\x1f\x7f]", v)]
+    if odd:   # a NUL cannot be in an environment: it failed in the container, after a build
+        raise UsageError(f"scenario {path}: key {what} 'env': the value of {odd[0]} holds a "
+                         f"control character")
     # Built-ins name the project's patches/; a user's file names files beside it.
     p = (PATCHES_DIR if builtin else path.parent) / name
     try:

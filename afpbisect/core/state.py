@@ -9,7 +9,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
+import stat
 import threading
 import socket
 import time
@@ -73,10 +75,10 @@ class State:
         aside (set_aside_file) and said, rather than an error: for a command whose state is
         only its own evidence, which a new run gathers again (issue 25)."""
         path = Path(path)
-        if restart and path.exists():
+        if restart and os.path.lexists(path):
             path.unlink()
             say(f"--restart: discarded {path}")
-        if not path.exists():
+        if not path.exists():   # nothing, or a dangling link: save() replaces the link
             return cls(path, kind, identity)
         try:
             st = cls.load(path)
@@ -95,15 +97,14 @@ class State:
 
     @classmethod
     def load(cls, path: Path) -> "State":
-        try:
-            raw = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CorruptState(path, str(exc)) from None
+        raw = read_json(path, lambda why: CorruptState(path, why))
         if not isinstance(raw, dict):
             raise CorruptState(path, "not an object")
         for k, t in _REQUIRED.items():
             if not isinstance(raw.get(k), t) and not (t is float and isinstance(raw.get(k), int)):
                 raise CorruptState(path, f"field {k!r}")
+        if not 0 <= raw["created"] < 2**40:   # time.gmtime and the reports take it
+            raise CorruptState(path, "field 'created' is not a time")
         if raw["version"] > VERSION:
             raise StateError(f"state file {path} has version {raw['version']}, newer than this "
                              f"afpbisect understands ({VERSION}); upgrade afpbisect or use --restart")
@@ -135,6 +136,34 @@ class State:
 
 
 SAVE_LOCK = threading.RLock()
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_json(path: Path, error):
+    """The JSON in the regular file `path`, or raise error(why): never a hang (a FIFO, a
+    device), never a traceback (nesting deeper than the parser's recursion, an integer past
+    Python's 4300 digits, NaN or Infinity, a dangling link)."""
+    try:
+        st = os.stat(path)   # follows a link: a dangling one is ENOENT here
+        if not stat.S_ISREG(st.st_mode):
+            raise error("not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):   # swapped since the stat
+                raise error("not a regular file")
+            text = f.read().decode("utf-8")
+        return json.loads(text, parse_constant=_no_constant)
+    except OSError as exc:
+        raise error(exc.strerror or str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 ({exc.reason})") from None
+    except RecursionError:
+        raise error("nested too deeply") from None
+    except ValueError as exc:   # JSONDecodeError, an integer past 4300 digits, NaN
+        raise error(str(exc).splitlines()[0][:200] if str(exc) else "not JSON") from None
 
 
 def set_aside_file(path: Path) -> Path:

@@ -247,8 +247,10 @@ def decide(ev: Evidence, clean_needed: int, max_consecutive_infra: int = 3,
 
 
 def miss_probability(p: float, clean: int) -> float:
-    """Chance that a bad commit (hit rate p per cycle) shows no signature in `clean` cycles."""
-    return (1.0 - p) ** clean
+    """Chance that a bad commit (hit rate p per cycle) shows no signature in `clean` cycles.
+    Through log1p: (1.0 - p) rounds for a tiny p, and the rounded value made
+    `clean_cycles_needed` count up one by one for ever (issue 25, --rate-floor 1e-12)."""
+    return math.exp(clean * math.log1p(-p)) if p < 1.0 else float(clean == 0)
 
 
 def clean_cycles_needed(p: float, miss: float) -> int:

@@ -277,23 +277,80 @@ def connect(run_id: str, base_url: str | None = None) -> Engine:
     url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     wait = ping_seconds()
     ssh = client_options(url)
-    try:
-        probe = docker.DockerClient(base_url=url, timeout=wait, **ssh)   # asks /version at once
+    failed = None
+    with ssh_stderr(url) as ssh_said:
         try:
-            probe.ping()
-            version = probe.api.api_version
-        finally:
-            probe.close()
-        client = docker.DockerClient(base_url=url, version=version, timeout=api_seconds(), **ssh)
-    except (*TRANSPORT_ERRORS, ValueError) as exc:   # ValueError: a malformed URL
-        if _timed_out(exc):
+            probe = docker.DockerClient(base_url=url, timeout=wait, **ssh)   # asks /version at once
+            try:
+                probe.ping()
+                version = probe.api.api_version
+            finally:
+                probe.close()
+        except (*TRANSPORT_ERRORS, ValueError) as exc:   # ValueError: a malformed URL
+            failed, ssh_words = exc, ssh_said()
+    if failed is not None:
+        if _timed_out(failed):
             raise DockerUnreachable(
                 f"Docker engine at {url} did not answer within {wait:g} s; restart the daemon, set "
                 "DOCKER_HOST, or wait longer with AFPBISECT_DOCKER_PING_SECONDS") from None
+        # ssh's own words ("ssh: connect to host ...: Connection refused") say more than
+        # docker-py's broken pipe behind them.
+        why = ssh_words or _short(failed)
+        raise DockerUnreachable(
+            f"Docker engine unreachable at {url} ({why[:200]}); start the daemon or set DOCKER_HOST"
+        ) from None
+    try:
+        client = docker.DockerClient(base_url=url, version=version, timeout=api_seconds(), **ssh)
+    except (*TRANSPORT_ERRORS, ValueError) as exc:
         raise DockerUnreachable(
             f"Docker engine unreachable at {url} ({_short(exc)}); start the daemon or set DOCKER_HOST"
         ) from None
     return Engine(client=with_deadlines(client, url, api_seconds()), run_id=run_id, base_url=url)
+
+
+@contextlib.contextmanager
+def ssh_stderr(url: str):
+    """While the first contact with an ssh:// engine is made, the ssh client's stderr (it
+    inherits ours: "Connection refused" printed before our own line) goes to a file;
+    yields a function that returns its last line.  Said again on our stderr if the
+    contact succeeded (a host key warning is the user's to see)."""
+    import sys
+    import tempfile
+    try:
+        saved = os.dup(2) if url.startswith("ssh://") else None
+    except OSError:   # no stderr at all: nothing to keep apart
+        saved = None
+    if saved is None:
+        yield lambda: ""
+        return
+    text = ""
+    with tempfile.TemporaryFile() as f:
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(f.fileno(), 2)
+
+            def said() -> str:
+                nonlocal text
+                if f.closed:
+                    return ""
+                f.flush()
+                f.seek(0)
+                text = f.read().decode(errors="replace")
+                lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+                return lines[-1] if lines else ""
+
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if not text:   # not asked for (the contact worked): ssh's words are the user's
+            said()
+            if text.strip():
+                try:
+                    os.write(2, text.encode())
+                except OSError:
+                    pass
 
 
 def _timed_out(exc: BaseException | None) -> bool:

@@ -4,9 +4,24 @@ from __future__ import annotations
 from afpbisect.core.errors import InfraError
 from afpbisect.core.search import least_satisfying
 from afpbisect.core.verdict import CycleOutcome, Evidence, Verdict, decide
-from afpbisect.policy.config import Env, Handler
+from afpbisect.policy.config import Env, Handler, NotReproducible
 from afpbisect.policy.records import BisectResult, StepRecord
 from afpbisect.policy.session import short
+
+
+def _proven(commits: list, res, store: dict, oracle, find_fix: bool) -> None:
+    """The answer's racy side must have shown the race: git's search takes the BAD endpoint
+    as bad without asking, and a range where no cycle ever hit named it "first bad" with
+    exit 0 (issue 25's hostile tour). Test it as any step; no hit: not reproducible."""
+    racy_i = res.last_good_index if find_fix else res.first_bad_index
+    racy = commits[racy_i]
+    if not (racy in store and store[racy].hits):
+        oracle(racy_i)
+    if not store[racy].hits:
+        raise NotReproducible(
+            f"not reproducible: no hit at {short(racy)} ({'old' if find_fix else 'BAD'} side of "
+            f"the answer) in {store[racy].valid_cycles} valid cycles, none anywhere in the "
+            f"range: nothing was bisected")
 
 
 def bisect_fixed(
@@ -56,6 +71,7 @@ def bisect_fixed(
 
     res = least_satisfying(len(commits), oracle)
     cands = [commits[i] for i in res.candidates]
+    _proven(commits, res, store, oracle, find_fix)
     in_range = set(commits)
     total = sum(e.cycles for k, e in store.items() if k in in_range)
     bad_ev = [e for e in store.values() if e.hits]

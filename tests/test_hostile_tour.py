@@ -1,0 +1,242 @@
+"""A hostile tour's findings (2026-12-04): each bad input is one line and exit 2 before
+anything is touched, infrastructure exit 3, a closed stdout/stderr never exit 1 and never
+blamed on Docker; never a traceback, never a hang."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from e2e_util import afp
+from test_cli_errors import _one_line_exit2
+from test_rerender import RUN, _run_result, rerender
+from test_status import _run_state
+
+from afpbisect.core.outcome import OUTPUT_CLOSED
+
+from afpbisect.core.state import VERSION, CorruptState, State
+
+NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent.sock", "AFPBISECT_DOCKER_RETRY_SECONDS": "2"}
+A = [sys.executable, "-m", "afpbisect"]
+
+
+def _state_body(**over) -> str:
+    body = {"version": VERSION, "kind": "run", "identity": {"good": "a"}, "created": 1.0, "data": {}}
+    body.update(over)
+    return json.dumps(body)
+
+
+# ---------------------------------------------------------------- 1. corrupt state files
+@pytest.mark.parametrize("kind", ["nested", "nan", "inf", "huge-int", "fifo", "dangling"])
+def test_state_that_cannot_be_one_is_corrupt_never_a_crash_or_hang(tmp_path, kind):
+    p = tmp_path / "s.json"
+    if kind == "nested":
+        p.write_text("[" * 200000)
+    elif kind == "nan":
+        p.write_text(_state_body().replace('"created": 1.0', '"created": NaN'))
+    elif kind == "inf":
+        p.write_text(_state_body().replace('"created": 1.0', '"created": 1e999'))
+    elif kind == "huge-int":
+        p.write_text(_state_body().replace('"created": 1.0', '"created": ' + "9" * 5000))
+    elif kind == "fifo":
+        os.mkfifo(p)
+    else:
+        p.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(CorruptState):
+        State.load(p)
+    said = []
+    st = State.load_or_new(p, "run", {"good": "a"}, say=said.append, set_aside=True)
+    assert st.data == {}
+    if kind != "dangling":   # nothing behind a dangling link to keep: it is replaced on save
+        assert not os.path.lexists(p) and len(list(tmp_path.glob("s.json.bad-*"))) == 1
+        assert len(said) == 1 and "unreadable" in said[0]
+    st.save()
+    assert State.load(p).data == {}
+
+
+def test_status_lists_the_rest_past_a_fifo_a_dangling_link_and_deep_json(tmp_path, small_repo):
+    work = tmp_path / "work"
+    _run_state(work, small_repo, {9: ("bad", 8, 8)}, finished=True)
+    sd = work / "state"
+    os.mkfifo(sd / "run-fifo.json")
+    (sd / "run-dangling.json").symlink_to(tmp_path / "nowhere")
+    (sd / "run-deep.json").write_text("[" * 200000)
+    (sd / "run-nan.json").write_text(_state_body().replace('"created": 1.0', '"created": NaN'))
+    code, data, err = afp("status", "--workdir", str(work), "--json", timeout=60)
+    assert code == 0 and "Traceback" not in err, err
+    by_file = {Path(r["file"]).name: r for r in data["runs"]}
+    assert by_file["run-x.json"]["finished"] is True
+    for name in ("run-fifo.json", "run-dangling.json", "run-deep.json", "run-nan.json"):
+        assert "error" in by_file[name], by_file
+    assert len([l for l in err.splitlines() if l.strip()]) == 1
+
+
+# ---------------------------------------------------------------- 2. --eras FIFO
+def test_eras_that_is_a_fifo_is_refused(tmp_path):
+    f = tmp_path / "eras.toml"
+    os.mkfifo(f)
+    code, _, err = afp("run", "a..b", "--repo", "https://example.invalid/x.git", "--workdir",
+                       str(tmp_path / "w"), "--eras", str(f), check_json=False, env=NO_DOCKER, timeout=60)
+    _one_line_exit2(code, err, "not a regular file")
+    assert not (tmp_path / "w").exists()
+
+
+# ---------------------------------------------------------------- 3. --workdir
+@pytest.mark.parametrize("wd,pattern", [
+    ("~nosuchuser-afp/x", "no such user"),
+    ("{tmp}/x:y", "':'"),
+])
+def test_workdir_refused_up_front(tmp_path, small_repo, wd, pattern):
+    wd = wd.format(tmp=tmp_path)
+    code, _, err = afp("run", "suricata-1.0.0..suricata-2.0.0", "--repo", str(small_repo), "--workdir", wd,
+                       check_json=False, env=NO_DOCKER, timeout=60)
+    _one_line_exit2(code, err, pattern)
+    assert not Path(wd).exists() if "~" not in wd else True
+    code, _, err = afp("status", "--workdir", "~nosuchuser-afp/x", check_json=False, timeout=60)
+    _one_line_exit2(code, err, "no such user")
+
+
+# ---------------------------------------------------------------- 4. empty --repo / --target
+def test_empty_repo_and_target(tmp_path, small_repo):
+    code, _, err = afp("run", "suricata-1.0.0..suricata-2.0.0", "--repo", "", "--workdir", str(tmp_path / "w"),
+                       check_json=False, env=NO_DOCKER, timeout=60)
+    _one_line_exit2(code, err, "empty --repo")
+    assert not (tmp_path / "w").exists()
+    code, _, err = afp("verify-patch", str(RUN), "--target", "", "--repo", str(small_repo),
+                       "--workdir", str(tmp_path / "w"), check_json=False, env=NO_DOCKER, timeout=60)
+    _one_line_exit2(code, err, "empty --target")
+    assert not (tmp_path / "w").exists()
+
+
+# ---------------------------------------------------------------- 5. rerender
+def _write(tmp_path, name, text) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("case", ["nested", "command-list", "huge-int", "nan-confidence",
+                                  "stem-abs", "stem-up", "out-empty", "cores", "date"])
+def test_rerender_bad_input(tmp_path, case, monkeypatch):
+    good = _write(tmp_path, "r.json", json.dumps(_run_result()))
+    out = tmp_path / "d" / "out"
+    args = [good, "--out", out]
+    if case == "nested":
+        args[0] = _write(tmp_path, "n.json", "[" * 200000)
+    elif case == "command-list":
+        args[0] = _write(tmp_path, "c.json", json.dumps(dict(_run_result(), command=["run"])))
+    elif case == "huge-int":
+        args[0] = _write(tmp_path, "h.json", json.dumps(_run_result())[:-1] + ', "x": ' + "9" * 5000 + "}")
+    elif case == "nan-confidence":
+        r = _run_result()
+        r["settings"]["confidence"] = float("nan")
+        args[0] = _write(tmp_path, "nan.json", json.dumps(r))
+    elif case == "stem-abs":
+        args += ["--stem", str(tmp_path / "abs" / "x")]
+    elif case == "stem-up":
+        args += ["--stem", "../../escaped"]
+    elif case == "out-empty":
+        args[2] = ""
+        monkeypatch.chdir(tmp_path / "d" if (tmp_path / "d").mkdir() is None else tmp_path)
+    elif case == "cores":
+        args += ["--cores", "-5"]
+    elif case == "date":
+        args += ["--date", "not a date"]
+    before = sorted(p for p in tmp_path.rglob("*"))
+    code, err = rerender(*args)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert sorted(p for p in tmp_path.rglob("*")) == before, "something was written"
+
+
+def test_rerender_stdout_closed(tmp_path):
+    good = _write(tmp_path, "r.json", json.dumps(_run_result()))
+    r, w = os.pipe()
+    os.close(r)
+    proc = subprocess.run([sys.executable, "-m", "afpbisect.rerender", str(good), "--out", str(tmp_path / "o")],
+                          stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(w)
+    assert proc.returncode == OUTPUT_CLOSED and "Traceback" not in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------- 6. one line, always
+def test_no_command_is_one_line():
+    code, _, err = afp(check_json=False, timeout=60)
+    _one_line_exit2(code, err, "no command")
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["run", "a\n..b", "--repo", "{repo}"], "a\\n"),
+    (["run", "a..b", "--repo", "/tmp/a\nb"], "a\\nb"),
+    (["run", "a..b", "--suspect", "src\nx", "--suspect", "/x\ny"], "suspect"),
+])
+def test_values_with_newlines_are_escaped(tmp_path, small_repo, args, pattern):
+    args = [a.format(repo=small_repo) for a in args]
+    code, _, err = afp(*args, "--workdir", str(tmp_path / "w"), check_json=False, env=NO_DOCKER, timeout=60)
+    _one_line_exit2(code, err, pattern)
+
+
+# ---------------------------------------------------------------- 7. closed stdout / stderr
+def _closed_stdout(*args, env=None):
+    r, w = os.pipe()
+    os.close(r)
+    proc = subprocess.run([*A, *args], stdout=w, stderr=subprocess.PIPE, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+    os.close(w)
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize("args", [["scenarios"], ["--help"], ["run", "--help"], ["status", "--json"],
+                                  ["status"]])
+def test_closed_stdout_is_not_exit_1_nor_docker(tmp_path, args):
+    (tmp_path / "w").mkdir()
+    code, err = _closed_stdout(*args, env={"AFPBISECT_WORKDIR": str(tmp_path / "w")})
+    assert code == OUTPUT_CLOSED, (code, err)
+    assert "Docker" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+def test_usage_error_is_exit_2_even_when_stderr_cannot_be_written(tmp_path, stderr):
+    argv = [*A, "run", "a..b", "--cycles", "0", "--workdir", str(tmp_path / "w")]
+    if stderr == "closed":
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60,
+                              pass_fds=(), close_fds=True, preexec_fn=lambda: os.close(2))
+    else:
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=full, timeout=60)
+    assert proc.returncode == 2
+
+
+# ---------------------------------------------------------------- 8. doctor --workdir FILE
+def test_doctor_workdir_that_is_a_file_fails_the_check(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    from afpbisect.commands.doctor import check_disk
+    plenty = lambda p: type("U", (), {"free": 2**50})()
+    c = check_disk(f, usage=plenty)
+    assert not c.ok and "not a directory" in c.detail
+    c = check_disk(f / "below", usage=plenty)
+    assert not c.ok and "not a directory" in c.detail
+    assert check_disk(tmp_path / "not-yet" / "made", usage=plenty).ok
+
+
+@pytest.mark.skipif(not __import__("shutil").which("ssh"), reason="no ssh client")
+def test_ssh_engine_refused_is_our_one_line(tmp_path, small_repo):
+    """ssh's own "Connection refused" went to stderr before our line: it is in our line."""
+    code, _, err = afp("run", "suricata-1.0.0..suricata-2.0.0", "--repo", str(small_repo), "--workdir",
+                       str(tmp_path / "w"), check_json=False, timeout=120,
+                       env={"DOCKER_HOST": "ssh://nobody@127.0.0.1:9", "AFPBISECT_DOCKER_RETRY_SECONDS": "2"})
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert code in (2, 3) and "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("afpbisect: error:") and "Connection refused" in lines[0], err
+
+
+@pytest.mark.skipif(not __import__("shutil").which("ssh"), reason="no ssh client")
+def test_doctor_ssh_engine_refused_is_in_its_check_line(tmp_path):
+    code, _, err = afp("doctor", "--workdir", str(tmp_path), check_json=False, timeout=120,
+                       env={"DOCKER_HOST": "ssh://nobody@127.0.0.1:9"})
+    assert code == 1 and "Traceback" not in err, err
+    assert all(l.startswith(("ok ", "FAIL ")) for l in err.splitlines() if l.strip()), err
+    assert any(l.startswith("FAIL docker:") and "Connection refused" in l for l in err.splitlines()), err
