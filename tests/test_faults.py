@@ -299,7 +299,7 @@ def test_waiting_on_a_container_ends_when_the_engine_stalls(tmp_path, monkeypatc
     stall while it runs is EngineStalled in seconds, not a wait of the build's 3 hours."""
     import docker as docker_sdk
 
-    from afpbisect.machinery import engine
+    from afpbisect.machinery import deadlines, engine
     from dockerproxy import DockerProxy
     image = next((t for i in docker_sdk.from_env().images.list() for t in i.tags), None)
     if image is None:
@@ -312,7 +312,7 @@ def test_waiting_on_a_container_ends_when_the_engine_stalls(tmp_path, monkeypatc
     try:
         c.start()
         proxy.stall_on = f"/containers/{c.id}/json"
-        with pytest.raises(engine.EngineStalled, match="stopped answering"):
+        with pytest.raises(deadlines.EngineStalled, match="stopped answering"):
             engine.wait_exit(c, 3 * 3600, "build container")
     finally:
         proxy.stop()

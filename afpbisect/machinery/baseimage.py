@@ -17,7 +17,8 @@ from pathlib import Path
 import docker.errors
 
 from afpbisect.core.errors import InfraError
-from afpbisect.machinery.engine import LONG_SECONDS, Engine, patience
+from afpbisect.machinery.deadlines import LONG_SECONDS, patience
+from afpbisect.machinery.engine import Engine
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ import jinja2
 from afpbisect import DOCKERFILES_DIR
 from afpbisect.core import eras
 from afpbisect.core.errors import InfraError
-from afpbisect.machinery.engine import LONG_SECONDS, Engine, patience, retrying
+from afpbisect.machinery.deadlines import LONG_SECONDS, patience
+from afpbisect.machinery.engine import Engine, retrying
 
 DOCKERFILE = DOCKERFILES_DIR / "build.Dockerfile.j2"
 

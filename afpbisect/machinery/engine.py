@@ -11,9 +11,7 @@ import hashlib
 import logging
 import os
 import re
-import threading
 import time
-import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,6 @@ from pathlib import Path
 import docker
 import docker.errors
 import requests.exceptions
-import urllib3.exceptions
 from tenacity import (
     RetryCallState,
     retry,
@@ -31,6 +28,7 @@ from tenacity import (
 )
 
 from afpbisect.core.errors import InfraError, UsageError
+from afpbisect.machinery.deadlines import _timed_out, api_seconds, ping_seconds, with_deadlines
 
 log = logging.getLogger(__name__)
 
@@ -185,87 +183,6 @@ class DockerUnreachable(UsageError):
     engine that goes away in the middle of a run is retried, then an InfraError."""
 
 
-# Every call has a deadline: a daemon that answers the ping and then stalls on a call hung
-# a run for good (issue 25). Ordinary calls get API_SECONDS; the few that are long by
-# nature (an image build or import, a cycle's exec) are given more with `patience`, and
-# waiting on a container is polling (wait_exit), each poll a short call. The first contact
-# gets a short deadline of its own (AFPBISECT_DOCKER_PING_SECONDS).
-LONG_SECONDS = 3 * 3600   # an image build or import: as long as a build may take
-
-
-def _seconds(name: str, default: str) -> float:
-    raw = os.environ.get(name, default)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):   # also false for nan
-        raise UsageError(f"{name}={raw!r} is not a positive number of seconds")
-    return value
-
-
-def ping_seconds() -> float:
-    return _seconds("AFPBISECT_DOCKER_PING_SECONDS", "10")
-
-
-def api_seconds() -> float:
-    return _seconds("AFPBISECT_DOCKER_TIMEOUT_SECONDS", "120")
-
-
-class EngineStalled(InfraError):
-    """The engine took the connection and then did not answer a call in time."""
-
-
-_patience = threading.local()
-
-
-@contextlib.contextmanager
-def patience(seconds: float):
-    """Calls made by this thread meanwhile may take up to `seconds` (thread-local: the
-    engines of a farm are called from several threads)."""
-    before = getattr(_patience, "seconds", None)
-    _patience.seconds = seconds
-    try:
-        yield
-    finally:
-        _patience.seconds = before
-
-
-def _stalled(exc: BaseException) -> bool:
-    """A read that timed out, however it surfaces: requests' Timeout, or a read timeout
-    met while a body was streamed (requests wraps urllib3's in a ConnectionError)."""
-    if isinstance(exc, requests.exceptions.Timeout):
-        return True
-    return isinstance(exc, requests.exceptions.ConnectionError) and any(
-        isinstance(a, urllib3.exceptions.ReadTimeoutError) for a in exc.args)
-
-
-def with_deadlines(client: docker.DockerClient, name: str, seconds: float) -> docker.DockerClient:
-    """Give every call of `client` a deadline; one that passes is EngineStalled, naming the
-    call. docker-py's APIClient is a requests Session: its get/post/... go through
-    `request`, wrapped here on the instance."""
-    api = client.api
-    api.timeout = seconds
-    send = api.request
-
-    def request(method, url, *a, **kw):
-        longer = getattr(_patience, "seconds", None)
-        if longer is not None and kw.get("timeout") == api.timeout:
-            kw["timeout"] = longer
-        try:
-            return send(method, url, *a, **kw)
-        except requests.exceptions.RequestException as exc:
-            if not _stalled(exc):
-                raise
-            path = urllib.parse.urlsplit(url).path
-            raise EngineStalled(
-                f"the Docker engine {name} stopped answering (no reply in {kw.get('timeout') or seconds:g} s "
-                f"to {method} {path}); state kept: run the same command again to resume "
-                "(AFPBISECT_DOCKER_TIMEOUT_SECONDS gives it longer)") from None
-    api.request = request
-    return client
-
-
 def client_options(url: str) -> dict:
     """DockerClient options for `url`: ssh:// through the system ssh (its config, agent
     and known_hosts), not paramiko's own."""
@@ -351,15 +268,6 @@ def ssh_stderr(url: str):
                     os.write(2, text.encode())
                 except OSError:
                     pass
-
-
-def _timed_out(exc: BaseException | None) -> bool:
-    """docker-py wraps the requests timeout of its first call (the version query)."""
-    while exc is not None:
-        if isinstance(exc, requests.exceptions.Timeout):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def wait_exit(container, limit: float, what: str, poll: float = 1.0) -> int:

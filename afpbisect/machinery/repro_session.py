@@ -35,9 +35,9 @@ from afpbisect.machinery.engine import (
     _short,
     check_capability_error,
     create_container,
-    patience,
     retrying,
 )
+from afpbisect.machinery.deadlines import patience
 from afpbisect.core.errors import InfraError
 from afpbisect.machinery.repro_record import CycleRecord, fill_from_logs
 from afpbisect.machinery.repro_settings import C_AFP, C_LOGS, C_PRODUCT, ReproSettings, driver_config, render_suricata_yaml

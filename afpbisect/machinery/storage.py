@@ -42,10 +42,10 @@ from afpbisect.machinery.engine import (
     Engine,
     _short,
     create_container,
-    patience,
     retrying,
     wait_exit,
 )
+from afpbisect.machinery.deadlines import patience
 from afpbisect.core.errors import InfraError
 
 TRANSFER_SECONDS = 1800   # an archive of a whole build tree, extracted before the reply
