@@ -22,6 +22,7 @@ from afpbisect.cli_options import (
     WORKDIR_DEFAULT,
     WORKDIR_ENV,
     Group,
+    Whole,
     bind_mount_problem,
     command_options,
     common,
@@ -206,7 +207,7 @@ def scenarios():
 
 
 @cli.command(epilog=env_epilog("selftest"))
-@option("--commits", type=click.IntRange(50, 200), default=80, show_default=True)
+@option("--commits", type=Whole(50, 200), default=80, show_default=True)
 @option("--workdir", type=click.Path(), callback=nonempty_path, default=None,
               help="Default: a fresh temporary directory, removed afterwards.")
 @option("--keep", is_flag=True, help="Keep the synthetic repo and workdir.")

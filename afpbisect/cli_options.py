@@ -128,6 +128,17 @@ def env_help(command: click.Command) -> str:
 
 
 
+class Whole(click.IntRange):
+    """A whole number in a range, written in ASCII digits: Python's int() also takes "1_0"
+    and other scripts' digits ("٣", "０"), which were accepted as 10, 3 and 0 (second
+    hostile tour of issue 25)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def env_items(ctx, param, values) -> dict:
     out = {}
     for item in values:
@@ -278,9 +289,9 @@ def common(fn):
         option("--scenario", "scenario_ref", default=None, metavar="NAME|FILE",
                      help="The bug: a built-in scenario (see `afpbisect scenarios`) or a scenario "
                           "file (docs/scenarios.md). Default: the built-in default."),
-        option("--pairs", type=click.IntRange(1, 32), default=None,
+        option("--pairs", type=Whole(1, 32), default=None,
                      help="Interface pairs SFE_i_TX <-> SFE_i_RX (default: the scenario's)."),
-        option("--threads", type=click.IntRange(1, 16), default=None,
+        option("--threads", type=Whole(1, 16), default=None,
                      help="Threads per interface (default: the scenario's)."),
         option("--env", "env_items", multiple=True, metavar="NAME=VALUE", callback=env_items,
                      help="Set a variable of the target's environment, over the scenario's (e.g. "
@@ -291,17 +302,17 @@ def common(fn):
                default=None, callback=finite,
                help="The lowest per-cycle rate of a race the verification rules out on the clean "
                     "side (a race there before, at a lower rate); default: the scenario's [verdict]."),
-        option("--cycle-cap", type=click.IntRange(1, 1_000_000), default=None,
+        option("--cycle-cap", type=Whole(1, 1_000_000), default=None,
                help="The most clean cycles one verification may ask for; beyond it the run ends "
                     "undecided (exit 3), state kept. Default: the scenario's [verdict]."),
-        option("--cycles", type=click.IntRange(1, 10_000), default=None,
+        option("--cycles", type=Whole(1, 10_000), default=None,
                      help="Fixed cycles per step (the naive method); default: adaptive, from --confidence."),
         option("--base-image", default="debian:bookworm", show_default=True, callback=image_reference,
                      help="Base image; built locally with debootstrap when it cannot be pulled."),
         option("--eras", "eras_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      callback=era_rules,
                      help="Era rules file (default: the shipped afpbisect/core/eras.toml), e.g. to take libhtp from elsewhere."),
-        option("--jobs", type=click.IntRange(1, 256), default=2, show_default=True,
+        option("--jobs", type=Whole(1, 256), default=2, show_default=True,
                      help="make -j for builds."),
         ENGINE_OPTION,
         option("--restart", is_flag=True, help="Discard the saved state of this command and start over."),

@@ -59,9 +59,25 @@ class _Guarded:
         return getattr(self._stream, name)
 
 
+class _Closed:
+    """Stands for a stdout that was closed before we started (`>&-`): Python then has none,
+    and print() dropped the answer without a word (exit 0). Writing to it is OutputClosed."""
+
+    def write(self, s):
+        if s:
+            raise OutputClosed("stdout is closed")
+        return 0
+
+    def flush(self):
+        return None
+
+
 def install() -> None:
-    """Wrap sys.stdout and sys.stderr (once); a closed one (None) stays None."""
-    if sys.stdout is not None and not isinstance(sys.stdout, _Guarded):
+    """Wrap sys.stdout and sys.stderr (once); a closed stderr (None) stays None, a closed
+    stdout fails on its first write."""
+    if sys.stdout is None:
+        sys.stdout = _Closed()
+    elif not isinstance(sys.stdout, (_Guarded, _Closed)):
         sys.stdout = _Guarded(sys.stdout, drop=False)
     if sys.stderr is not None and not isinstance(sys.stderr, _Guarded):
         sys.stderr = _Guarded(sys.stderr, drop=True)

@@ -2,6 +2,7 @@
 anything is touched, infrastructure exit 3, a closed stdout/stderr never exit 1 and never
 blamed on Docker; never a traceback, never a hang."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from test_cli_errors import _one_line_exit2
 from test_rerender import RUN, _run_result, rerender
 from test_status import _run_state
 
+import afpbisect
 from afpbisect.core.outcome import OUTPUT_CLOSED
 
 from afpbisect.core.state import VERSION, CorruptState, State
@@ -240,3 +242,59 @@ def test_doctor_ssh_engine_refused_is_in_its_check_line(tmp_path):
     assert code == 1 and "Traceback" not in err, err
     assert all(l.startswith(("ok ", "FAIL ")) for l in err.splitlines() if l.strip()), err
     assert any(l.startswith("FAIL docker:") and "Connection refused" in l for l in err.splitlines()), err
+
+
+# --- the second hostile tour (2026-12-04), on the final code ---------------------------------
+
+
+def _afp(*args, stdout=subprocess.PIPE):
+    return subprocess.run([sys.executable, "-m", "afpbisect", *args], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
+
+
+@pytest.mark.parametrize("value", ["٣", "1_0", "０"])
+def test_a_number_in_other_digits_is_refused(value, tmp_path):
+    p = _afp("run", "a..b", "--cycles", value, "--workdir", str(tmp_path / "w"))
+    assert p.returncode == 2 and "is not a whole number" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_stdout_closed_before_start_is_141_not_a_silent_0():
+    p = _afp("scenarios", stdout=subprocess.DEVNULL)
+    assert p.returncode == 0
+    closed = subprocess.run(f"{sys.executable} -m afpbisect scenarios >&-", shell=True, text=True,
+                            capture_output=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
+    assert closed.returncode == 141, closed.stderr
+
+
+@pytest.mark.parametrize("text, says", [
+    ('title = "x\\ny"\n', "must be one line"),
+    ('[traffic]\npps = 0\n', "'pps' must be > 0"),
+    ('[cycle]\nseconds = 1e-300\n', "must be in [0.1, 3600] seconds"),
+    ('[nightly]\nbranch = "-rf"\n', "must be a git ref"),
+])
+def test_scenario_values_the_second_tour_found(text, says, tmp_path):
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    top, _, rest = text.partition("[")
+    f.write_text(f'name = "x"\n{top}[hit]\nconsole = ["the bug"]\n' + (f"[{rest}" if rest else ""))
+    with pytest.raises(UsageError, match=re.escape(says)):
+        load(f)
+
+
+def test_rerender_refuses_overflowing_numbers_and_odd_out_names(tmp_path):
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps({"command": "run", "wall_seconds": 10 ** 400}))
+    for extra in ([], ["--stem", "a" * 300]):
+        p = subprocess.run([sys.executable, "-m", "afpbisect.rerender", str(src), "--out",
+                            str(tmp_path / "o"), *extra], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    p = subprocess.run([sys.executable, "-m", "afpbisect.rerender", str(src), "--out", str(tmp_path / "a\x01b")],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
+    assert p.returncode == 2 and not (tmp_path / "a\x01b").exists()
+    assert not (tmp_path / "o").exists()

@@ -32,7 +32,9 @@ from afpbisect.reports.report import (
 )
 
 # What a result of the wrong shape raises in backfill_made or a template (issue 25).
-_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError, jinja2.TemplateError)
+# OverflowError: a number too large for a float (10**400 as a size or a time, second tour)
+_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError,
+                 jinja2.TemplateError)
 
 
 def backfill_made(result: dict, date: str | None = None, cores: int | None = None,
@@ -73,7 +75,7 @@ def load_result(src: Path) -> dict:
 def _stem(text: str) -> str:
     """--stem: a file name, never a path: the reports go in --out and nowhere else."""
     if (not text or text in (".", "..") or "/" in text or "\0" in text
-            or any(ord(c) < 32 for c in text)):
+            or any(ord(c) < 32 for c in text) or len(text.encode()) > 200):
         raise argparse.ArgumentTypeError(f"--stem wants a file name (no '/'), not {text!r}")
     return text
 
@@ -81,6 +83,8 @@ def _stem(text: str) -> str:
 def _out(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("--out: empty path")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise argparse.ArgumentTypeError(f"--out: a control character in {text!r}")
     return Path(text)
 
 

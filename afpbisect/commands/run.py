@@ -222,7 +222,11 @@ def _headline(result: dict) -> str:
     if r.get("kind") in ("raised", "lowered"):
         return _rate_headline(r)
     if len(r["candidates"]) == 1:
-        return f"{what} commit: {r['candidates'][0]} {r['subject']} (confidence {pct(r['confidence'])})"
+        cycles = ((result.get("made") or {}).get("options") or {}).get("cycles")
+        # the naive method claims no confidence: "0.0%" beside an answer read as a verdict
+        said = (f"naive method, {cycles} cycle(s) a step: no confidence claimed" if cycles
+                else f"confidence {pct(r['confidence'])}")
+        return f"{what} commit: {r['candidates'][0]} {r['subject']} ({said})"
     return f"the {what} commit could be any of: {' '.join(c[:10] for c in r['candidates'])}"
 
 

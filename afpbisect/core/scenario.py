@@ -232,6 +232,9 @@ def parse(raw: dict, path: Path, builtin: bool = False) -> Scenario:
                 raise UsageError(f"scenario {path}: [{name}] must be a table")
             sections[name] = _section(sub, name, path)
     top = sections.pop("")
+    for key in ("title", "ticket"):   # one line in every report (second hostile tour)
+        if re.search(r"[\x00-\x1f\x7f]", top[key]):
+            raise UsageError(f"scenario {path}: key {key!r} must be one line without control characters")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", top["name"]):
         # it names state and report files: a long one made "File name too long" after a build
         raise UsageError(f"scenario {path}: key 'name' must be 1 to 64 letters, digits, '.', '_' "
@@ -332,8 +335,12 @@ def _check_ranges(s: dict, path: Path) -> None:
         if not lo <= s[sec][key] <= hi:
             raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be in {lo}..{hi}")
     for key in ("seconds", "start_timeout", "stop_timeout"):
-        if not 0.0 < s["cycle"][key] <= 3600.0:
-            raise UsageError(f"scenario {path}: key [cycle] {key!r} must be in (0, 3600] seconds")
+        if not 0.1 <= s["cycle"][key] <= 3600.0:   # 1e-300 s was taken and ran for nothing
+            raise UsageError(f"scenario {path}: key [cycle] {key!r} must be in [0.1, 3600] seconds")
+    if s["traffic"]["kind"] != "none" and s["traffic"]["pps"] == 0 and s["health"]["min_forwarded"] > 0:
+        # no packet offered, and every cycle waited for one forwarded (second hostile tour)
+        raise UsageError(f"scenario {path}: key [traffic] 'pps' must be > 0 when [health] "
+                         f"min_forwarded > 0 (nothing would be offered to forward)")
     if not MIN_RATE <= s["verdict"]["rate_floor"] < 1.0 or not 1 <= s["verdict"]["cycle_cap"] <= 1_000_000:
         raise UsageError(f"scenario {path}: [verdict] rate_floor must be in [{MIN_RATE}, 1), cycle_cap "
                          f"in 1..1000000")
@@ -342,7 +349,10 @@ def _check_ranges(s: dict, path: Path) -> None:
                          f"in [{MIN_RATE}, 1]")
     for sec, key in (("nightly", "branch"), ("verify", "target")):
         value = s[sec][key]
-        if (not value.strip() and (value or key == "branch")) or re.search(r"[\s\x00-\x1f]", value):
+        if (not value.strip() and (value or key == "branch")) or re.search(r"[\s\x00-\x1f]", value) \
+                or value.startswith("-"):   # an option to git, not a ref
+            raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be a git ref, got {value!r}")
+
             raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be a git ref, got {value!r}")
     # Values that go into suricata.yaml or onto the command line: no quote, backslash or
     # line break can smuggle in another key.
