@@ -145,3 +145,11 @@ def test_what_is_not_corrupt_is_never_set_aside(tmp_path):
     p.write_text("{")   # and without set_aside (the nightly's job state), corrupt is an error
     with pytest.raises(StateError, match="corrupt"):
         State.load_or_new(p, "run", {"good": "b"}, say=lambda m: None)
+
+
+def test_a_state_whose_about_is_not_names_is_corrupt():
+    """Second hostile tour of issue 25: `about` of the wrong shape was listed by status as
+    'run {'a': 1}..['x'] (scenario 5)' and resumed from."""
+    from afpbisect.core.state import data_problem
+    assert data_problem({"about": {"good": {"a": 1}, "bad": ["x"], "scenario": 5}})
+    assert data_problem({"about": {"scenario": "8667", "good": "v1", "patches": ["fixA.patch"]}}) is None

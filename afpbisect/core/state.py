@@ -29,8 +29,12 @@ _JSON_NAMES = {dict: "an object", list: "a list"}
 
 def data_problem(data: dict) -> str | None:
     """What is wrong with the shape of a state's `data`, or None."""
-    if not isinstance(data.get("about", {}), dict):
+    about = data.get("about", {})
+    if not isinstance(about, dict):
         return "'about' must be an object"
+    if not all(isinstance(v, (str, list)) and (isinstance(v, str) or all(isinstance(x, str) for x in v))
+               for v in about.values()):   # names shown by status: strings (patches: a list)
+        return "'about' must map names to strings"
     steps = data.get("steps", [])
     if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
         return "'steps' must be a list of objects"
