@@ -298,3 +298,20 @@ def test_rerender_refuses_overflowing_numbers_and_odd_out_names(tmp_path):
                        env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
     assert p.returncode == 2 and not (tmp_path / "a\x01b").exists()
     assert not (tmp_path / "o").exists()
+
+
+def test_selftest_refuses_a_workdir_that_is_a_file_before_generating_anything(tmp_path):
+    """Third hostile tour: the synthetic target was generated (and said on stdout) first."""
+    f = tmp_path / "afile"
+    f.write_text("x")
+    p = _afp("selftest", "--workdir", str(f))
+    assert p.returncode == 2 and "not a directory" in p.stderr and p.stdout == "", (p.stdout, p.stderr)
+
+
+@pytest.mark.parametrize("value", ["nan", "-1"])
+def test_doctor_refuses_a_bad_docker_timeout_like_the_other_commands(value, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1]),
+           "AFPBISECT_DOCKER_TIMEOUT_SECONDS": value}
+    p = subprocess.run([sys.executable, "-m", "afpbisect", "doctor", "--workdir", str(tmp_path / "w")],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 2 and "not a positive number of seconds" in p.stderr, p.stderr

@@ -17,6 +17,7 @@ from afpbisect.core.scenario import load as load_scenario
 from afpbisect.machinery.repro_settings import ReproSettings
 from afpbisect.machinery.storage import remove_volumes
 from afpbisect.machinery.worktree import load_patch
+from afpbisect.core.errors import UsageError
 from afpbisect.synthetic.target import make_synthetic_repo
 
 # 2 pairs x 2 threads, and the default scenario's test patches at a tenth of their delay
@@ -46,6 +47,9 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
     a block-size start-up bug (afpbisect/synthetic/target.py): the run must name the one its
     scenario is about. `engines`: (name, URL) of each --engine (farm.resolve_all)."""
     t0 = time.time()
+    if workdir is not None and Path(workdir).exists() and not Path(workdir).is_dir():
+        # checked before the target is generated: bad input touches nothing (third tour)
+        raise UsageError(f"--workdir {workdir} is not a directory")
     tmp = Path(tempfile.mkdtemp(prefix="afpbisect-selftest-"))
     own_workdir, lanes = workdir is None, []
     workdir = Path(workdir) if workdir else tmp / "work"
