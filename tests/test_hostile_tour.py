@@ -247,25 +247,28 @@ def test_doctor_ssh_engine_refused_is_in_its_check_line(tmp_path):
 # --- the second hostile tour (2026-12-04), on the final code ---------------------------------
 
 
-def _afp(*args, stdout=subprocess.PIPE):
-    return subprocess.run([sys.executable, "-m", "afpbisect", *args], stdout=stdout,
-                          stderr=subprocess.PIPE, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
+# The package under test, whatever the installed script points at.
+_ENV = {**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])}
+
+
+def _cli(*args, module="afpbisect", stdout=subprocess.PIPE, env=None):
+    """`python3 -m MODULE ARGS` with stdout and stderr as text (CompletedProcess)."""
+    return subprocess.run([sys.executable, "-m", module, *args], stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, timeout=120, env={**_ENV, **(env or {})})
 
 
 @pytest.mark.parametrize("value", ["٣", "1_0", "０"])
 def test_a_number_in_other_digits_is_refused(value, tmp_path):
-    p = _afp("run", "a..b", "--cycles", value, "--workdir", str(tmp_path / "w"))
+    p = _cli("run", "a..b", "--cycles", value, "--workdir", str(tmp_path / "w"))
     assert p.returncode == 2 and "is not a whole number" in p.stderr, p.stderr
     assert not (tmp_path / "w").exists()
 
 
 def test_a_stdout_closed_before_start_is_141_not_a_silent_0():
-    p = _afp("scenarios", stdout=subprocess.DEVNULL)
+    p = _cli("scenarios", stdout=subprocess.DEVNULL)
     assert p.returncode == 0
     closed = subprocess.run(f"{sys.executable} -m afpbisect scenarios >&-", shell=True, text=True,
-                            capture_output=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
+                            capture_output=True, timeout=120, env=_ENV)
     assert closed.returncode == 141, closed.stderr
 
 
@@ -289,13 +292,9 @@ def test_rerender_refuses_overflowing_numbers_and_odd_out_names(tmp_path):
     src = tmp_path / "r.json"
     src.write_text(json.dumps({"command": "run", "wall_seconds": 10 ** 400}))
     for extra in ([], ["--stem", "a" * 300]):
-        p = subprocess.run([sys.executable, "-m", "afpbisect.rerender", str(src), "--out",
-                            str(tmp_path / "o"), *extra], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
+        p = _cli(str(src), "--out", str(tmp_path / "o"), *extra, module="afpbisect.rerender")
         assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
-    p = subprocess.run([sys.executable, "-m", "afpbisect.rerender", str(src), "--out", str(tmp_path / "a\x01b")],
-                       capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1])})
+    p = _cli(str(src), "--out", str(tmp_path / "a\x01b"), module="afpbisect.rerender")
     assert p.returncode == 2 and not (tmp_path / "a\x01b").exists()
     assert not (tmp_path / "o").exists()
 
@@ -304,14 +303,11 @@ def test_selftest_refuses_a_workdir_that_is_a_file_before_generating_anything(tm
     """Third hostile tour: the synthetic target was generated (and said on stdout) first."""
     f = tmp_path / "afile"
     f.write_text("x")
-    p = _afp("selftest", "--workdir", str(f))
+    p = _cli("selftest", "--workdir", str(f))
     assert p.returncode == 2 and "not a directory" in p.stderr and p.stdout == "", (p.stdout, p.stderr)
 
 
 @pytest.mark.parametrize("value", ["nan", "-1"])
 def test_doctor_refuses_a_bad_docker_timeout_like_the_other_commands(value, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(afpbisect.__file__).parents[1]),
-           "AFPBISECT_DOCKER_TIMEOUT_SECONDS": value}
-    p = subprocess.run([sys.executable, "-m", "afpbisect", "doctor", "--workdir", str(tmp_path / "w")],
-                       capture_output=True, text=True, timeout=120, env=env)
+    p = _cli("doctor", "--workdir", str(tmp_path / "w"), env={"AFPBISECT_DOCKER_TIMEOUT_SECONDS": value})
     assert p.returncode == 2 and "not a positive number of seconds" in p.stderr, p.stderr
