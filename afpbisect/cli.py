@@ -144,9 +144,11 @@ def cli():
 @_guard
 def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **kw):
     """Bisect GOOD..BAD (e.g. v7.0.0..v8.0.3) and name the first bad commit."""
-    from afpbisect.commands.run import run_bisection, run_outcome
+    from afpbisect.commands.run import check_range_at_source, run_bisection, run_outcome
+    opts = command_options(kw, update=fetch_)
+    check_range_at_source(opts.repo, range_, find_fix)
     prog = Progress(quiet=kw["quiet"])
-    with open_context(command_options(kw, update=fetch_), say=prog.say, progress=prog) as ctx:
+    with open_context(opts, say=prog.say, progress=prog) as ctx:
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
                                confidence=kw["confidence"] or DEFAULT_CONFIDENCE,
                                suspects=tuple(suspects), check_endpoints=check_endpoints)
@@ -163,11 +165,13 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
 def verify_patch(patches, target, fetch_, **kw):
     """Build TARGET + the scenario's test patches (+ PATCHES) and show, with a stated
     confidence, that the bug is gone with the patches and present without them."""
-    from afpbisect.commands.verify_patch import run_verify, verify_outcome
+    from afpbisect.commands.verify_patch import check_target_at_source, run_verify, verify_outcome
     from afpbisect.machinery.worktree import load_patch
     loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
+    opts = command_options(kw, update=fetch_)
+    check_target_at_source(opts.repo, target, opts.scenario)
     prog = Progress(quiet=kw["quiet"])
-    with open_context(command_options(kw, update=fetch_), say=prog.say, progress=prog) as ctx:
+    with open_context(opts, say=prog.say, progress=prog) as ctx:
         result = run_verify(ctx, target, loaded, confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
     _emit(result, kw["as_json"])
     sys.exit(verify_outcome(result["verdict"]).exit_code)

@@ -76,7 +76,7 @@ def git_bisect_user(a, name: str, pathspec: list[str], progress=lambda row: None
     clone = wd / "bisect-clone"
     subprocess.run(["git", "clone", "-q", "--bare", a.repo, str(clone)], check=True)
     sc = load_scenario()
-    settings = ReproSettings.from_scenario(sc)
+    settings = ReproSettings.from_scenario(sc, env=env_of(a))
     say = lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True)
     order = git(clone, "rev-list", "--reverse", f"{a.good}..{a.bad}").split()
     t_start = time.time()
@@ -106,12 +106,18 @@ def git_bisect_user(a, name: str, pathspec: list[str], progress=lambda row: None
             "cycles": sum(s["cycles"] for s in steps)}
 
 
+def env_of(a) -> dict | None:
+    """--env NAME=VALUE over the scenario's environment, for every method alike."""
+    return dict(e.split("=", 1) for e in a.env) or None   # from_scenario puts them over its own
+
+
 def afpbisect_run(a) -> dict:
     wd = a.workdir / "afpbisect"
     shutil.rmtree(wd, ignore_errors=True)
     t0 = time.time()
     p = subprocess.run([sys.executable, "-m", "afpbisect", "run", f"{a.good}..{a.bad}", "--repo", a.repo,
-                        "--workdir", str(wd), "--json", *a.afpbisect_args], capture_output=True, text=True)
+                        "--workdir", str(wd), "--json",
+                        *[x for e in a.env for x in ("--env", e)], *a.afpbisect_args], capture_output=True, text=True)
     wall = round(time.time() - t0, 1)
     (a.workdir / "afpbisect.stderr.log").write_text(p.stderr)
     res = json.loads(p.stdout) if p.stdout.strip() else {}
@@ -147,6 +153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--good-cycles", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="over the scenario's environment, for every method (e.g. the widener's delay)")
     ap.add_argument("--afpbisect-arg", dest="afpbisect_args", action="append", default=[])
     a = ap.parse_args(argv)
     a.suspect = a.suspect or ["src/source-af-packet.c"]
@@ -156,7 +164,7 @@ def main(argv=None) -> int:
     def save(extra: list[dict]) -> None:   # after every step: a killed bench keeps what it measured
         if a.json:
             a.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                          "good": a.good, "bad": a.bad, "rows": rows + extra}, indent=1))
+                                          "good": a.good, "bad": a.bad, "env": a.env, "rows": rows + extra}, indent=1))
 
     for m in a.methods.split(","):
         row = (afpbisect_run(a) if m == "afpbisect"

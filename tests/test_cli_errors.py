@@ -1,5 +1,7 @@
 """Every bad input: exit 2, one line naming the problem, no traceback (issue 8)."""
 
+from pathlib import Path
+
 import pytest
 
 from conftest import git
@@ -28,6 +30,9 @@ def wd(tmp_path):
 def test_bad_ranges(small_repo, wd, rng, pattern):
     code, _, err = afp("run", rng, "--repo", str(small_repo), *wd, check_json=False)
     _one_line_exit2(code, err, pattern)
+    # Found before anything is touched (issue 25): a local --repo is asked first, so no
+    # workdir, clone or lock is made for a range that cannot be bisected.
+    assert not Path(wd[1]).exists()
 
 
 def test_repo_not_git(tmp_path, wd):
@@ -137,3 +142,14 @@ def _run_state_name(repo, work) -> str:
             "from afpbisect.cli import main; main()\n")
     out = subprocess.run([sys.executable, "-c", code, str(repo), str(work)], capture_output=True, text=True)
     return out.stdout.strip().splitlines()[-1]
+
+
+def test_unknown_verify_target_touches_nothing(small_repo, tmp_path, wd):
+    """Issue 25: an unknown --target of a local --repo is refused before the workdir, its
+    clone and lock are made (it used to be found after the clone)."""
+    p = tmp_path / "x.patch"
+    p.write_text("--- a/src/a.c\n+++ b/src/a.c\n@@ -1 +1 @@\n-int v1 = 1;\n+int v1 = 2;\n")
+    code, _, err = afp("verify-patch", str(p), "--target", "v9.9.9", "--repo", str(small_repo), *wd,
+                       check_json=False)
+    _one_line_exit2(code, err, "unknown ref 'v9.9.9'")
+    assert not Path(wd[1]).exists()

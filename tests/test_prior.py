@@ -73,6 +73,34 @@ def test_samples_from_a_run_report():
     assert cost.samples_from_steps(steps) == [(None, 300.0), (1535, 250.0), (5, 40.0)]
 
 
+def test_live_pricer_refits_on_this_runs_builds_as_they_happen():
+    """Issue 27: a new workdir priced every build with the defaults for the whole run
+    (0-263 s) though its own builds said otherwise; the price now follows them."""
+    timed: list = []    # (index, seconds) of this run's fresh builds, in build order
+    built = lambda: [i for i, _ in timed]
+    price = cost.live_pricer([], built, lambda: list(timed))
+    default = cost.BuildCostModel()
+    assert price(500) == default.seconds(None)          # nothing built: the defaults
+    for i, secs in ((1000, 600.0), (10, 590.0), (500, 610.0), (501, 60.0), (503, 70.0)):
+        timed.append((i, secs))
+    # Far builds took ~600 s here, a neighbour 60-70 s: a far probe is priced near 600 s,
+    # a near one well above the default's ~33 s, and a built one is still free.
+    assert price(2000) > 500 and price(502) > 45 and price(501) == 0.0
+    assert price.model().far > 500
+
+
+def test_live_pricer_without_builds_is_the_old_model():
+    """No build of this run yet: the same prices as before (the fit of the workdir's
+    reports, or the defaults): the search's first probes do not change."""
+    samples = [(None, 300.0), (1535, 250.0), (5, 40.0), (1, 20.0), (64, 150.0)]
+    old = cost.pricer(cost.fit(samples), lambda: [7])
+    new = cost.live_pricer(samples, lambda: [7], lambda: [])
+    assert all(new(i) == pytest.approx(old(i)) for i in (0, 8, 40, 300, 3000))
+    few = cost.live_pricer(samples[:3], lambda: [7], lambda: [])
+    default = cost.pricer(cost.BuildCostModel(), lambda: [7])
+    assert all(few(i) == pytest.approx(default(i)) for i in (0, 8, 40, 300, 3000))
+
+
 def _commit(repo_dir, path, text, msg):
     p = repo_dir / path
     p.parent.mkdir(parents=True, exist_ok=True)

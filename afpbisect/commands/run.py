@@ -26,7 +26,7 @@ from afpbisect.core.state import State, identity_digest
 from afpbisect.core.store import evidence_store, save_evidence
 from afpbisect.core.verdict import Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
-from afpbisect.machinery.worktree import BuildTree, check_patches_apply, load_patch
+from afpbisect.machinery.worktree import BuildTree, check_patches_apply, load_patch, source_repo
 from afpbisect.reports.facts import mean_busy, step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_atomic, write_command_reports
@@ -34,6 +34,16 @@ from afpbisect.reports.report import write_atomic, write_command_reports
 
 def _subject(repo, sha: str) -> str:
     return repo.commit(sha).summary
+
+
+def check_range_at_source(source: str, range_text: str, find_fix: bool) -> None:
+    """A range that cannot be bisected is refused before the workdir is touched (issue 25):
+    a local --repo is asked directly (every ref our clone of it can resolve, it resolves
+    too). A URL is asked once cloned: the clone is a cache, nothing the user had."""
+    good, bad = split_range(range_text)
+    repo = source_repo(source)
+    if repo is not None:
+        commit_range(repo, good, bad, old_is_bad=find_fix)
 
 
 def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
@@ -176,10 +186,14 @@ def _events(ctx: Context, rng: Range, state: State, find_fix: bool, persist) -> 
 @dataclass
 class SearchOrder:
     prior: prior_mod.Prior
-    model: cost_mod.BuildCostModel
-    cost: object
+    cost: object   # cost_mod.live_pricer: its model is refitted as this run's builds are timed
+
+    @property
+    def model(self) -> cost_mod.BuildCostModel:
+        return self.cost.model()
 
     def to_dict(self) -> dict:
+        # The model as it stands when the report is written: fitted on this run's builds too.
         return {"prior": self.prior.to_dict(), "cost_model": self.model.to_dict()}
 
 
@@ -193,15 +207,19 @@ def search_order(ctx: Context, commits: list, racy: str, variant: Variant, env: 
     pr = prior_mod.for_range(ctx.repo, commits, racy, patterns, patch_files, suspects)
     samples = [s for f in sorted((ctx.state_dir / "reports").glob("run-*.json"))
                for s in cost_mod.samples_from_steps(_steps_of(f))]
-    model = cost_mod.fit(samples) if len(samples) >= 4 else cost_mod.BuildCostModel()
     index = {c[:12]: i for i, c in enumerate(commits)}
-    cost = cost_mod.pricer(model, lambda: [index[p] for p in env.built_prefixes() if p in index])
+    built = lambda: [index[p] for p in env.built_prefixes() if p in index]
+    timed = lambda: [(index[k[:12]], r.seconds) for k, r in list(env.builds.items())
+                     if r.ok and not r.cached and r.seconds and k[:12] in index]
+    cost = cost_mod.live_pricer(samples, built, timed)
     for path, why in sorted(pr.paths.items()):
         ctx.say(f"suspect path {path} ({why})")
+    model = cost.model()
     ctx.say(f"prior: {len(pr.suspects)} of {len(commits) - 1} commits touch a suspect path "
             f"and share half the mass; build price: {model.near:.0f}-{model.far:.0f}s "
-            f"({'fitted on ' + str(len(samples)) + ' builds of this workdir' if len(samples) >= 4 else 'default'})")
-    return SearchOrder(pr, model, cost)
+            f"({'fitted on ' + str(len(samples)) + ' builds of this workdir' if len(samples) >= 4 else 'default'}"
+            f", refitted as this run's builds are timed)")
+    return SearchOrder(pr, cost)
 
 
 def _steps_of(path: Path) -> list:

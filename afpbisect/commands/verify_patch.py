@@ -23,10 +23,18 @@ from afpbisect.core.store import evidence_store, save_evidence
 from afpbisect.core.verdict import Evidence, Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
 from afpbisect.machinery.placement import prepare_builds
-from afpbisect.machinery.worktree import BuildTree, Patch, check_patches_apply
+from afpbisect.machinery.worktree import BuildTree, Patch, check_patches_apply, source_repo
 from afpbisect.reports.facts import step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_command_reports
+
+
+def check_target_at_source(source: str, target: str | None, sc) -> None:
+    """An unknown target of a local --repo is refused before the workdir is touched
+    (issue 25); a URL's is found once cloned (the clone is a cache)."""
+    repo = source_repo(source)
+    if repo is not None and (target or sc.verify.target):
+        resolve(repo, target or sc.verify.target)
 
 
 def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidence: float = NightlySection.confidence) -> dict:

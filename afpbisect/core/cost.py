@@ -72,6 +72,11 @@ def pricer(model: BuildCostModel, built):
     """cost(i) for the search: 0 for a built (cached) index, else the model at the
     distance to the nearest built one. `built()` gives the built indexes now; it is read
     again only when their number changes (a pick prices hundreds of candidates)."""
+    return _pricer(lambda: model, built)
+
+
+def _pricer(model, built):
+    """pricer with `model()` read at every price (live_pricer refits it)."""
     seen = {"n": -1, "sorted": [], "set": set()}
 
     def cost(i: int) -> float:
@@ -80,7 +85,42 @@ def pricer(model: BuildCostModel, built):
             seen.update(n=len(now), sorted=sorted(now), set=set(now))
         if i in seen["set"]:
             return 0.0
-        return model.seconds(nearest(seen["sorted"], i))
+        return model().seconds(nearest(seen["sorted"], i))
+    return cost
+
+
+def live_samples(timed: list) -> list:
+    """(distance to the nearest commit built before it, seconds) of this run's fresh builds,
+    `timed` being (index, seconds) in the order they were built."""
+    out, before = [], []
+    for i, secs in timed:
+        out.append((nearest(sorted(before), i), float(secs)))
+        before.append(i)
+    return out
+
+
+def live_pricer(base: list, built, timed, min_base: int = 4):
+    """A pricer whose model is refitted whenever this run times a build (issue 27): a new
+    workdir priced every probe of its run with the defaults, which over-price a neighbour
+    (33 s against 4 s measured at distance 1) and may under-price a far build. Fitted on
+    `base` (the workdir's earlier reports) when it has `min_base` samples, else on three
+    points of the default model (so a few builds move it, not replace it); until a build of
+    this run is timed the prices are exactly the old ones; then fitted on those plus this
+    run's builds (`timed()`:
+    (index, seconds) in build order). `.model()` is the model now (for the report)."""
+    default = BuildCostModel()
+    prior = list(base) if len(base) >= min_base else [(d, default.seconds(d)) for d in (None, 0, 16)]
+    start = fit(base) if len(base) >= min_base else default   # exactly the old model
+    seen = {"n": -1, "model": start}
+
+    def model() -> BuildCostModel:
+        now = timed()
+        if len(now) != seen["n"]:
+            seen.update(n=len(now), model=fit(prior + live_samples(now)) if now else start)
+        return seen["model"]
+
+    cost = _pricer(model, built)
+    cost.model = model
     return cost
 
 

@@ -44,6 +44,14 @@ def normalise_source(source: str) -> str:
     return str(p.resolve())
 
 
+def source_repo(source: str) -> git.Repo | None:
+    """The user's own repository when --repo is a local path (read, never written), so a
+    bad ref is refused before our clone is made; None for a URL."""
+    if "://" in source or source.startswith("git@"):
+        return None
+    return git.Repo(normalise_source(source))
+
+
 def open_clone(workdir: Path, source: str, update: bool = False, say=lambda m: None) -> git.Repo:
     """Our bare clone of `source` (local path, bare or not, or URL); made once."""
     source = normalise_source(source)
