@@ -172,3 +172,16 @@ def test_last_good_not_an_ancestor_is_refused_before_any_build(job, tmp_path):
                        check_json=False)
     assert code == 2 and "not an ancestor" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "w" / "products").exists()
+
+
+def test_undecided_tip_check_is_an_undecided_night_not_an_error(job, tmp_path):
+    """Issue 25: a tip check whose proof needs more clean cycles than --cycle-cap allows
+    was recorded as an error night; it is "undecided" (exit 3), said so in every report,
+    and the last good commit does not move."""
+    syn, _, _ = job
+    work, out = tmp_path / "work", tmp_path / "out"
+    code, res, err = _nightly(syn, work, out, "--cycle-cap", "1")
+    assert code == 3, err
+    assert res["status"] == "undecided" and res["verdict"] == "undecided", res
+    assert "needs" in res["error"] and res["last_good_after"] is None
+    assert "undecided" in (out / "nightly.md").read_text()

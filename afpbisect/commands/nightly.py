@@ -63,7 +63,8 @@ def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out
         # TRANSPORT_ERRORS: a BrokenPipeError of a lost ssh transport too, which skipped
         # the reports (issue 25).
         code = exc.exit_code if isinstance(exc, AfpError) else Outcome.ERROR.exit_code
-        outcome = Outcome.ERROR
+        # A proof past --cycle-cap is no answer, not a failure of the machinery (issue 25).
+        outcome = Outcome.UNDECIDED if isinstance(exc, policy.Undecided) else Outcome.ERROR
         night["error"] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         return _finish(ctx, job, track, night, tip, out_dir, t0, outcome, night["error"], exit_code=code)
     return _finish(ctx, job, track, night, tip, out_dir, t0, outcome, None)
@@ -190,7 +191,8 @@ def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Pa
     code = outcome.exit_code if exit_code is None else exit_code
     night.update(status=outcome.label, exit_code=code, wall_seconds=round(time.time() - t0, 1))
     if error:
-        night.update(verdict=night["verdict"] or "error", error=error)
+        said = "undecided" if outcome is Outcome.UNDECIDED else "error"
+        night.update(verdict=said if night["verdict"] in (None, "error") else night["verdict"], error=error)
     track["history"].append(night)
     job.save()
     result = {"afpbisect": __version__, "command": "nightly", "repo": ctx.opts.repo, **night,
@@ -230,7 +232,8 @@ def history_view(nights: list[dict], ref: str, replay: bool) -> dict:
 def _timeline(history: list[dict]) -> dict:
     """Points of an inline SVG timeline: one per night, coloured by status, its date (MM-DD)
     along the bottom edge."""
-    colors = {"clean": "#2e7d32", "regression": "#c62828", "build-broken": "#ef6c00", "error": "#757575"}
+    colors = {"clean": "#2e7d32", "regression": "#c62828", "build-broken": "#ef6c00", "error": "#757575",
+              "undecided": "#6a1b9a"}
     w = max(200, 40 * len(history) + 40)
     pts = [{"x": 30 + 40 * i, "y": 40 if n.get("status") != "regression" else 70,
             "color": colors.get(n.get("status"), "#757575"), "night": n} for i, n in enumerate(history)]
