@@ -315,3 +315,25 @@ def test_evidence_lower_round_trips_and_is_checked():
         Evidence.from_dict({**ev.to_dict(), "lower": [3, 2, 1, 1]})
     with pytest.raises(ValueError, match="lower"):
         Evidence.from_dict({**ev.to_dict(), "lower": [2, 10]})
+
+
+def test_an_upper_bound_is_never_printed_below_its_value():
+    """Found by the figures audit (issue 27): 1 - 0.99934464 = 0.0655% was printed "at most
+    0.065%" (pct truncates, right for a confidence, wrong for a bound from above); the
+    verification's "miss <= 0.0003" for a budget of 0.000304 and "p >= 0.417" for a lower
+    bound of 0.41666 overstated too."""
+    from afpbisect.core.percent import pct_up, up, down
+    assert pct_up(1 - 0.99934464) == "0.066%" and pct_up(0.0) == "0.0%" and pct_up(None) == "-"
+    assert pct_up(1e-9) != "0.000%" and float(pct_up(1e-9).rstrip("%")) >= 1e-7
+    for x in (0.0655, 3.0396e-4, 0.123456, 1e-12, 0.5, 0.99999):
+        assert float(pct_up(x).rstrip("%")) >= 100 * x * (1 - 1e-12), x   # float noise only
+        assert float(up(x)) >= x and float(up(x)) <= x * 1.1, x
+    assert up(3.0396e-4) == "0.00031" and down(0.41666) == "0.416" and down(0.4169, 2) == "0.41"
+
+
+def test_the_verify_report_states_its_miss_bound_from_above():
+    from afpbisect.reports.report import render
+    import json, pathlib
+    r = json.loads((pathlib.Path(__file__).parent.parent / "docs/results/2026-12-01-verify-fixA.json").read_text())
+    text = render("verify.md.j2", r=r)
+    assert "probability at most 0.066%" in text, text

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from afpbisect.core.percent import up
 from afpbisect.core.verdict import (
     Verdict,
     clean_cycles_needed,
@@ -72,7 +73,7 @@ def _undecided(run: Run, commit, need: int, budget: float, refs) -> None:
             f"{run.cfg.cycle_cap}: undecided")
     raise Undecided(
         f"undecided: {short(commit)} needs {need - have} more clean cycles ({need} in all) to "
-        f"bound the miss by {budget:.2g} against {said}"
+        f"bound the miss by {up(budget)} against {said}"
         + (f" and the rate floor {run.cfg.rate_floor}" if run.cfg.rate_floor else "")
         + f"; the cap is {run.cfg.cycle_cap} (--cycle-cap). State kept: a run with a higher "
           f"cap goes on from here")
@@ -119,7 +120,7 @@ def check_boundary(run: Run, certain, certain_i, uncertain, uncertain_i, side: s
     floor = f" and any rate >= {run.cfg.rate_floor}" if run.cfg.rate_floor else ""
     v = run.judge(uncertain, uncertain_i, level, "verify",
                   f"; {need} clean beyond the {pre} of its light test ({side}); verification "
-                  f"{r}: miss <= {budget:.2g} for any p, against the calibration's {hits} hits "
+                  f"{r}: miss <= {up(budget)} for any p, against the calibration's {hits} hits "
                   f"in {valid} cycles{floor}, alternating with the re-calibration",
                   keep_level=True, fresh=need, before=new[uncertain])
     confirm.recalibrate(run, certain, certain_i, before=new[certain])
@@ -132,7 +133,7 @@ def check_boundary(run: Run, certain, certain_i, uncertain, uncertain_i, side: s
         v = run.judge(uncertain, uncertain_i, pre + again, "verify",
                       f"; {again} clean beyond the {pre} of its light test ({side}); "
                       f"verification {r} extended: the re-calibration asks more (miss <= "
-                      f"{budget:.2g} against {said}{floor})", keep_level=True, fresh=again)
+                      f"{up(budget)} against {said}{floor})", keep_level=True, fresh=again)
     if v is Verdict.GOOD:
         ev_u.rate = None
         run.persist(uncertain, ev_u)

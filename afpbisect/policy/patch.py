@@ -2,6 +2,7 @@
 calibration (with it)."""
 from __future__ import annotations
 
+from afpbisect.core.percent import up, down
 from afpbisect.core.errors import UsageError
 from afpbisect.core.percent import pct
 from afpbisect.core.verdict import (
@@ -106,7 +107,7 @@ def _clean_cycles_to_clear(cfg: PolicyConfig, reference: Evidence | None, p_lowe
             raise UsageError("the reference shows no race: calibrate on a build that has it first")
         h, v = reference.hits, reference.valid_cycles
         need = clean_cycles_needed_vs_reference(h, v, miss)
-        how = f"miss <= {miss:.2g} for any p, against {h} hits in {v} cycles"
+        how = f"miss <= {up(miss)} for any p, against {h} hits in {v} cycles"
         p_hat, p_low = h / v, hit_rate_lower_bound(h, v, cfg.bound_level)
         bound = lambda clean: miss_bound_vs_reference(h, v, clean)  # noqa: E731
     else:
@@ -114,7 +115,7 @@ def _clean_cycles_to_clear(cfg: PolicyConfig, reference: Evidence | None, p_lowe
             raise UsageError(f"p_lower must be in (0, 1], got {p_lower!r}: calibrate on a build "
                              f"that has the race first")
         need = clean_cycles_needed(p_lower, miss)
-        how = f"miss <= {miss:.2g} at p >= {p_lower:.3f}"
+        how = f"miss <= {up(miss)} at p >= {down(p_lower)}"
         p_hat, p_low = p_lower, p_lower
         bound = lambda clean: (1.0 - p_lower) ** clean  # noqa: E731
     need, bound, how = _floored(cfg, need, bound, how, miss)

@@ -11,6 +11,7 @@ tells the two cases apart with both rates measured side by side.
 """
 from __future__ import annotations
 
+from afpbisect.core.percent import up
 from afpbisect.core.verdict import rate_is_lower
 from afpbisect.policy import confirm
 from afpbisect.policy.session import Run, short
@@ -42,7 +43,7 @@ def lower_rate(run: Run, certain, certain_i, uncertain, uncertain_i, alpha: floa
     lower = ev_u.skip_reason(run.cfg.unhealthy_lead) is None and rate_is_lower(low, high, alpha)
     note = (f"rate {low[0]} hits in {low[1]} fresh cycles against {high[0]} in {high[1]} at "
             f"{short(certain)}, cycle by cycle: {'lower' if lower else 'not shown lower'} "
-            f"(error <= {alpha:.2g})")
+            f"(error <= {up(alpha)})")
     run.log(f"rate {short(uncertain)} [{uncertain_i}]: {note} ({new[uncertain]} + "
             f"{new[certain]} new cycle(s))")
     run.record("rate", uncertain, uncertain_i, ev_u.verdict, ev_u, 0, new[uncertain], note)

@@ -12,7 +12,7 @@ import jinja2
 
 from afpbisect import TEMPLATES_DIR
 from afpbisect.core.errors import write_failed
-from afpbisect.core.percent import pct
+from afpbisect.core.percent import pct, pct_up
 from afpbisect.reports.junit import run_cases, suite, verify_cases
 from afpbisect.reports.plot import run_plot, verify_plot
 
@@ -24,6 +24,7 @@ def _env() -> jinja2.Environment:
                              autoescape=_escaped)
     env.filters["short"] = lambda s: (s or "")[:10]
     env.filters["pct"] = pct
+    env.filters["pct_up"] = pct_up   # a bound from above ("at most") is rounded up
     env.filters["secs"] = _secs
     env.filters["basename"] = lambda p: Path(str(p)).name
     env.globals["refs"] = resolved_refs
