@@ -17,6 +17,7 @@ from afpbisect.core.scenario import load as load_scenario
 from afpbisect.machinery.repro_settings import ReproSettings
 from afpbisect.machinery.storage import remove_volumes
 from afpbisect.machinery.worktree import load_patch
+from afpbisect.reports.results import given
 from afpbisect.core.errors import UsageError
 from afpbisect.synthetic.target import make_synthetic_repo
 
@@ -69,16 +70,16 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
             lanes = ctx.lanes
             run = run_bisection(ctx, f"{syn.good_ref}..{syn.bad_ref}")
             fix = run_verify(ctx, syn.bad_ref, [load_patch(syn.fixA_patch)])
-        named = run["result"]["first_bad"]
-        ok = named == syn.planted and fix["verdict"] == "cleared"
-        (progress.result if progress is not None else say)(f"selftest: planted {syn.planted[:10]}, named {str(named)[:10]}; fixA: {fix['verdict']}"
+        named = run.answer.first_bad
+        ok = named == syn.planted and fix.verdict == "cleared"
+        (progress.result if progress is not None else say)(f"selftest: planted {syn.planted[:10]}, named {str(named)[:10]}; fixA: {fix.verdict}"
             f" -> {'PASS' if ok else 'FAIL'} in {time.time() - t0:.0f}s")
-        return {"ok": ok, "planted": syn.planted, "named": named, "fixA": fix["verdict"],
+        return {"ok": ok, "planted": syn.planted, "named": named, "fixA": fix.verdict,
                 "engines": [name for name, _ in engines] or ["local"],
                 # which engine built and ran each probe of the bisection
-                "probes": [{"commit": st["commit"], "role": st["role"], "built_on": st.get("build_engine"),
-                            "cycles_on": st.get("cycle_engines", [])} for st in run.get("steps", [])],
-                "run": run["reports"], "verify": fix["reports"], "seconds": round(time.time() - t0, 1)}
+                "probes": [{"commit": st.commit, "role": st.role, "built_on": given(st.build_engine),
+                            "cycles_on": given(st.cycle_engines, [])} for st in given(run.steps, ())],
+                "run": run.reports, "verify": fix.reports, "seconds": round(time.time() - t0, 1)}
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
