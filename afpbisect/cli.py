@@ -164,7 +164,7 @@ def verify_patch(patches, target, fetch_, **kw):
     """Build TARGET + the scenario's test patches (+ PATCHES) and show, with a stated
     confidence, that the bug is gone with the patches and present without them."""
     from afpbisect.commands.verify_patch import run_verify, verify_outcome
-    from afpbisect.machinery.worktree import load_patch
+    from afpbisect.core.patch import load_patch
     loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
     prog = Progress(quiet=kw["quiet"])
     with open_context(command_options(kw, update=fetch_), say=prog.say, progress=prog) as ctx:

@@ -19,6 +19,7 @@ from afpbisect.core import cost as cost_mod
 from afpbisect.core import prior as prior_mod
 from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
+from afpbisect.core.patch import load_patch
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import Range, commit_range, split_range
 from afpbisect.core.scenario import NightlySection
@@ -26,7 +27,7 @@ from afpbisect.core.state import State, identity_digest
 from afpbisect.core.store import evidence_store, save_evidence
 from afpbisect.core.verdict import Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
-from afpbisect.machinery.worktree import BuildTree, check_patches_apply, load_patch
+from afpbisect.machinery.worktree import BuildTree, check_patches_apply
 from afpbisect.reports.facts import mean_busy, step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_atomic, write_command_reports

@@ -13,12 +13,12 @@ from pathlib import Path
 from afpbisect.commands.context import Options, open_context
 from afpbisect.commands.run import run_bisection
 from afpbisect.commands.verify_patch import run_verify
+from afpbisect.core.errors import UsageError
+from afpbisect.core.patch import load_patch
 from afpbisect.core.scenario import load as load_scenario
 from afpbisect.machinery.repro_settings import ReproSettings
 from afpbisect.machinery.storage import remove_volumes
-from afpbisect.machinery.worktree import load_patch
 from afpbisect.reports.results import given
-from afpbisect.core.errors import UsageError
 from afpbisect.synthetic.target import make_synthetic_repo
 
 # 2 pairs x 2 threads, and the default scenario's test patches at a tenth of their delay

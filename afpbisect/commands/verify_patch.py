@@ -15,6 +15,7 @@ from afpbisect.commands.context import Context
 from afpbisect.commands.progress import PolicyEvents
 from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
+from afpbisect.core.patch import Patch
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import resolve
 from afpbisect.core.scenario import NightlySection
@@ -24,7 +25,7 @@ from afpbisect.core.store import evidence_store, save_evidence
 from afpbisect.core.verdict import Evidence, Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
 from afpbisect.machinery.placement import prepare_builds
-from afpbisect.machinery.worktree import BuildTree, Patch, check_patches_apply
+from afpbisect.machinery.worktree import BuildTree, check_patches_apply
 from afpbisect.reports.facts import step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_command_reports

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from afpbisect import PACKAGE_DIR, PATCHES_DIR
 from afpbisect.core.errors import UsageError
+from afpbisect.core.patch import load_patch
 from afpbisect.core.pcap import pcap_problem
-from afpbisect.machinery.worktree import load_patch
 
 try:
     import tomllib
