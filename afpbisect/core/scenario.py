@@ -196,6 +196,24 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
 
 
+def builtin_files() -> list[Path]:
+    """The package data the built-in scenarios need (`afpbisect doctor` checks it was
+    installed): each scenario file, the default's even when missing, and the test patches it
+    names.  Read from the TOML alone, so a missing patch is named, not raised."""
+    out = []
+    for name in sorted(set(builtin_names()) | {DEFAULT}):
+        path = BUILTIN_DIR / f"{name}.toml"
+        out.append(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+            continue   # missing: named above; broken: every command says so when it loads it
+        patches = raw.get("patch", [])
+        out += [PATCHES_DIR / t["file"] for t in (patches if isinstance(patches, list) else [])
+                if isinstance(t, dict) and isinstance(t.get("file"), str)]
+    return out
+
+
 def load(ref: str | Path | None = None) -> Scenario:
     """A built-in by name (default: ticket 8667) or a scenario file by path."""
     ref = DEFAULT if ref is None else str(ref)
