@@ -26,7 +26,7 @@ from afpbisect.core.state import read_json
 from afpbisect.reports.report import (
     FORMATS,
     redact,
-    render_all,
+    rendered,
     write_atomic,
     write_command_reports,
 )
@@ -115,9 +115,10 @@ def _prepared(src: Path, result: dict, stem: str, prefixes: dict, made: dict) ->
         result = backfill_made(result, **made)
         typed = result_from_dict(redact({k: v for k, v in result.items() if k != "reports"}, prefixes))
         formats = FORMATS[typed.command]
-        render_all(replace(typed, reports={"json": f"{stem}.json",
-                                           **{k: f"{stem}{ext}" for k, (ext, _t) in formats.items()}}),
-                   formats)
+        probe = replace(typed, reports={"json": f"{stem}.json",
+                                        **{k: f"{stem}{ext}" for k, (ext, _t) in formats.items()}})
+        for _format, _text in rendered(probe, formats):
+            pass
     except _SHAPE_ERRORS as exc:
         raise UsageError(f"{src}: does not have the shape of a saved {result.get('command')} result "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None

@@ -6,6 +6,7 @@ import datetime as dt
 import glob
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -135,11 +136,13 @@ def render_context(result: Record) -> dict:
     return {}
 
 
-def render_all(result: Record, formats: dict) -> dict[str, str]:
-    """Each format's text; the templates read the result's JSON, the contract they render."""
+def rendered(result: Record, formats: dict) -> Iterator[tuple[str, str]]:
+    """(format, text) of each format, one at a time; the templates read the result's JSON
+    form, the contract they render."""
     extra = render_context(result) if len(formats) > 1 else {}
     data = result.to_dict()
-    return {k: render(template, r=data, **extra) for k, (_ext, template) in formats.items()}
+    for k, (_ext, template) in formats.items():
+        yield k, render(template, r=data, **extra)
 
 
 def _write(out_dir: Path, stem: str, result: Record, formats: dict) -> Record:
@@ -148,11 +151,9 @@ def _write(out_dir: Path, stem: str, result: Record, formats: dict) -> Record:
     paths = {"json": str(out_dir / f"{stem}.json"),
              **{k: str(out_dir / f"{stem}{ext}") for k, (ext, _t) in formats.items()}}
     result = replace(result, reports=paths)
-    data = result.to_dict()
-    write_atomic(Path(paths["json"]), json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-    extra = render_context(result) if len(formats) > 1 else {}
-    for k, (_ext, template) in formats.items():
-        write_atomic(Path(paths[k]), render(template, r=data, **extra))
+    write_atomic(Path(paths["json"]), json.dumps(result.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+    for k, text in rendered(result, formats):
+        write_atomic(Path(paths[k]), text)
     return result
 
 
