@@ -152,7 +152,7 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,
                                confidence=kw["confidence"] or DEFAULT_CONFIDENCE,
                                suspects=tuple(suspects), check_endpoints=check_endpoints)
-    _emit(result, kw["as_json"])
+    _emit(result.to_dict(), kw["as_json"])
     sys.exit(run_outcome(result).exit_code)
 
 
@@ -166,15 +166,15 @@ def verify_patch(patches, target, fetch_, **kw):
     """Build TARGET + the scenario's test patches (+ PATCHES) and show, with a stated
     confidence, that the bug is gone with the patches and present without them."""
     from afpbisect.commands.verify_patch import check_target_at_source, run_verify, verify_outcome
-    from afpbisect.machinery.worktree import load_patch
+    from afpbisect.core.patch import load_patch
     loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
     opts = command_options(kw, update=fetch_)
     check_target_at_source(opts.repo, target, opts.scenario)
     prog = Progress(quiet=kw["quiet"])
     with open_context(opts, say=prog.say, progress=prog) as ctx:
         result = run_verify(ctx, target, loaded, confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
-    _emit(result, kw["as_json"])
-    sys.exit(verify_outcome(result["verdict"]).exit_code)
+    _emit(result.to_dict(), kw["as_json"])
+    sys.exit(verify_outcome(result.verdict).exit_code)
 
 
 @cli.command(epilog=env_epilog("nightly"))
@@ -198,8 +198,8 @@ def nightly(ref, last_good, out_dir, no_fetch, **kw):
     prog = Progress(quiet=kw["quiet"])
     with open_context(opts, say=prog.say, progress=prog) as ctx:
         result = run_nightly(ctx, ref, last_good=last_good, out_dir=out_dir, confidence=kw["confidence"])
-    _emit(result, kw["as_json"])
-    sys.exit(result["exit_code"])
+    _emit(result.to_dict(), kw["as_json"])
+    sys.exit(result.exit_code)
 
 
 @cli.command()

@@ -18,7 +18,8 @@ import click
 from afpbisect.commands.context import Options
 from afpbisect.core.dirs import layout
 from afpbisect.core.errors import AfpError, UsageError
-from afpbisect.core.scenario import ENV_NAME, MIN_RATE, NightlySection, load as load_scenario
+from afpbisect.core.scenario import ENV_NAME, NightlySection, load as load_scenario
+from afpbisect.core.scenario_rules import MIN_RATE
 from afpbisect.machinery.farm import resolve_all as resolve_engines
 from afpbisect.machinery.repro_settings import ReproSettings
 

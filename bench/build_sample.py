@@ -24,7 +24,7 @@ from afpbisect import PATCHES_DIR
 from afpbisect.commands.context import Options, open_context
 from afpbisect.core.scenario import DEFAULT, load as load_scenario
 from afpbisect.machinery.repro_settings import ReproSettings
-from afpbisect.machinery.worktree import load_patch
+from afpbisect.core.patch import load_patch
 
 
 RANGE = "suricata-7.0.0..suricata-8.0.3"

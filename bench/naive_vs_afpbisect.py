@@ -30,7 +30,7 @@ from afpbisect.core.search import least_satisfying
 from afpbisect.core.verdict import Verdict
 from afpbisect.machinery.repro_session import ReproEnv
 from afpbisect.machinery.repro_settings import ReproSettings
-from afpbisect.machinery.worktree import load_patch
+from afpbisect.core.patch import load_patch
 
 
 def spread(items: list, k: int) -> list:

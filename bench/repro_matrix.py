@@ -23,7 +23,7 @@ from afpbisect.core.refs import resolve
 from afpbisect.core.scenario import load as load_scenario
 from afpbisect.machinery.repro_session import ReproEnv
 from afpbisect.machinery.repro_settings import ReproSettings
-from afpbisect.machinery.worktree import load_patch
+from afpbisect.core.patch import load_patch
 
 ROWS = [  # (label, ref, extra patches, widen_us, expectation: min hit fraction or exact 0)
     ("suricata-8.0.3", "suricata-8.0.3", [], 500_000, ">=0.8"),

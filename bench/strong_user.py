@@ -38,7 +38,7 @@ from afpbisect.core.scenario import load as load_scenario
 from afpbisect.core.verdict import CycleOutcome
 from afpbisect.machinery.repro_session import ReproEnv
 from afpbisect.machinery.repro_settings import ReproSettings
-from afpbisect.machinery.worktree import load_patch
+from afpbisect.core.patch import load_patch
 
 MAX_ATTEMPTS = 30   # cycles that prove nothing (unhealthy / infra) before the user gives up: skip
 

@@ -125,3 +125,12 @@ def test_cli_on_the_real_engine(tmp_path):
     assert by_name["docker"]["ok"] and by_name["docker info"]["ok"], err
     assert code == (0 if data["ok"] else 1)
     assert not (tmp_path / "w").exists()
+
+
+def test_package_data_is_what_the_builtin_scenarios_name():
+    """Issue 26: doctor checks the scenario files and the test patches they name, read from
+    the scenarios, not a list of patch names of its own."""
+    from afpbisect.core.scenario import builtin_files, load
+    names = {p.name for p in doctor.PACKAGE_FILES}
+    assert {"8667.toml", "widener.patch"} <= names and not {"fixA.patch", "fixB.patch"} & names
+    assert {p.path for p in load().patches} <= {p.resolve() for p in builtin_files()}

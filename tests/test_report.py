@@ -3,6 +3,7 @@ import json
 import os
 
 from afpbisect.reports.report import keep_previous, write_reports
+from afpbisect.reports.results import NightlyResult
 
 T0 = 1795892800   # 2026-11-28T19:06:40Z
 
@@ -52,9 +53,9 @@ def test_write_reports_keeps_the_earlier_report(tmp_path):
     night = {"status": "clean", "bisection": None, "wall_seconds": 12, "date": "2026-11-28",
              "scenario": {"name": "8667", "title": "t"},
              "ref": {"name": "main"}, "sha": "0" * 40, "subject": "s", "hits": 0, "cycles": 25}
-    res = write_reports(out, "nightly", night, "junit.xml.j2")
+    res = write_reports(out, "nightly", NightlyResult.from_dict(night), "junit.xml.j2")
     assert json.loads((out / "nightly.json").read_text())["wall_seconds"] == 12
-    assert res["reports"]["json"] == str(out / "nightly.json")
+    assert res.reports["json"] == str(out / "nightly.json")
     assert json.loads((out / "previous" / "nightly-20261128T190640Z.json").read_text())["wall_seconds"] == 751
     # the earlier run's replay file went with its report: none is left to pass for the new run's
     assert not (out / "nightly.bisect-replay").exists()

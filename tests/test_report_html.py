@@ -11,6 +11,7 @@ from afpbisect.commands.rerender_result import main as rerender_main
 from afpbisect.reports import provenance
 from afpbisect.reports.plot import run_plot, verify_plot
 from afpbisect.reports.report import redact, render, write_command_reports
+from afpbisect.reports.results import RunResult, VerifyResult, result_from_dict
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 RUN = RESULTS / "2026-12-01-run-v7.0.0..v8.0.3-scenario-8667.json"
@@ -25,7 +26,7 @@ def _load(p):
 
 def test_run_plot_draws_each_probe_at_its_index_and_the_final_window():
     r = _load(RUN)
-    plot = run_plot(r)
+    plot = run_plot(RunResult.from_dict(r))
     assert len(plot["rows"]) == 16
     # x grows with the commit index; GOOD [0] at the left edge, BAD [3070] at the right
     by_pos = {row["step"]["position"]: row["x"] for row in plot["rows"]}
@@ -44,18 +45,19 @@ def test_run_plot_draws_each_probe_at_its_index_and_the_final_window():
 
 
 def test_verify_plot_has_a_cell_per_cycle_with_and_without_the_patch():
-    plot = verify_plot(_load(VERIFY))
+    plot = verify_plot(VerifyResult.from_dict(_load(VERIFY)))
     base, fix = plot["rows"]
     assert [c["hit"] for c in base["cells"]] == [True] * 8
     assert [c["hit"] for c in fix["cells"]] == [False] * 6
     assert plot["ordered"]                       # all hit / none hit: the order is known
-    mixed = verify_plot({"baseline": {"cycles": 4, "hits": 1}, "patched": {"cycles": 0, "hits": 0}})
+    mixed = verify_plot(VerifyResult.from_dict({"baseline": {"cycles": 4, "hits": 1},
+                                                "patched": {"cycles": 0, "hits": 0}}))
     assert not mixed["ordered"]
     # per-cycle outcomes recorded since issue 19: the order and the signature lines are drawn
-    rec = verify_plot({"baseline": {"cycles": 3, "hits": 2},
-                       "baseline_facts": {"cycle_outcomes": ["hit", "unhealthy", "clean", "hit"],
-                                          "signature_counts": [3, 0, 0, 1]},
-                       "patched": {"cycles": 0, "hits": 0}})
+    rec = verify_plot(VerifyResult.from_dict({
+        "baseline": {"cycles": 3, "hits": 2},
+        "baseline_facts": {"cycle_outcomes": ["hit", "unhealthy", "clean", "hit"], "signature_counts": [3, 0, 0, 1]},
+        "patched": {"cycles": 0, "hits": 0}}))
     assert [(c["hit"], c["lines"]) for c in rec["rows"][0]["cells"]] == [(True, 3), (False, 0), (True, 1)]
 
 
@@ -63,12 +65,12 @@ def _write(tmp_path, src, stem):
     r = _load(src)
     r["made"] = {"date": "2026-12-01T06:20:57+00:00", "tool_version": "0.1.0 (v0.1-3-gabc)",
                  "host": {"hostname": "bench1", "cores": 2}, "options": {"pairs": 6, "cycles": None}}
-    return write_command_reports(tmp_path, stem, r)
+    return write_command_reports(tmp_path, stem, result_from_dict(r))
 
 
 def test_run_writes_html_with_inline_svg_and_junit(tmp_path):
     res = _write(tmp_path, RUN, "run")
-    assert set(res["reports"]) == {"json", "markdown", "html", "junit"}
+    assert set(res.reports) == {"json", "markdown", "html", "junit"}
     html = (tmp_path / "run.html").read_text()
     assert '<svg id="bisection"' in html and html.count('class="probe ') >= 16
     assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//(?!redmine)', html)
@@ -97,7 +99,7 @@ def test_verify_writes_html_and_junit(tmp_path):
     assert [c.find("failure") for c in s.findall("testcase")] == [None, None]
     r = _load(VERIFY)
     r.update(verdict="present", summary="bug PRESENT with fixA", patched={**r["patched"], "hits": 2})
-    write_command_reports(tmp_path, "p", r)
+    write_command_reports(tmp_path, "p", result_from_dict(r))
     f = ET.parse(tmp_path / "p.junit.xml").getroot().find("testsuite").findall("testcase")[1].find("failure")
     assert f.get("type") == "bug-present"
 
@@ -107,7 +109,7 @@ def test_html_and_xml_escape_what_they_insert(tmp_path):
     r = _load(RUN)
     r["result"]["subject"] = "x < y & <b>z</b>"
     r["trace"] = ["miss <= 0.001"]
-    write_command_reports(tmp_path, "e", r)
+    write_command_reports(tmp_path, "e", result_from_dict(r))
     ET.parse(tmp_path / "e.junit.xml")
     assert "<b>z</b>" not in (tmp_path / "e.html").read_text()
 
@@ -115,7 +117,7 @@ def test_html_and_xml_escape_what_they_insert(tmp_path):
 def test_no_answer_is_an_error_not_a_failure(tmp_path):
     r = _load(RUN)
     r["result"].update(status="NotReproducible", message="no hit at BAD", candidates=[])
-    write_command_reports(tmp_path, "n", r)
+    write_command_reports(tmp_path, "n", result_from_dict(r))
     s = ET.parse(tmp_path / "n.junit.xml").getroot().find("testsuite")
     assert s.get("failures") == "0" and s.get("errors") == "1"
     assert s.findall("testcase")[-1].find("error").get("type") == "no-answer:NotReproducible"
@@ -172,14 +174,14 @@ def test_a_raised_rate_is_reported_as_such_with_both_rates(tmp_path):
     from afpbisect.commands.run import _headline
     r = _load(RUN)
     r["result"].update(kind="raised", lower_sample=[3, 60], rate_sample=[8, 8], confidence=0.99994)
-    write_command_reports(tmp_path, "r", r)
+    write_command_reports(tmp_path, "r", result_from_dict(r))
     md, html = (tmp_path / "r.md").read_text(), (tmp_path / "r.html").read_text()
     for text in (md, html):
         assert "the race was already there" in text.lower() and "raised" in text
         assert "3 hits in 60" in text
     case = ET.parse(tmp_path / "r.junit.xml").getroot().find("testsuite").findall("testcase")[-1]
     assert case.find("failure").get("type") == "rate-raised"   # not counted as a regression
-    head = _headline(r)
+    head = _headline(RunResult.from_dict(r))
     assert head.startswith("raised the race's rate: 923ad6af77") and "3 hits in 60 cycles" in head
     assert "99.994%" in head
 
@@ -189,5 +191,6 @@ def test_an_undecided_run_exits_3_and_says_what_it_needs():
     from afpbisect.commands.run import run_outcome
     r = _load(RUN)
     r["result"].update(status="Undecided", message="undecided: c0029 needs 500 more clean cycles")
+    r = RunResult.from_dict(r)
     assert run_outcome(r).exit_code == 3 and run_outcome(r).label == "undecided"
     assert _headline(r) == "undecided: c0029 needs 500 more clean cycles"

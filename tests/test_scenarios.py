@@ -94,6 +94,12 @@ BAD = {
                      "other control characters"),
     "env nul": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = "p.patch"\nenv = { A = "5\\u0000" }\n',
                 "holds a control character"),
+    # issue 26: the selftest's environment is stated, with the same rules as env
+    "selftest env new name": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = "p.patch"\n'
+                              'env = { A = "5" }\nselftest_env = { B = "1" }\n',
+                              "[[patch]] #1 'selftest_env': 'B' is not in its 'env'"),
+    "selftest env nul": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = "p.patch"\n'
+                         'env = { A = "5" }\nselftest_env = { A = "1\\u0000" }\n', "holds a control character"),
     "long name": ('name = "' + "n" * 300 + '"\n[hit]\nconsole = ["the bug"]\n', "must be 1 to 64 letters"),
     "tiny floor": ('name = "x"\n[hit]\nconsole = ["the bug"]\n[verdict]\nrate_floor = 1e-12\n',
                    "rate_floor must be in [0.001, 1)"),
@@ -200,7 +206,7 @@ def test_no_module_outside_the_synthetic_target_keeps_a_ticket_8667_constant():
                  "suricata-8.0.3", "race-8667", "widener.patch", "500000", "500_000")
     found = []
     for py in sorted(PACKAGE_DIR.rglob("*.py")):
-        if "synthetic" in py.parts or py.name == "doctor.py":   # the fixture; doctor lists shipped files
+        if "synthetic" in py.parts:   # the fixture
             continue
         text = py.read_text()
         found += [f"{py.name}: {c}" for c in constants if c in text]
@@ -305,3 +311,11 @@ def test_every_guarded_default_is_written_once():
     twice = {f"[{sec}] {key} = {values[(sec, key)]!r}": where for (sec, key), where in found.items()
              if len(where) != 1}
     assert not twice, f"a default written more (or less) than once; derive it from the scenario models: {twice}"
+
+
+def test_the_selftest_environment_is_stated_in_the_scenario():
+    """Issue 26: selftest reads its environment from the scenario ([[patch]] selftest_env),
+    not from a guess that every number is a delay to divide."""
+    sc = load()
+    assert sc.selftest_env == {"SURICATA_RING_SETUP_DELAY_US": "100000"}
+    assert sc.env == {"SURICATA_RING_SETUP_DELAY_US": "500000"}

@@ -297,7 +297,7 @@ def test_a_deleted_file_goes_and_a_removed_volume_means_full_sync_and_reconfigur
     import git as gitpython
 
     from afpbisect.machinery.build import DockerBuilder
-    from afpbisect.machinery.worktree import load_patch
+    from afpbisect.core.patch import load_patch
     syn, eng = world["syn"], world["engine"]
     repo = gitpython.Repo(syn.path)
     near_b = syn.commits[syn.planted_index - 1]

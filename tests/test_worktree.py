@@ -4,7 +4,8 @@ import pytest
 
 from afpbisect import PATCHES_DIR
 from afpbisect.core.errors import UsageError
-from afpbisect.machinery.worktree import BuildTree, PatchDoesNotApply, load_patch, open_clone
+from afpbisect.core.patch import load_patch
+from afpbisect.machinery.worktree import BuildTree, PatchDoesNotApply, open_clone
 from conftest import git
 
 

@@ -16,17 +16,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from afpbisect import DOCKERFILES_DIR, PACKAGE_DIR, PATCHES_DIR, TEMPLATES_DIR
+from afpbisect import DOCKERFILES_DIR, PACKAGE_DIR, TEMPLATES_DIR
+from afpbisect.core.scenario import builtin_files
 from afpbisect.machinery.baseimage import DEFAULT_IMAGE, local_tag
 
 DOCKER_TIMEOUT = 10          # seconds: a daemon that does not answer by then is "unreachable"
 DISK_NEEDED_GIB = 20         # a real Suricata run (images, ccache, build trees, products) used about that
-# What the tool reads at run time, relative to the installed package (see pyproject).
+# What the tool reads at run time, relative to the installed package (see pyproject): the
+# built-in scenarios and their test patches as they name them (core/scenario.py), the rest here.
 PACKAGE_FILES = (
     DOCKERFILES_DIR / "build.Dockerfile.j2",
-    PATCHES_DIR / "widener.patch",
-    PATCHES_DIR / "fixA.patch",
-    PATCHES_DIR / "fixB.patch",
+    *builtin_files(),
     PACKAGE_DIR / "core" / "eras.toml",
     PACKAGE_DIR / "machinery" / "container" / "driver.py",
     *(TEMPLATES_DIR / t for t in ("build.sh.j2", "suricata.yaml.j2", "run.md.j2", "verify.md.j2",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from afpbisect import __version__, policy
@@ -31,10 +32,11 @@ from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
 from afpbisect.reports.facts import step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import render, write_atomic, write_reports
+from afpbisect.reports.results import Made, NightBisection, NightlyResult, Ref, ScenarioInfo
 
 
 def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out_dir: Path | None = None,
-                confidence: float | None = None) -> dict:
+                confidence: float | None = None) -> NightlyResult:
     """Ref and confidence default to the scenario's [nightly] branch and confidence."""
     t0 = time.time()
     night_cfg = ctx.opts.scenario.nightly
@@ -126,15 +128,15 @@ def _night(ctx: Context, tip, track: dict, night: dict, job: State, confidence: 
         return Outcome.REGRESSION
     ctx.say(f"race reproduces on {tip.name} ({tip.sha[:10]}); bisecting {good[:10]}..{tip.sha[:10]}")
     bis = run_bisection(ctx, f"{good}..{tip.sha}", confidence=confidence)
-    r = bis["result"]
-    night["bisection"] = {"status": r["status"], "candidates": r["candidates"],
-                          "first_bad": r["first_bad"], "subject": r["subject"],
-                          "confidence": r["confidence"], "report": bis["reports"]["markdown"],
-                          "wall_seconds": bis["wall_seconds"]}
-    if r["p_lower"]:
-        track["p_lower"] = r["p_lower"]
-    if r.get("reference"):
-        track["reference"] = r["reference"]
+    r = bis.answer
+    night["bisection"] = NightBisection(status=r.status, candidates=r.candidates, first_bad=r.first_bad,
+                                        subject=r.subject, confidence=r.confidence,
+                                        report=bis.reports["markdown"], wall_seconds=bis.wall_seconds).to_dict()
+    if r.p_lower:
+        track["p_lower"] = r.p_lower
+    # The job's reference (`_check_tip`) is never taken from the bisection: the code before
+    # issue 26 read it from the answer, which has none (the run keeps it as
+    # `bis.reference`).  Left so: issue 26 changes no behaviour.
     return Outcome.REGRESSION
 
 
@@ -186,7 +188,7 @@ class _TipEnv:
 
 
 def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Path, t0: float,
-            outcome: Outcome, error: str | None, exit_code: int | None = None) -> dict:
+            outcome: Outcome, error: str | None, exit_code: int | None = None) -> NightlyResult:
     """Record the night and write every report, whatever the outcome."""
     code = outcome.exit_code if exit_code is None else exit_code
     night.update(status=outcome.label, exit_code=code, wall_seconds=round(time.time() - t0, 1))
@@ -195,21 +197,27 @@ def _finish(ctx: Context, job: State, track: dict, night: dict, tip, out_dir: Pa
         night.update(verdict=said if night["verdict"] in (None, "error") else night["verdict"], error=error)
     track["history"].append(night)
     job.save()
-    result = {"afpbisect": __version__, "command": "nightly", "repo": ctx.opts.repo, **night,
-              "scenario": ctx.opts.scenario.summary(),
-              "made": stamp(ctx.opts, command="nightly", ref=tip.typed, replay=night["replay"]),
-              "ref": {"typed": tip.typed, "name": tip.name, "sha": tip.sha, "note": tip.note},
-              "last_good_after": track["last_good"]}
+    # The night as the history keeps it (its "ref" a name), with the ref it resolved and
+    # how it was made.
+    ref = Ref(typed=tip.typed, name=tip.name, sha=tip.sha, note=tip.note)
+    result = replace(NightlyResult.from_dict(dict(night, ref=ref.to_dict())), afpbisect=__version__,
+                     command="nightly", repo=ctx.opts.repo,
+                     scenario=ScenarioInfo.from_dict(ctx.opts.scenario.summary()),
+                     made=Made.from_dict(stamp(ctx.opts, command="nightly", ref=tip.typed,
+                                               replay=night["replay"])),
+                     last_good_after=track["last_good"])
     result = write_reports(out_dir, "nightly", result, "nightly.md.j2")
-    write_atomic(out_dir / "junit.xml", render("junit.xml.j2", r=result))
+    data = result.to_dict()
+    write_atomic(out_dir / "junit.xml", render("junit.xml.j2", r=data))
     # Every night of the job, whatever ref it tested (replays included), oldest first.
     nights = sorted((n for t in job.data["refs"].values() for n in t["history"]), key=lambda n: n["date"])
     view = history_view(nights, tip.name, night["replay"])
     write_atomic(out_dir / "history.html", render("nightly.html.j2", ref=view["ref"], repo=ctx.opts.repo,
                                                    nights=view["timeline"], others=view["others"],
                                                    svg=_timeline(view["timeline"]),
-                                                   scenario=result["scenario"], r=result))
-    result["reports"].update(junit=str(out_dir / "junit.xml"), html=str(out_dir / "history.html"))
+                                                   scenario=data["scenario"], r=data))
+    result = replace(result, reports={**result.reports, "junit": str(out_dir / "junit.xml"),
+                                      "html": str(out_dir / "history.html")})
     why = f": {error}" if error else ""
     ctx.result(f"nightly {tip.name} {tip.sha[:10]}: {outcome.label} (exit {code}){why}; reports in {out_dir}")
     return result

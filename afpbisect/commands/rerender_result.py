@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -25,11 +26,11 @@ from afpbisect.core.state import read_json
 from afpbisect.reports.report import (
     FORMATS,
     redact,
-    render,
-    render_context,
+    rendered,
     write_atomic,
     write_command_reports,
 )
+from afpbisect.reports.results import RunResult, VerifyResult, result_from_dict
 
 # What a result of the wrong shape raises in backfill_made or a template (issue 25).
 # OverflowError: a number too large for a float (10**400 as a size or a time, second tour)
@@ -107,33 +108,34 @@ def _date(text: str) -> str:
     return text
 
 
-def _prepared(src: Path, result: dict, stem: str, prefixes: dict, made: dict) -> dict:
-    """The result to write, rendered once in memory first: a result of the wrong shape is
-    one error before anything is written to --out."""
+def _prepared(src: Path, result: dict, stem: str, prefixes: dict, made: dict) -> RunResult | VerifyResult:
+    """The result to write, typed and rendered once in memory first: a result of the wrong
+    shape is one error before anything is written to --out."""
     try:
         result = backfill_made(result, **made)
-        result = redact({k: v for k, v in result.items() if k != "reports"}, prefixes)
-        formats = FORMATS[result["command"]]
-        probe = dict(result, reports={"json": f"{stem}.json",
-                                      **{k: f"{stem}{ext}" for k, (ext, _t) in formats.items()}})
-        extra = render_context(probe)
-        for _ext, template in formats.values():
-            render(template, r=probe, **extra)
+        typed = result_from_dict(redact({k: v for k, v in result.items() if k != "reports"}, prefixes))
+        formats = FORMATS[typed.command]
+        probe = replace(typed, reports={"json": f"{stem}.json",
+                                        **{k: f"{stem}{ext}" for k, (ext, _t) in formats.items()}})
+        for _format, _text in rendered(probe, formats):
+            pass
     except _SHAPE_ERRORS as exc:
         raise UsageError(f"{src}: does not have the shape of a saved {result.get('command')} result "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
-    return result
+    return typed
 
 
-def rerender(src: Path, out: Path, stem: str | None = None, prefixes: dict | None = None, **made) -> dict:
+def rerender(src: Path, out: Path, stem: str | None = None, prefixes: dict | None = None,
+             **made) -> RunResult | VerifyResult:
     stem = stem or Path(src).stem
     result = _prepared(Path(src), load_result(src), stem, prefixes or {}, made)
     written = write_command_reports(Path(out), stem, result)
     # The JSON names its sibling reports by file name only: the directory it was written to
     # is this machine's too.
-    names = {k: Path(v).name for k, v in written["reports"].items()}
-    write_atomic(Path(written["reports"]["json"]),
-                 json.dumps(dict(written, reports=names), indent=1, sort_keys=True, default=str) + "\n")
+    names = {k: Path(v).name for k, v in written.reports.items()}
+    write_atomic(Path(written.reports["json"]),
+                 json.dumps(replace(written, reports=names).to_dict(), indent=1, sort_keys=True,
+                            default=str) + "\n")
     return written
 
 
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
     except OSError as exc:   # --out not a directory we can write
         print(f"rerender: error: cannot write the reports to --out {a.out} ({exc.strerror or exc})", file=sys.stderr)
         return Outcome.USAGE.exit_code
-    for path in res["reports"].values():
+    for path in res.reports.values():
         print(path)
     return Outcome.DONE.exit_code
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from afpbisect import __version__, policy
@@ -19,6 +19,7 @@ from afpbisect.core import cost as cost_mod
 from afpbisect.core import prior as prior_mod
 from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
+from afpbisect.core.patch import load_patch
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import Range, commit_range, split_range
 from afpbisect.core.scenario import NightlySection
@@ -26,10 +27,11 @@ from afpbisect.core.state import State, identity_digest
 from afpbisect.core.store import evidence_store, save_evidence
 from afpbisect.core.verdict import Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
-from afpbisect.machinery.worktree import BuildTree, check_patches_apply, load_patch, source_repo
+from afpbisect.machinery.worktree import BuildTree, check_patches_apply, source_repo
 from afpbisect.reports.facts import mean_busy, step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_atomic, write_command_reports
+from afpbisect.reports.results import Answer, Made, RangeInfo, Ref, RunResult, ScenarioInfo, Step, given
 
 
 def _subject(repo, sha: str) -> str:
@@ -48,7 +50,7 @@ def check_range_at_source(source: str, range_text: str, find_fix: bool) -> None:
 
 def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
                   confirm_revert: bool = False, confidence: float = NightlySection.confidence,
-                  suspects: tuple = (), check_endpoints: bool = False) -> dict:
+                  suspects: tuple = (), check_endpoints: bool = False) -> RunResult:
     t0 = time.time()
     fixed_cycles = ctx.opts.fixed_cycles
     say = ctx.say
@@ -90,21 +92,21 @@ def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
     # not run then, and the report says why (issue 25).
     if res is not None and confirm_revert and res.culprit and res.kind not in ("raised", "lowered"):
         revert = _confirm_revert(ctx, rng, res.culprit, state, config)
-    result = _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0)
-    result["search_order"] = order.to_dict()
-    result["made"] = stamp(ctx.opts, command="run", range=range_text, find_fix=find_fix,
-                           confirm_revert=confirm_revert, confidence=confidence,
-                           suspects=list(suspects), check_endpoints=check_endpoints)
+    result = replace(_result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0),
+                     search_order=order.to_dict(),
+                     made=Made.from_dict(stamp(ctx.opts, command="run", range=range_text, find_fix=find_fix,
+                                               confirm_revert=confirm_revert, confidence=confidence,
+                                               suspects=list(suspects), check_endpoints=check_endpoints)))
     if revert is not None:
-        result["revert_check"] = revert
-    state.data["result"] = result
+        result = replace(result, revert_check=revert)
+    state.data["result"] = result.to_dict()
     state.save()
     out = ctx.state_dir / "reports"
     result = write_command_reports(out, stem, result)
     if res is not None:
         write_atomic(out / f"{stem}.bisect-replay", _replay(rng, res, find_fix))
     ctx.result(_headline(result))
-    ctx.result(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
+    ctx.result(f"report: {result.reports['markdown']} (also .html, .junit.xml, .json)")
     return result
 
 
@@ -230,33 +232,33 @@ def _steps_of(path: Path) -> list:
     return steps if isinstance(steps, list) else []
 
 
-def _headline(result: dict) -> str:
-    r = result["result"]
-    if r["status"] == "Undecided":   # the message says "undecided: ... needs N more"
-        return r["message"]
-    if r["status"] != "found":
-        return f"no answer: {r['status']}: {r['message']}"
-    what = "first fixed" if result["mode"] == "find-fix" else "first bad"
-    if r.get("kind") in ("raised", "lowered"):
+def _headline(result: RunResult) -> str:
+    r = result.answer
+    if r.status == "Undecided":   # the message says "undecided: ... needs N more"
+        return r.message
+    if r.status != "found":
+        return f"no answer: {r.status}: {r.message}"
+    what = "first fixed" if result.mode == "find-fix" else "first bad"
+    if r.kind in ("raised", "lowered"):
         return _rate_headline(r)
-    if len(r["candidates"]) == 1:
-        cycles = ((result.get("made") or {}).get("options") or {}).get("cycles")
+    if len(r.candidates) == 1:
+        cycles = ((result.made or Made()).options or {}).get("cycles")
         # the naive method claims no confidence: "0.0%" beside an answer read as a verdict
         said = (f"naive method, {cycles} cycle(s) a step: no confidence claimed" if cycles
-                else f"confidence {pct(r['confidence'])}")
-        return f"{what} commit: {r['candidates'][0]} {r['subject']} ({said})"
-    return f"the {what} commit could be any of: {' '.join(c[:10] for c in r['candidates'])}"
+                else f"confidence {pct(r.confidence)}")
+        return f"{what} commit: {r.candidates[0]} {r.subject} ({said})"
+    return f"the {what} commit could be any of: {' '.join(c[:10] for c in r.candidates)}"
 
 
-def _rate_headline(r: dict) -> str:
+def _rate_headline(r: Answer) -> str:
     """The race was there on both sides of the boundary: say what the commit did to its
     rate, with both rates, not that it brought the race (issue 25)."""
-    (lh, lv), (hh, hv) = r["lower_sample"], r["rate_sample"]
-    who = r["candidates"][0] if len(r["candidates"]) == 1 else " or ".join(c[:10] for c in r["candidates"])
-    side = "its parent" if r["kind"] == "raised" else "it"
-    return (f"{r['kind']} the race's rate: {who} {r['subject']}: the race was already there: "
+    (lh, lv), (hh, hv) = r.lower_sample, r.rate_sample
+    who = r.candidates[0] if len(r.candidates) == 1 else " or ".join(c[:10] for c in r.candidates)
+    side = "its parent" if r.kind == "raised" else "it"
+    return (f"{r.kind} the race's rate: {who} {r.subject}: the race was already there: "
             f"{lh} hits in {lv} cycles at {side} against {hh} in {hv} on the racy side "
-            f"(rates differ with confidence {pct(r['confidence'])})")
+            f"(rates differ with confidence {pct(r.confidence)})")
 
 
 def _replay(rng: Range, res, find_fix: bool) -> str:
@@ -280,30 +282,31 @@ def _replay(rng: Range, res, find_fix: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0) -> dict:
+def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0) -> RunResult:
     repo = ctx.repo
     s = ctx.opts.settings
     steps, skips = _steps_and_skips(repo, rng, state, env, res)
     cals = _calibrations(steps, res)
-    return {
-        "afpbisect": __version__, "command": "run", "mode": "find-fix" if find_fix else "first-bad",
-        "repo": ctx.opts.repo, "workdir": str(ctx.workdir),
-        "range": {"good": vars_of(rng.good), "bad": vars_of(rng.bad), "size": len(rng.commits) - 1,
-                  "notes": [r.note for r in (rng.good, rng.bad) if r.note]},
-        "scenario": ctx.opts.scenario.summary(),
-        "patches": [p.name for p in env.variant.patches],
-        "settings": {"pairs": s.pairs, "threads": s.threads, "env": s.env, "confidence": confidence},
-        "result": _outcome(repo, res, status, message, find_fix),
+    return RunResult(
+        afpbisect=__version__, command="run", mode="find-fix" if find_fix else "first-bad",
+        repo=ctx.opts.repo, workdir=str(ctx.workdir),
+        range=RangeInfo(good=vars_of(rng.good), bad=vars_of(rng.bad), size=len(rng.commits) - 1,
+                        notes=[r.note for r in (rng.good, rng.bad) if r.note]),
+        scenario=ScenarioInfo.from_dict(ctx.opts.scenario.summary()),
+        patches=[p.name for p in env.variant.patches],
+        settings={"pairs": s.pairs, "threads": s.threads, "env": s.env, "confidence": confidence},
+        answer=_outcome(repo, res, status, message, find_fix),
         # The calibration of the racy endpoint: the sample later checks of this race can
         # be bounded against (the nightly keeps it for its tip check).
-        "reference": next(({k: c[k] for k in ("commit", "hits", "cycles")}
-                           for c in cals if c["when"] == "start"), None),
-        "calibrations": cals,
+        reference=next(({k: c[k] for k in ("commit", "hits", "cycles")}
+                        for c in cals if c["when"] == "start"), None),
+        calibrations=cals,
         # The farm (--engine): the reports then say which engine built and ran each step.
-        "engines": [ln.name for ln in ctx.lanes] if any(ln.remote for ln in ctx.lanes) else [],
-        "steps": steps, "skips": skips, "trace": list(res.trace) if res is not None else [message],
-        "wall_seconds": round(time.time() - t0, 1),
-    }
+        engines=[ln.name for ln in ctx.lanes] if any(ln.remote for ln in ctx.lanes) else [],
+        steps=tuple(Step.from_dict(st) for st in steps), skips=skips,
+        trace=list(res.trace) if res is not None else [message],
+        wall_seconds=round(time.time() - t0, 1),
+    )
 
 
 def _steps_and_skips(repo, rng, state, env, res) -> tuple[list[dict], list[dict]]:
@@ -336,28 +339,28 @@ def _steps_and_skips(repo, rng, state, env, res) -> tuple[list[dict], list[dict]
     return steps, skips
 
 
-def _outcome(repo, res, status: str, message: str, find_fix: bool) -> dict:
+def _outcome(repo, res, status: str, message: str, find_fix: bool) -> Answer:
     """The result's "result": the answer, its confidence and the race's rates."""
     found = res is not None and status == "found"
-    return {
-        "status": status, "message": message,
-        "candidates": list(res.candidates) if found else [],
+    return Answer(
+        status=status, message=message,
+        candidates=list(res.candidates) if found else [],
         # In find-fix mode the commit named is the first one WITHOUT the race; the key
         # stays for scripts, `first_fixed` says what it is.
-        "first_bad": res.culprit if found else None,
-        "first_fixed": res.culprit if found and find_fix else None,
-        "subject": _subject(repo, res.culprit) if found and res.culprit else "",
-        "confidence": res.confidence if found else None,
-        "p_estimate": res.p_estimate if found else None,
-        "p_lower": res.p_lower if found else None,
-        "total_cycles": res.total_cycles if res is not None else 0,
+        first_bad=res.culprit if found else None,
+        first_fixed=res.culprit if found and find_fix else None,
+        subject=_subject(repo, res.culprit) if found and res.culprit else "",
+        confidence=res.confidence if found else None,
+        p_estimate=res.p_estimate if found else None,
+        p_lower=res.p_lower if found else None,
+        total_cycles=res.total_cycles if res is not None else 0,
         # "introduced" (find-fix: "removed"), or "raised" ("lowered") when the race was
         # on both sides at different rates (policy/rates.py); then both samples.
-        "kind": res.kind if found else None,
-        "lower_sample": list(res.lower_sample) if found and res.lower_sample else None,
-        "rate_sample": list(res.rate_sample) if found and res.rate_sample else None,
-        "rate_floor": res.rate_floor if found else None,
-    }
+        kind=res.kind if found else None,
+        lower_sample=list(res.lower_sample) if found and res.lower_sample else None,
+        rate_sample=list(res.rate_sample) if found and res.rate_sample else None,
+        rate_floor=res.rate_floor if found else None,
+    )
 
 
 def _calibrations(steps: list[dict], res) -> list[dict]:
@@ -377,8 +380,8 @@ def _calibrations(steps: list[dict], res) -> list[dict]:
     return out
 
 
-def vars_of(r) -> dict:
-    return {"typed": r.typed, "name": r.name, "sha": r.sha, "note": r.note}
+def vars_of(r) -> Ref:
+    return Ref(typed=r.typed, name=r.name, sha=r.sha, note=r.note)
 
 
 def _confirm_revert(ctx, rng, culprit: str, state: State, config) -> dict:
@@ -398,14 +401,14 @@ def _confirm_revert(ctx, rng, culprit: str, state: State, config) -> dict:
     return check_variants(ctx, rng.bad.sha, [revert], state, config, label="revert")
 
 
-def run_outcome(result: dict) -> Outcome:
+def run_outcome(result: RunResult) -> Outcome:
     """run: an answer is 0, unless --confirm-revert showed the race with the culprit
     reverted (1: the answer's own check disagrees) or could not check (3)."""
-    if result["result"]["status"] == "Undecided":   # policy.Undecided: over --cycle-cap
+    if result.answer.status == "Undecided":   # policy.Undecided: over --cycle-cap
         return Outcome.UNDECIDED
-    if result["result"]["status"] != "found":
+    if result.answer.status != "found":
         return Outcome.NO_ANSWER
-    revert = result.get("revert_check")
+    revert = given(result.revert_check)
     if revert is None or revert.get("verdict") == "cleared":
         return Outcome.FOUND
     return Outcome.REVERT_DISAGREES if revert.get("verdict") == "present" else Outcome.ERROR

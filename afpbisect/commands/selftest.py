@@ -13,21 +13,17 @@ from pathlib import Path
 from afpbisect.commands.context import Options, open_context
 from afpbisect.commands.run import run_bisection
 from afpbisect.commands.verify_patch import run_verify
+from afpbisect.core.errors import UsageError
+from afpbisect.core.patch import load_patch
 from afpbisect.core.scenario import load as load_scenario
 from afpbisect.machinery.repro_settings import ReproSettings
 from afpbisect.machinery.storage import remove_volumes
-from afpbisect.machinery.worktree import load_patch
-from afpbisect.core.errors import UsageError
+from afpbisect.reports.results import given
 from afpbisect.synthetic.target import make_synthetic_repo
 
-# 2 pairs x 2 threads, and the default scenario's test patches at a tenth of their delay
-# (its environment with every value / 5): the bad build of the synthetic target hits
-# nearly every cold start, a good one starts in about 8 x 0.1 s.
+# 2 pairs x 2 threads; the test patches read what the scenario states for a selftest
+# (its [[patch]] selftest_env, docs/scenarios.md), not a scaled guess at their values.
 SMALL = dict(pairs=2, threads=2)
-
-
-def _small_env(sc) -> dict:
-    return {k: str(int(v) // 5) if v.isdigit() else v for k, v in sc.env.items()}
 
 
 def _remove_caches(lanes, say) -> None:
@@ -63,22 +59,22 @@ def run_selftest(commits: int = 80, workdir: Path | None = None, keep: bool = Fa
         # should decide every step again anyway. Builds still hit the product cache, and the
         # earlier reports are kept in reports/previous/.
         opts = Options(repo=str(syn.path), workdir=workdir, base_image="debian:bookworm", jobs=2,
-                       settings=ReproSettings.from_scenario(sc, env=_small_env(sc), **SMALL),
+                       settings=ReproSettings.from_scenario(sc, env=sc.selftest_env, **SMALL),
                        restart=True, scenario=sc, engines=tuple(engines))
         with open_context(opts, say=say, progress=progress) as ctx:
             lanes = ctx.lanes
             run = run_bisection(ctx, f"{syn.good_ref}..{syn.bad_ref}")
             fix = run_verify(ctx, syn.bad_ref, [load_patch(syn.fixA_patch)])
-        named = run["result"]["first_bad"]
-        ok = named == syn.planted and fix["verdict"] == "cleared"
-        (progress.result if progress is not None else say)(f"selftest: planted {syn.planted[:10]}, named {str(named)[:10]}; fixA: {fix['verdict']}"
+        named = run.answer.first_bad
+        ok = named == syn.planted and fix.verdict == "cleared"
+        (progress.result if progress is not None else say)(f"selftest: planted {syn.planted[:10]}, named {str(named)[:10]}; fixA: {fix.verdict}"
             f" -> {'PASS' if ok else 'FAIL'} in {time.time() - t0:.0f}s")
-        return {"ok": ok, "planted": syn.planted, "named": named, "fixA": fix["verdict"],
+        return {"ok": ok, "planted": syn.planted, "named": named, "fixA": fix.verdict,
                 "engines": [name for name, _ in engines] or ["local"],
                 # which engine built and ran each probe of the bisection
-                "probes": [{"commit": st["commit"], "role": st["role"], "built_on": st.get("build_engine"),
-                            "cycles_on": st.get("cycle_engines", [])} for st in run.get("steps", [])],
-                "run": run["reports"], "verify": fix["reports"], "seconds": round(time.time() - t0, 1)}
+                "probes": [{"commit": st.commit, "role": st.role, "built_on": given(st.build_engine),
+                            "cycles_on": given(st.cycle_engines, [])} for st in given(run.steps, ())],
+                "run": run.reports, "verify": fix.reports, "seconds": round(time.time() - t0, 1)}
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -8,12 +8,14 @@ cycles that a race still present at rate >= p_lower would have shown with probab
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from afpbisect import __version__, policy
 from afpbisect.commands.context import Context
 from afpbisect.commands.progress import PolicyEvents
 from afpbisect.core.errors import UsageError
 from afpbisect.core.outcome import Outcome
+from afpbisect.core.patch import Patch
 from afpbisect.core.percent import pct
 from afpbisect.core.refs import resolve
 from afpbisect.core.scenario import NightlySection
@@ -23,10 +25,11 @@ from afpbisect.core.store import evidence_store, save_evidence
 from afpbisect.core.verdict import Evidence, Verdict
 from afpbisect.machinery.pipeline_env import PipelineEnv, Variant
 from afpbisect.machinery.placement import prepare_builds
-from afpbisect.machinery.worktree import BuildTree, Patch, check_patches_apply, source_repo
+from afpbisect.machinery.worktree import BuildTree, check_patches_apply, source_repo
 from afpbisect.reports.facts import step_facts
 from afpbisect.reports.provenance import stamp
 from afpbisect.reports.report import write_command_reports
+from afpbisect.reports.results import Made, Ref, ScenarioInfo, VerifyResult
 
 
 def check_target_at_source(source: str, target: str | None, sc) -> None:
@@ -37,7 +40,8 @@ def check_target_at_source(source: str, target: str | None, sc) -> None:
         resolve(repo, target or sc.verify.target)
 
 
-def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidence: float = NightlySection.confidence) -> dict:
+def run_verify(ctx: Context, target: str | None, patches: list[Patch],
+               confidence: float = NightlySection.confidence) -> VerifyResult:
     t0 = time.time()
     sc = ctx.opts.scenario
     target = target or sc.verify.target
@@ -67,20 +71,21 @@ def run_verify(ctx: Context, target: str | None, patches: list[Patch], confidenc
         ctx.say(ctx.fetched_note)
     ctx.say(f"{ref.typed} is {ref.name} {ref.sha}")
     res = check_variants(ctx, ref.sha, patches, state, config, label="+".join(p.path.stem for p in patches))
-    result = {"afpbisect": __version__, "command": "verify-patch", "repo": ctx.opts.repo,
-              "target": {"typed": ref.typed, "name": ref.name, "sha": ref.sha, "note": ref.note},
-              "patches": [str(p.path) for p in patches], "scenario": sc.summary(),
-              "test_patches": [p.name for p in Variant.of(sc).patches],
-              "settings": {"pairs": s.pairs, "threads": s.threads, "env": s.env,
-                           "confidence": confidence},
-              **res, "wall_seconds": round(time.time() - t0, 1),
-              "made": stamp(ctx.opts, command="verify-patch", target=target,
-                            patches=[p.path.name for p in patches], confidence=confidence)}
-    state.data["result"] = result
+    # The check's keys (check_variants) are the result's; the same dict is --confirm-revert's.
+    result = replace(
+        VerifyResult.from_dict(res), afpbisect=__version__, command="verify-patch", repo=ctx.opts.repo,
+        target=Ref(typed=ref.typed, name=ref.name, sha=ref.sha, note=ref.note),
+        patches=[str(p.path) for p in patches], scenario=ScenarioInfo.from_dict(sc.summary()),
+        test_patches=[p.name for p in Variant.of(sc).patches],
+        settings={"pairs": s.pairs, "threads": s.threads, "env": s.env, "confidence": confidence},
+        wall_seconds=round(time.time() - t0, 1),
+        made=Made.from_dict(stamp(ctx.opts, command="verify-patch", target=target,
+                                  patches=[p.path.name for p in patches], confidence=confidence)))
+    state.data["result"] = result.to_dict()
     state.save()
     result = write_command_reports(ctx.state_dir / "reports", stem, result)
-    ctx.result(result["summary"])
-    ctx.result(f"report: {result['reports']['markdown']} (also .html, .junit.xml, .json)")
+    ctx.result(result.summary)
+    ctx.result(f"report: {result.reports['markdown']} (also .html, .junit.xml, .json)")
     return result
 
 

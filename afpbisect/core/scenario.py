@@ -19,8 +19,8 @@ from pathlib import Path
 
 from afpbisect import PACKAGE_DIR, PATCHES_DIR
 from afpbisect.core.errors import UsageError
-from afpbisect.core.pcap import pcap_problem
-from afpbisect.machinery.worktree import load_patch
+from afpbisect.core.patch import load_patch
+from afpbisect.core.scenario_rules import check_values
 
 try:
     import tomllib
@@ -122,41 +122,19 @@ SCHEMA: dict[str, dict[str, tuple[type, object]]] = {
     "": {"name": (str, None), "title": (str, ""), "ticket": (str, "")},
     **{name: _schema(model) for name, model in SECTIONS.items()},
 }
-PATCH_KEYS = {"file": str, "env": dict}
-# The lowest per-cycle rate a scenario or option may state: 1 in 1,000 already asks for about
-# 7,000 clean cycles at the default budget, above any sensible --cycle-cap.
-MIN_RATE = 0.001
-CHOICES = {("suricata", "copy_mode"): ("ips", "tap"), ("suricata", "runmode"): ("workers", "autofp"),
-           ("suricata", "cluster_type"): ("cluster_flow", "cluster_qm", "cluster_cpu", "cluster_round_robin"),
-           ("traffic", "kind"): ("udp", "none", "pcap"), ("cycle", "kind"): ("restart", "hold")}
-# Lines every healthy cycle leaves, per log a [hit] rule reads (docs/ARCHITECTURE.md,
-# "Console lines that matter"; Suricata's eve.json and stats.log formats).  A hit rule that
-# matches one of them, or the empty line, makes every cycle a hit: refused (issue 25),
-# because one hit is taken as proof of the bug.
-INNOCENT_LINES = {
-    "console": ["Notice: suricata: This is Suricata version 8.0.3 RELEASE running in SYSTEM mode",
-                "Notice: threads: Threads created -> W: 24 FM: 1 FR: 1   Engine started.",
-                *(f"Notice: device: SFE_{i}_{d}: packets: 1234, drops: 0 (0.00%), invalid chksum: 0"
-                  for i in range(32) for d in ("TX", "RX")),
-                "Notice: suricata: Signal Received.  Stopping engine."],
-    "eve": ['{"timestamp":"2025-01-01T10:00:02.000000+0000","event_type":"stats","stats":{"uptime":2,'
-            '"capture":{"kernel_packets":10,"kernel_drops":0},"decoder":{"pkts":10,"bytes":600,'
-            '"ipv4":10,"ethernet":10,"udp":10}}}'],
-    "stats": ["-" * 84, "Date: 1/1/2025 -- 10:00:02 (uptime: 0d, 00h 00m 02s)",
-              "Counter                                       | TM Name                   | Value",
-              *(f"{c:<46}| Total                     | {n}" for c, n in (
-                  ("capture.kernel_packets", 10), ("capture.kernel_drops", 0), ("decoder.pkts", 10),
-                  ("decoder.bytes", 600), ("decoder.ipv4", 10), ("decoder.ethernet", 10),
-                  ("decoder.udp", 10), ("flow.memuse", 7154304), ("tcp.memuse", 4587520)))],
-}
+PATCH_KEYS = {"file": str, "env": dict, "selftest_env": dict}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                list: "a list of strings", dict: "a table of strings"}
 
 
 @dataclass(frozen=True)
 class TestPatch:
+    """A test patch and the environment it reads.  `selftest_env`: what it reads when
+    `afpbisect selftest` runs it on the small synthetic target (None: `env`); not part of
+    the scenario's digest, which names what a run on the real target depends on."""
     path: Path
     env: dict
+    selftest_env: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +168,15 @@ class Scenario:
             out.update(p.env)
         return out
 
+    @property
+    def selftest_env(self) -> dict:
+        """The environment the test patches read in `afpbisect selftest` (its 2 pairs x 2
+        threads on the synthetic target), merged in file order."""
+        out: dict = {}
+        for p in self.patches:
+            out.update(p.env if p.selftest_env is None else {**p.env, **p.selftest_env})
+        return out
+
     def hit_patterns(self, where: str) -> list[re.Pattern]:
         return [re.compile(rx) for rx in getattr(self.hit, where)]
 
@@ -207,6 +194,24 @@ class Scenario:
 
 def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
+
+
+def builtin_files() -> list[Path]:
+    """The package data the built-in scenarios need (`afpbisect doctor` checks it was
+    installed): each scenario file, the default's even when missing, and the test patches it
+    names.  Read from the TOML alone, so a missing patch is named, not raised."""
+    out = []
+    for name in sorted(set(builtin_names()) | {DEFAULT}):
+        path = BUILTIN_DIR / f"{name}.toml"
+        out.append(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+            continue   # missing: named above; broken: every command says so when it loads it
+        patches = raw.get("patch", [])
+        out += [PATCHES_DIR / t["file"] for t in (patches if isinstance(patches, list) else [])
+                if isinstance(t, dict) and isinstance(t.get("file"), str)]
+    return out
 
 
 def load(ref: str | Path | None = None) -> Scenario:
@@ -239,7 +244,7 @@ def parse(raw: dict, path: Path, builtin: bool = False) -> Scenario:
         # it names state and report files: a long one made "File name too long" after a build
         raise UsageError(f"scenario {path}: key 'name' must be 1 to 64 letters, digits, '.', '_' "
                          f"or '-', starting with a letter or digit")
-    _check_values(sections, path)
+    check_values(sections, path)
     patches = tuple(_patch(p, i, path, builtin) for i, p in enumerate(_list_of_tables(raw, path)))
     models = {name: model(**{k: tuple(v) if isinstance(v, list) else v for k, v in sections[name].items()})
               for name, model in SECTIONS.items()}
@@ -282,98 +287,6 @@ def _typed(value, typ, what: str, path: Path):
     return float(value) if typ is float else list(value) if typ is list else value
 
 
-def _check_values(s: dict, path: Path) -> None:
-    for (sec, key), allowed in CHOICES.items():
-        if s[sec][key] not in allowed:
-            raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be one of {', '.join(allowed)}")
-    regexes = [("hit", w, rx) for w in ("console", "eve", "stats") for rx in s["hit"][w]]
-    for sec, key, rx in regexes + [("health", "start_marker", s["health"]["start_marker"])]:
-        try:
-            re.compile(str(rx))
-        except (re.error, OverflowError, RecursionError) as exc:   # a{4294967296}, ((((...
-            raise UsageError(f"scenario {path}: key [{sec}] {key!r}: regex {str(rx)[:80]!r} does "
-                             f"not compile ({str(exc)[:120] or type(exc).__name__})") from None
-    _check_specific(s, path)
-    if not any(s["hit"][k] for k in ("console", "eve", "stats", "exit_codes")) and not s["hit"]["crash"]:
-        raise UsageError(f"scenario {path}: [hit] says nothing is a hit: give console, eve, stats, "
-                         f"exit_codes or crash")
-    if not all(isinstance(c, int) and 0 <= c <= 255 for c in s["hit"]["exit_codes"]):
-        raise UsageError(f"scenario {path}: key [hit] 'exit_codes' must be a list of integers "
-                         f"in 0..255 (a signal is [hit] crash)")
-    _check_ranges(s, path)
-
-
-def _check_specific(s: dict, path: Path) -> None:
-    """Rules that would decide nothing: a hit rule matching every cycle (the empty line, or a
-    line every healthy engine leaves), a start marker matching every line (issue 25)."""
-    for where, lines in INNOCENT_LINES.items():
-        for rx in s["hit"][where]:
-            if re.search(str(rx), ""):
-                raise UsageError(f"scenario {path}: key [hit] {where!r}: regex {rx!r} matches every "
-                                 f"line (it matches the empty one); a hit rule must match only what the bug leaves")
-            line = next((ln for ln in lines if re.search(str(rx), ln)), None)
-            if line is not None:
-                raise UsageError(f"scenario {path}: key [hit] {where!r}: regex {rx!r} matches a line a "
-                                 f"healthy engine prints ({line!r}); a hit rule must match only what the bug leaves")
-    if 0 in s["hit"]["exit_codes"]:
-        raise UsageError(f"scenario {path}: key [hit] 'exit_codes': 0 is how a healthy engine stops on "
-                         f"SIGTERM, so every cycle would be a hit")
-    marker = s["health"]["start_marker"]
-    if not marker:
-        raise UsageError(f"scenario {path}: key [health] 'start_marker' must not be empty (the console "
-                         f"line that says the engine is up, e.g. 'Engine started\\.')")
-    if re.search(marker, ""):
-        raise UsageError(f"scenario {path}: key [health] 'start_marker': regex {marker!r} matches every "
-                         f"line (it matches the empty one)")
-
-
-def _check_ranges(s: dict, path: Path) -> None:
-    for sec, key, lo, hi in (("suricata", "pairs", 1, 32), ("suricata", "threads", 1, 16),
-                             ("traffic", "pps", 0, 1_000_000), ("traffic", "size", 0, 1400),
-                             ("health", "min_forwarded", 0, 10**9), ("suricata", "ring_size", 0, 10**7),
-                             ("suricata", "block_size", 0, 1 << 30)):
-        if not lo <= s[sec][key] <= hi:
-            raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be in {lo}..{hi}")
-    for key in ("seconds", "start_timeout", "stop_timeout"):
-        if not 0.1 <= s["cycle"][key] <= 3600.0:   # 1e-300 s was taken and ran for nothing
-            raise UsageError(f"scenario {path}: key [cycle] {key!r} must be in [0.1, 3600] seconds")
-    if s["traffic"]["kind"] != "none" and s["traffic"]["pps"] == 0 and s["health"]["min_forwarded"] > 0:
-        # no packet offered, and every cycle waited for one forwarded (second hostile tour)
-        raise UsageError(f"scenario {path}: key [traffic] 'pps' must be > 0 when [health] "
-                         f"min_forwarded > 0 (nothing would be offered to forward)")
-    if not MIN_RATE <= s["verdict"]["rate_floor"] < 1.0 or not 1 <= s["verdict"]["cycle_cap"] <= 1_000_000:
-        raise UsageError(f"scenario {path}: [verdict] rate_floor must be in [{MIN_RATE}, 1), cycle_cap "
-                         f"in 1..1000000")
-    if not 0.5 <= s["nightly"]["confidence"] < 1.0 or not MIN_RATE <= s["nightly"]["assumed_rate"] <= 1.0:
-        raise UsageError(f"scenario {path}: [nightly] confidence must be in [0.5, 1), assumed_rate "
-                         f"in [{MIN_RATE}, 1]")
-    for sec, key in (("nightly", "branch"), ("verify", "target")):
-        value = s[sec][key]
-        if (not value.strip() and (value or key == "branch")) or re.search(r"[\s\x00-\x1f]", value) \
-                or value.startswith("-"):   # an option to git, not a ref
-            raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be a git ref, got {value!r}")
-
-            raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be a git ref, got {value!r}")
-    # Values that go into suricata.yaml or onto the command line: no quote, backslash or
-    # line break can smuggle in another key.
-    for key, values in (("bpf_filter", [s["suricata"]["bpf_filter"]]), ("args", s["suricata"]["args"])):
-        if any(re.search(r'["\\\x00-\x1f\x7f]', str(v)) for v in values):
-            raise UsageError(f"scenario {path}: key [suricata] {key!r} must not contain quotes, "
-                             f"backslashes, line breaks or other control characters")
-    if s["traffic"]["kind"] == "none" and s["health"]["min_forwarded"] > 0:
-        raise UsageError(f"scenario {path}: key [health] 'min_forwarded' must be 0 when "
-                         f"[traffic] kind = \"none\" (nothing is offered to forward)")
-    if s["traffic"]["kind"] == "pcap":
-        pcap = (path.parent / s["traffic"]["pcap"]) if s["traffic"]["pcap"] else None
-        if pcap is None or not pcap.is_file():
-            raise UsageError(f"scenario {path}: key [traffic] 'pcap' must name a pcap file "
-                             f"(relative to the scenario) when kind = \"pcap\"")
-        problem = pcap_problem(pcap)
-        if problem:
-            raise UsageError(f"scenario {path}: key [traffic] 'pcap': {s['traffic']['pcap']} {problem}")
-        s["traffic"]["pcap"] = str(pcap.resolve())
-
-
 def _list_of_tables(raw: dict, path: Path) -> list:
     patches = raw.get("patch", [])
     if not isinstance(patches, list) or not all(isinstance(p, dict) for p in patches):
@@ -385,23 +298,34 @@ def _patch(table: dict, i: int, path: Path, builtin: bool) -> TestPatch:
     what = f"[[patch]] #{i + 1}"
     for key in table:
         if key not in PATCH_KEYS:
-            raise UsageError(f"scenario {path}: unknown key {what} {key!r} (known: file, env)")
+            raise UsageError(f"scenario {path}: unknown key {what} {key!r} (known: {', '.join(PATCH_KEYS)})")
     if "file" not in table:
         raise UsageError(f"scenario {path}: key {what} 'file' is required (a patch file)")
     name = _typed(table["file"], str, f"{what} 'file'", path)
-    env = _typed(table.get("env", {}), dict, f"{what} 'env'", path)
-    bad = [k for k in env if not ENV_NAME.fullmatch(k)]
-    if bad:
-        raise UsageError(f"scenario {path}: key {what} 'env': {bad[0]!r} is not a variable name "
-                         f"(letters, digits and _, not starting with a digit)")
-    odd = [k for k, v in env.items() if re.search(r"[\x00-\x1f\x7f]", v)]
-    if odd:   # a NUL cannot be in an environment: it failed in the container, after a build
-        raise UsageError(f"scenario {path}: key {what} 'env': the value of {odd[0]} holds a "
-                         f"control character")
+    env = _env_table(table, "env", what, path)
+    small = _env_table(table, "selftest_env", what, path) if "selftest_env" in table else None
+    if small is not None and not set(small) <= set(env):
+        # it states the same variables at the synthetic target's scale, nothing new
+        raise UsageError(f"scenario {path}: key {what} 'selftest_env': {sorted(set(small) - set(env))[0]!r} "
+                         f"is not in its 'env'")
     # Built-ins name the project's patches/; a user's file names files beside it.
     p = (PATCHES_DIR if builtin else path.parent) / name
     try:
         load_patch(p)   # a patch at all: checked now, before anything is cloned
     except UsageError as exc:
         raise UsageError(f"scenario {path}: key {what} 'file': {exc}") from None
-    return TestPatch(p.resolve(), dict(env))
+    return TestPatch(p.resolve(), dict(env), None if small is None else dict(small))
+
+
+def _env_table(table: dict, key: str, what: str, path: Path) -> dict:
+    """A [[patch]] table of environment variables: names a shell takes, one-line values."""
+    env = _typed(table.get(key, {}), dict, f"{what} {key!r}", path)
+    bad = [k for k in env if not ENV_NAME.fullmatch(k)]
+    if bad:
+        raise UsageError(f"scenario {path}: key {what} {key!r}: {bad[0]!r} is not a variable name "
+                         f"(letters, digits and _, not starting with a digit)")
+    odd = [k for k, v in env.items() if re.search(r"[\x00-\x1f\x7f]", v)]
+    if odd:   # a NUL cannot be in an environment: it failed in the container, after a build
+        raise UsageError(f"scenario {path}: key {what} {key!r}: the value of {odd[0]} holds a "
+                         f"control character")
+    return env

@@ -47,7 +47,8 @@ from afpbisect.machinery.engine import (
     wait_exit,
 )
 from afpbisect.core.errors import BuildFailure, InfraError, UsageError
-from afpbisect.machinery.worktree import BuildTree, GitCommitView, Patch, PatchDoesNotApply
+from afpbisect.core.patch import Patch
+from afpbisect.machinery.worktree import BuildTree, GitCommitView, PatchDoesNotApply
 
 log = logging.getLogger(__name__)
 

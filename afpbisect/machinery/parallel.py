@@ -67,6 +67,11 @@ class Gate:
         finally:
             self._take()
 
+    def run_all(self, tasks: list[Callable[[], object]]) -> list:
+        """`run_all` under this gate: how the policy runs a round's probes at once
+        (policy.config.Env's optional `gate`; the policy imports no machinery)."""
+        return run_all(tasks, self)
+
     def stop(self, wait: float = 30.0) -> None:
         """No worker runs policy code after this returns (within `wait` seconds: a worker
         in the middle of a state save finishes it first)."""

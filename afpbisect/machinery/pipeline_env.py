@@ -13,6 +13,7 @@ import git
 
 from afpbisect.core.cost import build_estimate
 from afpbisect.core.errors import InfraError
+from afpbisect.core.patch import Patch, load_patch
 from afpbisect.core.state import State
 from afpbisect.core.verdict import CycleOutcome
 from afpbisect.machinery.build import BuildResult, DockerBuilder
@@ -22,7 +23,6 @@ from afpbisect.machinery.parallel import Gate
 from afpbisect.machinery.placement import prepare_builds
 from afpbisect.machinery.repro_record import CycleRecord
 from afpbisect.machinery.repro_session import ReproEnv, ReproSession
-from afpbisect.machinery.worktree import Patch, load_patch
 
 
 @dataclass

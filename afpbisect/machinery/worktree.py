@@ -12,12 +12,12 @@ import hashlib
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
 from afpbisect.core.errors import UsageError
+from afpbisect.core.patch import Patch
 
 UPSTREAM = "https://github.com/OISF/suricata.git"
 
@@ -103,63 +103,7 @@ def fetch(repo: git.Repo) -> str:
     return f"{len(moved)} ref(s) changed ({shown})"
 
 
-# ---------------------------------------------------------------- patches
-
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
-
-
-@dataclass(frozen=True)
-class Patch:
-    path: Path
-    files: tuple[str, ...]
-    hunks: tuple[tuple[str, int, int], ...]   # (file, hunk number from 1, old start line)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    def digest(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
-
-
-def load_patch(path: Path) -> Patch:
-    """Read and validate a patch file; clear errors for missing or non-patch files.
-
-    A patch is bytes: a comment in Latin-1 or a `git diff --binary` section is valid, and
-    `git apply` reads the file itself, so only the headers are decoded here (undecodable
-    bytes kept as surrogates, never an error)."""
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"patch file {path} does not exist")
-    if not path.is_file():
-        raise UsageError(f"patch file {path} is not a regular file")
-    files, hunks, binary = _scan(path.read_bytes().decode("utf-8", errors="surrogateescape"))
-    if not files or not (hunks or binary):
-        raise UsageError(f"{path} is not a patch (no ---/+++ file headers with @@ hunks, "
-                         "no git binary patch)")
-    return Patch(path=path.resolve(), files=tuple(files), hunks=tuple(hunks))
-
-
-def _scan(text: str) -> tuple[list[str], list[tuple[str, int, int]], bool]:
-    """(files, hunks as (file, number from 1, old start line), whether a binary section is in it)."""
-    files, hunks, current, n, binary = [], [], None, 0, False
-    for line in text.splitlines():
-        if line.startswith("diff --git "):
-            # a binary section has no +++ line: its file is named only here
-            current, n = line.rsplit(" b/", 1)[-1], 0
-        elif line.startswith("+++ "):
-            target = line[4:].split("\t")[0]
-            current = target[2:] if target.startswith(("b/", "a/")) else target
-            files.append(current)
-            n = 0
-        elif line == "GIT binary patch" and current:
-            files.append(current)
-            binary = True
-        elif (m := _HUNK.match(line)) and current:
-            n += 1
-            hunks.append((current, n, int(m.group(1))))
-    return files, hunks, binary
-
+# ---------------------------------------------------------------- patches (read in core/patch.py)
 
 def _failing_hunk(patch: Patch, stderr: str) -> str:
     """Name file and hunk from `git apply` output ("patch failed: FILE:LINE")."""

@@ -8,7 +8,6 @@ from afpbisect.core.errors import UsageError
 from afpbisect.core.percent import pct
 from afpbisect.core.search import kary_least_satisfying, weighted_least_satisfying
 from afpbisect.core.verdict import Verdict
-from afpbisect.machinery.parallel import run_all
 from afpbisect.policy.boundary import budget_of, check_boundary, miss_bound, references
 from afpbisect.policy.calibrate import calibrate
 from afpbisect.policy.config import Env, Handler, PolicyConfig
@@ -127,7 +126,7 @@ def _search(run: Run, n: int, fix: bool, weights, cost):
 def _round(run: Run, oracle, batch: list, window: tuple[int, int]) -> list:
     """One round: the env builds the probes at once (`prepare`), then each is the same light
     step as with one engine, run at once under the env's gate when it has one (their
-    cycles on their own engines; the policy's code one at a time, parallel.py)."""
+    cycles on their own engines; the policy's code one at a time: config.Env's gate)."""
     commits = [run.commits[i] for i in batch]
     run.log(f"round of {len(batch)} probe(s) on {run.cfg.engines} engines: "
             + ", ".join(f"{short(c)} [{i}]" for c, i in zip(commits, batch)))
@@ -140,7 +139,7 @@ def _round(run: Run, oracle, batch: list, window: tuple[int, int]) -> list:
         prepare(todo)
     if gate is None or len(todo) < 2:
         return [oracle(i, window) for i in batch]
-    answers = run_all([lambda i=i: oracle(i, window) for i in batch], gate)
+    answers = gate.run_all([lambda i=i: oracle(i, window) for i in batch])
     failed = [a for a in answers if isinstance(a, BaseException)]
     if failed:   # an error aborts the round (the store keeps every answer), before a calibration
         raise min(failed, key=lambda e: isinstance(e, _Calibrated))

@@ -44,6 +44,10 @@ class Env(Protocol):
 
     # Optional: prepare(commits) -> None builds a round's probes at once (several engines);
     # the policy calls it when the env has it, and build() then finds them built.
+    # Optional: gate, whose run_all(tasks) runs a round's probes at once, each task under
+    # the gate (the policy's code one at a time), and returns each one's result or
+    # exception in order (machinery/parallel.Gate).  The env brings it, so the policy
+    # imports no machinery and knows no threads.
 
 
 class Handler:

@@ -11,6 +11,8 @@ window (last good .. first bad) is a band across every row.
 """
 from __future__ import annotations
 
+from afpbisect.reports.results import RunResult, Side, Step, VerifyResult, given
+
 COLORS = {"bad": "#c62828", "good": "#2e7d32", "skip": "#ef6c00"}
 OTHER = "#757575"
 
@@ -19,30 +21,30 @@ OTHER = "#757575"
 WIDTH, LEFT, RIGHT, TOP, ROW, BOTTOM = 1100, 250, 190, 34, 24, 56
 
 
-def _narrow(window: tuple[int, int], step: dict) -> tuple[int, int]:
+def _narrow(window: tuple[int, int], step: Step) -> tuple[int, int]:
     """The window after a search step: GOOD moves the low end up, BAD the high end down.
     Only search steps narrow it: the endpoints are its ends already and verify/confirm
     re-test what the search decided."""
     lo, hi = window
-    if step.get("role") != "search":
+    if step.role != "search":
         return window
-    if step["verdict"] == "good":
-        return max(lo, step["position"]), hi
-    if step["verdict"] == "bad":
-        return lo, min(hi, step["position"])
+    if step.verdict == "good":
+        return max(lo, step.position), hi
+    if step.verdict == "bad":
+        return lo, min(hi, step.position)
     return window
 
 
-def _final_window(result: dict) -> tuple[int, int] | None:
+def _final_window(result: RunResult) -> tuple[int, int] | None:
     """(last good, first bad) positions when the run found one commit."""
-    r = result["result"]
-    if r.get("status") != "found" or len(r.get("candidates", [])) != 1:
+    r = result.answer
+    if r.status != "found" or len(given(r.candidates, [])) != 1:
         return None
-    culprit = r["candidates"][0]
-    bad = next((s["position"] for s in result["steps"] if s["commit"] == culprit), None)
+    culprit = r.candidates[0]
+    bad = next((s.position for s in result.steps if s.commit == culprit), None)
     if bad is None:
         return None
-    goods = [s["position"] for s in result["steps"] if s["verdict"] == "good" and s["position"] < bad]
+    goods = [s.position for s in result.steps if s.verdict == "good" and s.position < bad]
     return (max(goods) if goods else 0), bad
 
 
@@ -57,7 +59,7 @@ def _ticks(lo: int, hi: int, x) -> list[dict]:
     return [{"x": x(v), "label": str(v)} for v in range(first, hi + 1, step)]
 
 
-def _windows(steps: list[dict], size: int) -> list[tuple[int, int]]:
+def _windows(steps: tuple[Step, ...], size: int) -> list[tuple[int, int]]:
     """The window each step was made in."""
     out, window = [], (0, size)
     for s in steps:
@@ -66,11 +68,11 @@ def _windows(steps: list[dict], size: int) -> list[tuple[int, int]]:
     return out
 
 
-def _panel(result: dict, first: int, lo: int, hi: int) -> dict:
+def _panel(result: RunResult, first: int, lo: int, hi: int) -> dict:
     """Rows of steps[first:] drawn over commit indices [lo, hi]."""
-    size = max(1, int(result["range"]["size"]))
+    size = max(1, int(result.range.size))
     span, width = WIDTH - LEFT - RIGHT, max(1, hi - lo)
-    steps = result.get("steps", [])
+    steps = given(result.steps, ())
     windows = _windows(steps, size)
 
     def x(pos):
@@ -79,14 +81,14 @@ def _panel(result: dict, first: int, lo: int, hi: int) -> dict:
     rows = []
     for k, s in enumerate(steps[first:]):
         i, y = first + k, TOP + ROW * k + ROW // 2
-        verdict = s.get("verdict", "")
-        hits, cycles = s.get("hits", 0), s.get("cycles", 0)
-        rows.append({"y": y, "x": x(s["position"]), "x_lo": x(windows[i][0]), "x_hi": x(windows[i][1]),
+        verdict = given(s.verdict, "")
+        hits, cycles = given(s.hits, 0), given(s.cycles, 0)
+        rows.append({"y": y, "x": x(s.position), "x_lo": x(windows[i][0]), "x_hi": x(windows[i][1]),
                      "color": COLORS.get(verdict, OTHER), "verdict": verdict, "n": i + 1,
-                     "label": f"{i + 1}. {s.get('role', '')} {s['commit'][:10]} [{s['position']}]",
+                     "label": f"{i + 1}. {given(s.role, '')} {s.commit[:10]} [{s.position}]",
                      "value": f"{verdict.upper()} {hits} hit{'s' if hits != 1 else ''}"
                               f" / {cycles} cycle{'s' if cycles != 1 else ''}",
-                     "step": s})
+                     "step": s.to_dict()})   # the templates read the JSON form
     height = TOP + ROW * max(1, len(rows)) + BOTTOM
     final = _final_window(result)
     band = None
@@ -98,24 +100,24 @@ def _panel(result: dict, first: int, lo: int, hi: int) -> dict:
             "lo": lo, "hi": hi, "size": size}
 
 
-def run_plot(result: dict) -> dict:
+def run_plot(result: RunResult) -> dict:
     """The bisection of a `run` result over the whole range, and a zoom on the steps made
     once the window was under 1/16 of it: on 3070 commits the last eight probes of the real
     run fall within 12 commits, one pixel apart at full scale."""
-    size = max(1, int(result["range"]["size"]))
+    size = max(1, int(result.range.size))
     whole = _panel(result, 0, 0, size)
-    steps = result.get("steps", [])
+    steps = given(result.steps, ())
     windows = _windows(steps, size)
     first = next((i for i, (a, b) in enumerate(windows) if b - a <= size / 16), None)
     if first is None or len(steps) - first < 3:
         return dict(whole, zoom=None)
-    pos = [s["position"] for s in steps[first:]] + list(windows[first])
+    pos = [s.position for s in steps[first:]] + list(windows[first])
     pad = max(1, (max(pos) - min(pos)) // 10)
     zoom = _panel(result, first, max(0, min(pos) - pad), min(size, max(pos) + pad))
     return dict(whole, zoom=zoom)
 
 
-def _cells(side: dict, facts: dict) -> list[dict]:
+def _cells(side: Side, facts: dict) -> list[dict]:
     """One cell per valid cycle: hit or clean, with its signature lines when recorded.
 
     Results written before the per-cycle outcomes were kept (2026-12-01 and older) have only
@@ -126,22 +128,22 @@ def _cells(side: dict, facts: dict) -> list[dict]:
         cells = [{"hit": o == "hit", "lines": counts[i] if i < len(counts) else None, "outcome": o}
                  for i, o in enumerate(outcomes) if o in ("hit", "clean")]
         return [dict(c, order=True) for c in cells]
-    n, hits = int(side.get("cycles") or 0), int(side.get("hits") or 0)
+    n, hits = int(side.cycles or 0), int(side.hits or 0)
     known = hits in (0, n)   # all hit or all clean: the order is known after all
     return [{"hit": i < hits, "lines": None, "outcome": "hit" if i < hits else "clean", "order": known}
             for i in range(n)]
 
 
-def verify_plot(result: dict) -> dict:
+def verify_plot(result: VerifyResult) -> dict:
     """Hits per cycle of a verify-patch result: the baseline row, then the patched row."""
     cell, gap, left = 26, 4, 250
     rows = []
     for i, (name, side, facts) in enumerate((
-            ("baseline (test patches)", result["baseline"], result.get("baseline_facts", {})),
-            ("patched", result["patched"], result.get("patched_facts", {})))):
+            ("baseline (test patches)", result.baseline, given(result.baseline_facts, {})),
+            ("patched", result.patched, given(result.patched_facts, {})))):
         cells = _cells(side, facts)
         y = 8 + i * (cell + 26)
-        rows.append({"name": name, "y": y, "hits": side.get("hits", 0), "cycles": side.get("cycles", 0),
+        rows.append({"name": name, "y": y, "hits": given(side.hits, 0), "cycles": given(side.cycles, 0),
                      "cells": [dict(c, x=left + k * (cell + gap), n=k + 1,
                                     color=COLORS["bad"] if c["hit"] else COLORS["good"])
                                for k, c in enumerate(cells)]})

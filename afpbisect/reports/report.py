@@ -6,6 +6,8 @@ import datetime as dt
 import glob
 import json
 import os
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -15,6 +17,7 @@ from afpbisect.core.errors import write_failed
 from afpbisect.core.percent import pct, pct_up
 from afpbisect.reports.junit import run_cases, suite, verify_cases
 from afpbisect.reports.plot import run_plot, verify_plot
+from afpbisect.reports.results import Record, RunResult, VerifyResult
 
 
 def _env() -> jinja2.Environment:
@@ -104,9 +107,9 @@ def keep_previous(out_dir: Path, stem: str) -> list[Path]:
     return moved
 
 
-def write_reports(out_dir: Path, stem: str, result: dict, template: str) -> dict:
+def write_reports(out_dir: Path, stem: str, result: Record, template: str) -> Record:
     """Write <stem>.json and <stem>.md (an earlier run's go to previous/, see keep_previous);
-    return their paths (also recorded in the result)."""
+    return the result with their paths (also recorded in its JSON)."""
     return _write(out_dir, stem, result, {"markdown": (".md", template)})
 
 
@@ -119,31 +122,39 @@ FORMATS = {
 }
 
 
-def write_command_reports(out_dir: Path, stem: str, result: dict) -> dict:
+def write_command_reports(out_dir: Path, stem: str, result: RunResult | VerifyResult):
     """JSON, Markdown, HTML (with the plot) and JUnit of a `run` or `verify-patch` result."""
-    return _write(out_dir, stem, result, FORMATS[result["command"]])
+    return _write(out_dir, stem, result, FORMATS[result.command])
 
 
-def render_context(result: dict) -> dict:
+def render_context(result: Record) -> dict:
     """What the templates of a result's command need beyond the result: its plot and its
     JUnit suite.  Pure, so a saved result re-renders (afpbisect/rerender.py)."""
-    if result.get("command") == "run":
+    if isinstance(result, RunResult):
         return {"plot": run_plot(result), "s": suite("afpbisect.run", run_cases(result), result)}
-    if result.get("command") == "verify-patch":
+    if isinstance(result, VerifyResult):
         return {"plot": verify_plot(result), "s": suite("afpbisect.verify-patch", verify_cases(result), result)}
     return {}
 
 
-def _write(out_dir: Path, stem: str, result: dict, formats: dict) -> dict:
+def rendered(result: Record, formats: dict) -> Iterator[tuple[str, str]]:
+    """(format, text) of each format, one at a time; the templates read the result's JSON
+    form, the contract they render."""
+    extra = render_context(result) if len(formats) > 1 else {}
+    data = result.to_dict()
+    for k, (_ext, template) in formats.items():
+        yield k, render(template, r=data, **extra)
+
+
+def _write(out_dir: Path, stem: str, result: Record, formats: dict) -> Record:
     out_dir = Path(out_dir)
     keep_previous(out_dir, stem)
     paths = {"json": str(out_dir / f"{stem}.json"),
              **{k: str(out_dir / f"{stem}{ext}") for k, (ext, _t) in formats.items()}}
-    result = dict(result, reports=paths)
-    write_atomic(Path(paths["json"]), json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
-    extra = render_context(result) if len(formats) > 1 else {}
-    for k, (_ext, template) in formats.items():
-        write_atomic(Path(paths[k]), render(template, r=result, **extra))
+    result = replace(result, reports=paths)
+    write_atomic(Path(paths["json"]), json.dumps(result.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+    for k, text in rendered(result, formats):
+        write_atomic(Path(paths[k]), text)
     return result
 
 
