@@ -95,7 +95,7 @@ def _every_error_class():
     import afpbisect
     from afpbisect.core.errors import AfpError
     for m in pkgutil.walk_packages(afpbisect.__path__, "afpbisect."):
-        if not m.name.endswith(".__main__") and m.name != "afpbisect.machinery.container.driver":
+        if not m.name.endswith(".__main__") and "afpdriver" not in m.name:
             importlib.import_module(m.name)
     found, todo = [], [AfpError]
     while todo:

@@ -159,7 +159,7 @@ def test_wheel_on_python_310(wheel_file, tmp_path):
     # Every module imports under 3.10 (syntax and stdlib), not only the ones --version touches.
     code = ("import pkgutil, importlib, afpbisect; "
             "[importlib.import_module(m.name) for m in pkgutil.walk_packages(afpbisect.__path__, 'afpbisect.') "
-            "if not m.name.endswith('.__main__') and m.name != 'afpbisect.machinery.container.driver']; import tomli")
+            "if not m.name.endswith('.__main__') and 'afpdriver' not in m.name]; import tomli")
     _run([bindir / "python", "-c", code], cwd=elsewhere)
     assert "afpbisect" in _run([bindir / "afpbisect", "--version"], cwd=elsewhere).stdout
     _doctor_sees_package_data(bindir, elsewhere, pkg)

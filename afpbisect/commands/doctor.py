@@ -28,7 +28,8 @@ PACKAGE_FILES = (
     DOCKERFILES_DIR / "build.Dockerfile.j2",
     *builtin_files(),
     PACKAGE_DIR / "core" / "eras.toml",
-    PACKAGE_DIR / "machinery" / "container" / "driver.py",
+    *(PACKAGE_DIR / "machinery" / "container" / "afpdriver" / m   # the repro driver, shipped whole
+      for m in ("__main__.py", "net.py", "traffic.py", "serve.py", "cycle.py")),
     *(TEMPLATES_DIR / t for t in ("build.sh.j2", "suricata.yaml.j2", "run.md.j2", "verify.md.j2",
                                   "nightly.md.j2", "nightly.html.j2", "junit.xml.j2")),
     TEMPLATES_DIR / "synthetic" / "src" / "source-af-packet.c",

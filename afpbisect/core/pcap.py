@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 # The magic numbers of a classic pcap (microsecond and nanosecond, either byte order) and of
-# pcapng; the driver replays classic pcaps of Ethernet frames only (driver.read_pcap).
+# pcapng; the driver replays classic pcaps of Ethernet frames only (read_pcap, afpdriver/traffic.py).
 PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 
 def pcap_problem(pcap: Path) -> str | None:
     """Why `pcap` is not a classic pcap of Ethernet frames with at least one frame, or None
-    (the rule driver.read_pcap applies in the container, checked here before anything)."""
+    (the rule the driver's read_pcap applies in the container, checked here before anything)."""
     try:
         with open(pcap, "rb") as fh:
             head = fh.read(24 + 16)

@@ -2,8 +2,8 @@
 
 A session starts ONE container from the build's image (NET_ADMIN + NET_RAW, `--network
 none`, the product read-only at /opt/product, the logs at /logs, the driver and its inputs
-at /afp) whose main process is `driver.py serve`: the veth pairs and a traffic generator
-that keeps frames flowing between cycles.  `cycle()` is one `docker exec driver.py cycle`:
+at /afp) whose main process is `afpdriver serve`: the veth pairs and a traffic generator
+that keeps frames flowing between cycles.  `cycle()` is one `docker exec afpdriver cycle`:
 a cold start of the target per the run contract (docs/ARCHITECTURE.md), 2 s of traffic,
 SIGTERM.  The console log is read here, on the host, through the /logs mount, and turned
 into signals by afpbisect/core/console_log.py.
@@ -12,9 +12,10 @@ Keeping the container (and its traffic) across the cycles of one build is what m
 more cycle" cheap for the policy: the veths and the generator are set up once, not per cycle.
 
 On a remote engine (`Engine.remote`) nothing is bind-mounted: the product is the engine's
-volume of it (filled once from the local product dir), /afp is sent as an archive before the
-container starts, /logs stays in the container, and each cycle's directory is copied back
-into the local cycle dir after the cycle, so everything after it reads the same files.
+volume of it (filled once from the local product dir), /afp (the inputs and the driver's
+directory, subdirectories and all) is sent as an archive before the container starts, /logs
+stays in the container, and each cycle's directory is copied back into the local cycle dir
+after the cycle, so everything after it reads the same files.
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ from afpbisect.machinery.repro_settings import C_AFP, C_LOGS, C_PRODUCT, ReproSe
 
 log = logging.getLogger(__name__)
 
-DRIVER = Path(__file__).resolve().parent / "container" / "driver.py"
+DRIVER = Path(__file__).resolve().parent / "container" / "afpdriver"   # python3 runs its __main__.py
+DRIVER_CMD = ["python3", f"{C_AFP}/{DRIVER.name}"]
 
 # Keeps the veths quiet: with IPv6 on, the kernel sends router solicitations and MLD reports
 # out of SFE_i_RX, which far_i_rx would count as forwarded.  /proc/sys is read-only in the
@@ -131,8 +133,7 @@ class ReproSession:
         cycle_dir = self.logs_dir / f"cycle-{index:03d}"
         # The fallback below must never read the record of an earlier run of this index.
         (cycle_dir / "record.json").unlink(missing_ok=True)
-        cmd = ["python3", f"{C_AFP}/driver.py", "cycle", "--config", f"{C_AFP}/config.json",
-               "--index", str(index)]
+        cmd = [*DRIVER_CMD, "cycle", "--config", f"{C_AFP}/config.json", "--index", str(index)]
         api = self.engine.client.api
         try:
             exec_id = _exec_create(api, self.container.id, cmd)
@@ -170,7 +171,8 @@ class ReproSession:
     # ------------------------------------------------------------ helpers
     def _stage(self, token: str) -> None:
         self.afp_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(DRIVER, self.afp_dir / "driver.py")
+        shutil.rmtree(self.afp_dir / DRIVER.name, ignore_errors=True)   # exactly this package's files
+        shutil.copytree(DRIVER, self.afp_dir / DRIVER.name, ignore=shutil.ignore_patterns("__pycache__"))
         (self.afp_dir / "suricata.yaml").write_text(render_suricata_yaml(self.settings))
         (self.afp_dir / "config.json").write_text(
             json.dumps(driver_config(self.settings, token), indent=2) + "\n")
@@ -185,7 +187,7 @@ class ReproSession:
         name = f"afpbisect-repro-{self.engine.run_id}-{token[:6]}"
         labels = {**self.engine.labels, "afpbisect.role": "repro"}
         storage_kw = self._storage_kw()
-        cmd = ["python3", f"{C_AFP}/driver.py", "serve", "--config", f"{C_AFP}/config.json"]
+        cmd = [*DRIVER_CMD, "serve", "--config", f"{C_AFP}/config.json"]
         container = None
         try:
             try:

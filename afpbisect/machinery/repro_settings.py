@@ -93,7 +93,7 @@ def render_suricata_yaml(settings: ReproSettings, log_dir: str = C_LOGS, rule_di
 
 
 def driver_config(settings: ReproSettings, session: str = "") -> dict:
-    """config.json for driver.py (inside the container)."""
+    """config.json for the driver (afpdriver, inside the container)."""
     return {
         "session": session,
         "pairs": settings.pairs,

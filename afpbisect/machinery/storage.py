@@ -309,8 +309,15 @@ def product_volume(engine: Engine, image: str, product_dir: Path, target: str) -
 
 
 def put_dir(engine: Engine, container, src: Path, target: str) -> None:
-    """Send the files of the host directory `src` to the directory `target` (made when
-    absent) of a container before it starts."""
-    name = target.strip("/")
-    files = {f"{name}/{p.name}": p for p in sorted(Path(src).iterdir()) if p.is_file()}
+    """Send the files of the host directory `src`, subdirectories and all (no __pycache__),
+    to the directory `target` of a container before it starts.  The archive holds files
+    only: the engine makes `target` and every directory on the way, as the bind mount shows
+    them to a local engine's container."""
+    files = {f"{target.strip('/')}/{rel.as_posix()}": p for p, rel in _files_under(Path(src))}
     put(engine, container, "/", tar_bytes(files))
+
+
+def _files_under(src: Path) -> list[tuple[Path, Path]]:
+    """(path, path relative to src) of every regular file under src, sorted; no __pycache__."""
+    return [(p, p.relative_to(src)) for p in sorted(src.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.relative_to(src).parts]
