@@ -266,8 +266,8 @@ def doctor(workdir, as_json, engines):
     With --engine: the Docker checks for each engine, and that it takes volumes and archives.
     Exit 0 when every check passes, 1 when one fails."""
     from afpbisect.commands.doctor import as_json as checks_json, run_checks
-    from afpbisect.machinery.deadlines import api_seconds, ping_seconds
-    api_seconds(), ping_seconds()   # bad AFPBISECT_DOCKER_*_SECONDS: exit 2, as elsewhere
+    from afpbisect.machinery.deadlines import check_seconds
+    check_seconds()   # bad AFPBISECT_DOCKER_*_SECONDS: exit 2, as elsewhere
     # The disk is needed where the caches go (build trees, products, ccache).
     checks = run_checks(layout(workdir).workdir, ReproSettings().caps, tuple(resolve_engines(engines)))
     for c in checks:

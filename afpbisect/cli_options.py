@@ -334,7 +334,9 @@ def common(fn):
 def command_options(kw: dict, update: bool = False) -> Options:
     """Everything the command was given, checked: the scenario is loaded and validated
     here, before the workdir, the clone or Docker is touched (bad input: exit 2)."""
+    from afpbisect.machinery.deadlines import check_seconds
     from afpbisect.machinery.worktree import normalise_source
+    check_seconds()   # a bad AFPBISECT_DOCKER_*_SECONDS: exit 2 before the workdir is made
     sc = load_scenario(kw["scenario_ref"])
     settings = ReproSettings.from_scenario(sc, pairs=kw["pairs"], threads=kw["threads"], env=kw["env_items"])
     lay = layout(kw["workdir"])

@@ -311,3 +311,28 @@ def test_selftest_refuses_a_workdir_that_is_a_file_before_generating_anything(tm
 def test_doctor_refuses_a_bad_docker_timeout_like_the_other_commands(value, tmp_path):
     p = _cli("doctor", "--workdir", str(tmp_path / "w"), env={"AFPBISECT_DOCKER_TIMEOUT_SECONDS": value})
     assert p.returncode == 2 and "not a positive number of seconds" in p.stderr, p.stderr
+
+
+# --- the fourth hostile tour (2026-12-04) ------------------------------------------------------
+
+
+def test_a_retry_seconds_that_is_no_number_is_never_a_traceback(tmp_path):
+    """It was read at import: every command, even `scenarios`, died with a traceback, exit 1.
+    Commands that never call Docker do not read it; the others refuse it in one line."""
+    env = {**NO_DOCKER, "AFPBISECT_DOCKER_RETRY_SECONDS": "abc"}
+    for args in (["scenarios"], ["status", "--workdir", str(tmp_path)]):
+        p = _cli(*args, env=env)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    for args in (["doctor"], ["clean", "--workdir", str(tmp_path)]):
+        p = _cli(*args, env=env)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "not a positive number of seconds" in p.stderr
+
+
+@pytest.mark.parametrize("var", ["AFPBISECT_DOCKER_RETRY_SECONDS", "AFPBISECT_DOCKER_PING_SECONDS",
+                                 "AFPBISECT_DOCKER_TIMEOUT_SECONDS"])
+def test_a_bad_docker_seconds_is_refused_before_the_workdir_is_made(var, tmp_path, small_repo):
+    p = _cli("run", "main~3..main", "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
+             env={**NO_DOCKER, var: "-1"})
+    assert p.returncode == 2 and "not a positive number of seconds" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
