@@ -336,3 +336,28 @@ def test_a_bad_docker_seconds_is_refused_before_the_workdir_is_made(var, tmp_pat
              env={**NO_DOCKER, var: "-1"})
     assert p.returncode == 2 and "not a positive number of seconds" in p.stderr, p.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_a_lock_that_is_a_link_to_a_users_file_is_refused_and_the_file_kept(tmp_path, small_repo):
+    """The lock was opened through the link and truncated: the user's file was emptied."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's data\n")
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "lock").symlink_to(precious)
+    for args in (["run", "main~3..main", "--repo", str(small_repo)], ["status"]):
+        p = _cli(*args, "--workdir", str(work), env=NO_DOCKER)
+        assert p.returncode == 2 and "not a regular file" in p.stderr, p.stderr
+        assert precious.read_text() == "the user's data\n"
+
+
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_lock_that_is_a_fifo_is_one_line_exit_2_never_a_hang(command, tmp_path, small_repo):
+    """status waited for a writer forever; run said "cannot use: Invalid argument", exit 3."""
+    work = tmp_path / "w"
+    work.mkdir()
+    os.mkfifo(work / "lock")
+    args = ["run", "main~3..main", "--repo", str(small_repo)] if command == "run" else ["status"]
+    p = subprocess.run([*A, *args, "--workdir", str(work)], capture_output=True, text=True, timeout=30,
+                       env={**_ENV, **NO_DOCKER})
+    assert p.returncode == 2 and "not a regular file" in p.stderr, p.stderr
