@@ -155,7 +155,7 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
 
 
 @cli.command("verify-patch", epilog=env_epilog("verify-patch"))
-@click.argument("patches", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("patches", nargs=-1, required=True, type=click.Path())   # as given: '' is not "."
 @option("--target", default=None, callback=nonempty_target, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
 @option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
 @common

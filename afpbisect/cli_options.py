@@ -159,6 +159,10 @@ def nonempty_path(ctx, param, value):
         return None
     if not str(value).strip():
         raise click.BadParameter("empty path")
+    if any(ord(c) < 32 or ord(c) == 127 for c in str(value)):
+        # nightly made `--out a\x01b` and printed the byte raw (fourth hostile tour); the
+        # workdir was refused only for the bind mount, rerender's --out always
+        raise click.BadParameter(f"{shown(value)} contains a control character")
     try:
         Path(value).expanduser()
     except RuntimeError:   # ~nosuchuser/x: pathlib's "Could not determine home directory"

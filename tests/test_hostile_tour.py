@@ -361,3 +361,46 @@ def test_a_lock_that_is_a_fifo_is_one_line_exit_2_never_a_hang(command, tmp_path
     p = subprocess.run([*A, *args, "--workdir", str(work)], capture_output=True, text=True, timeout=30,
                        env={**_ENV, **NO_DOCKER})
     assert p.returncode == 2 and "not a regular file" in p.stderr, p.stderr
+
+
+def test_nightly_out_with_a_control_character_is_refused(tmp_path, small_repo):
+    out = tmp_path / "a\x01b"
+    p = _cli("nightly", "--out", str(out), "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
+             env=NO_DOCKER)
+    assert p.returncode == 2 and "control character" in p.stderr and "\x01" not in p.stderr, p.stderr
+    assert not out.exists() and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("text, says", [
+    ('[helth]\nmin_forwarded = 0\n', "health"),   # the sections were not among the known keys
+    ('[traffic]\npcap = "x.pcap"\n', "kind = \"pcap\""),   # a pcap that would never be played
+])
+def test_scenario_values_the_fourth_tour_found(text, says, tmp_path):
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    f.write_text(f'name = "x"\n[hit]\nconsole = ["the bug"]\n{text}')
+    with pytest.raises(UsageError, match=re.escape(says)):
+        load(f)
+
+
+@pytest.mark.parametrize("rx", ["the bug\\n", "\\r"])
+def test_a_hit_regex_with_a_line_break_is_refused(rx, tmp_path):
+    """A console, eve or stats line never holds a line break: such a rule never hits."""
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    f.write_text(f'name = "x"\n[hit]\nconsole = ["{rx}"]\n')
+    with pytest.raises(UsageError, match="line break"):
+        load(f)
+
+
+def test_an_empty_patch_path_is_shown_as_given(tmp_path):
+    p = _cli("verify-patch", "", "--workdir", str(tmp_path / "w"), env=NO_DOCKER)
+    assert p.returncode == 2 and "''" in p.stderr and " . " not in p.stderr, p.stderr
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = ""\n')
+    with pytest.raises(UsageError, match="'file' must not be empty"):
+        load(f)

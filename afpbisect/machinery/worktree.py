@@ -120,6 +120,8 @@ def load_patch(path: Path) -> Patch:
     A patch is bytes: a comment in Latin-1 or a `git diff --binary` section is valid, and
     `git apply` reads the file itself, so only the headers are decoded here (undecodable
     bytes kept as surrogates, never an error)."""
+    if not str(path).strip():   # Path('') is '.', and was shown so (fourth hostile tour)
+        raise UsageError(f"patch file {str(path)!r}: empty path")
     path = Path(path)
     if not path.exists():
         raise UsageError(f"patch file {path} does not exist")
