@@ -404,3 +404,14 @@ def test_an_empty_patch_path_is_shown_as_given(tmp_path):
     f.write_text('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = ""\n')
     with pytest.raises(UsageError, match="'file' must not be empty"):
         load(f)
+
+
+def test_the_naive_method_with_no_hit_counts_the_cycles_it_ran(tmp_path):
+    """res is None (not reproducible): the report said "total cycles 0" beside "1 valid cycle"."""
+    from afpbisect.commands.run import cycles_run
+    from afpbisect.core.verdict import CycleOutcome, Evidence
+    ev = Evidence()
+    ev.add(CycleOutcome.CLEAN)
+    st = State(tmp_path / "s.json", "run", {}, {"evidence": {"a" * 40: ev.to_dict(), "b" * 40: ev.to_dict()}})
+    assert cycles_run(st, ["a" * 40, "c" * 40]) == 1
+

@@ -262,10 +262,21 @@ def _replay(rng: Range, res, find_fix: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cycles_run(state: State, commits) -> int:
+    """Every cycle the state holds for the range's commits: the total of a run that ended
+    with no result (not reproducible), which said "total cycles 0" beside the cycles its
+    message counted (fourth hostile tour)."""
+    in_range = set(commits)
+    return sum(ev.cycles for c, ev in evidence_store(state).items() if c in in_range)
+
+
 def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0) -> dict:
     repo = ctx.repo
     s = ctx.opts.settings
     steps, skips = _steps_and_skips(repo, rng, state, env, res)
+    outcome = _outcome(repo, res, status, message, find_fix)
+    if res is None:
+        outcome["total_cycles"] = cycles_run(state, rng.commits)
     cals = _calibrations(steps, res)
     return {
         "afpbisect": __version__, "command": "run", "mode": "find-fix" if find_fix else "first-bad",
@@ -275,7 +286,7 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
         "scenario": ctx.opts.scenario.summary(),
         "patches": [p.name for p in env.variant.patches],
         "settings": {"pairs": s.pairs, "threads": s.threads, "env": s.env, "confidence": confidence},
-        "result": _outcome(repo, res, status, message, find_fix),
+        "result": outcome,
         # The calibration of the racy endpoint: the sample later checks of this race can
         # be bounded against (the nightly keeps it for its tip check).
         "reference": next(({k: c[k] for k in ("commit", "hits", "cycles")}
