@@ -164,8 +164,8 @@ def verify_patch(patches, target, fetch_, **kw):
     """Build TARGET + the scenario's test patches (+ PATCHES) and show, with a stated
     confidence, that the bug is gone with the patches and present without them."""
     from afpbisect.commands.verify_patch import run_verify, verify_outcome
-    from afpbisect.machinery.worktree import load_patch
-    loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
+    from afpbisect.machinery.worktree import load_patches
+    loaded = load_patches(patches)   # bad path / not a patch / twice: exit 2 before any work
     prog = Progress(quiet=kw["quiet"])
     with open_context(command_options(kw, update=fetch_), say=prog.say, progress=prog) as ctx:
         result = run_verify(ctx, target, loaded, confidence=kw["confidence"] or DEFAULT_CONFIDENCE)
@@ -287,7 +287,8 @@ def status(workdir, as_json):
     Reads only: creates, locks and changes nothing."""
     from afpbisect.commands.status import collect, render
     if workdir is not None and not workdir.expanduser().is_dir():
-        raise UsageError(f"--workdir {workdir}: no such directory")
+        there = workdir.expanduser().exists()   # a file was said to be "no such directory"
+        raise UsageError(f"--workdir {workdir}: {'not a directory' if there else 'no such directory'}")
     found = collect(layout(workdir))
     if as_json:
         _emit(found, True)

@@ -147,6 +147,9 @@ def env_items(ctx, param, values) -> dict:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
         if re.search(r"[\x00-\x1f\x7f]", value):   # an environment cannot hold a NUL
             raise click.BadParameter(f"the value of {name} holds a control character", param_hint="--env")
+        if out.get(name, value) != value:   # the last one was kept without a word (fourth tour)
+            raise click.BadParameter(f"{name} is given two values ({out[name]!r} and {value!r})",
+                                     param_hint="--env")
         out[name] = value
     return out
 
@@ -328,6 +331,8 @@ def common(fn):
 
     @functools.wraps(fn)
     def wrapper(**kw):
+        if kw.get("quiet") and kw.get("verbose"):   # -v won, silently (fourth hostile tour)
+            raise click.UsageError("--quiet and --verbose contradict each other; give one")
         logging.basicConfig(level=logging.DEBUG if kw.get("verbose") else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         return fn(**kw)

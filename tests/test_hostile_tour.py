@@ -415,3 +415,34 @@ def test_the_naive_method_with_no_hit_counts_the_cycles_it_ran(tmp_path):
     st = State(tmp_path / "s.json", "run", {}, {"evidence": {"a" * 40: ev.to_dict(), "b" * 40: ev.to_dict()}})
     assert cycles_run(st, ["a" * 40, "c" * 40]) == 1
 
+
+
+def test_one_variable_given_two_values_is_refused(tmp_path):
+    """--env A=1 --env A=2 kept the last without a word."""
+    p = _cli("run", "a..b", "--env", "A=1", "--env", "A=2", "--workdir", str(tmp_path / "w"), env=NO_DOCKER)
+    assert p.returncode == 2 and "--env" in p.stderr and "A" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_quiet_and_verbose_together_are_refused(tmp_path):
+    """-q -v printed debug logging, the opposite of quiet, without a word."""
+    p = _cli("run", "a..b", "-q", "-v", "--workdir", str(tmp_path / "w"), env=NO_DOCKER)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "--quiet" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_same_patch_twice_is_named_as_such(tmp_path):
+    """It was applied twice and said "does not apply", after the clone."""
+    patch = tmp_path / "fix.patch"
+    patch.write_text("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n")
+    p = _cli("verify-patch", str(patch), str(tmp_path / "." / "fix.patch"), "--workdir", str(tmp_path / "w"),
+             env=NO_DOCKER)
+    assert p.returncode == 2 and "twice" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_status_of_a_workdir_that_is_a_file_says_so(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    p = _cli("status", "--workdir", str(f))
+    assert p.returncode == 2 and "not a directory" in p.stderr, p.stderr

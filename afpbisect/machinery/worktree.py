@@ -134,6 +134,18 @@ def load_patch(path: Path) -> Patch:
     return Patch(path=path.resolve(), files=tuple(files), hunks=tuple(hunks))
 
 
+def load_patches(paths) -> list[Patch]:
+    """The PATCHES of verify-patch, each loaded; one given twice is refused (it was applied
+    twice and said "does not apply", after the clone; fourth hostile tour)."""
+    loaded = [load_patch(p) for p in paths]
+    seen = {}
+    for given, patch in zip(paths, loaded):
+        if patch.path in seen:
+            raise UsageError(f"patch {given} is given twice (also as {seen[patch.path]})")
+        seen[patch.path] = given
+    return loaded
+
+
 def _scan(text: str) -> tuple[list[str], list[tuple[str, int, int]], bool]:
     """(files, hunks as (file, number from 1, old start line), whether a binary section is in it)."""
     files, hunks, current, n, binary = [], [], None, 0, False
