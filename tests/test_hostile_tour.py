@@ -446,3 +446,29 @@ def test_status_of_a_workdir_that_is_a_file_says_so(tmp_path):
     f.write_text("x")
     p = _cli("status", "--workdir", str(f))
     assert p.returncode == 2 and "not a directory" in p.stderr, p.stderr
+
+
+def test_the_docker_config_current_context_is_read_as_the_docker_cli_reads_it(tmp_path, monkeypatch):
+    """Without DOCKER_CONTEXT the docker CLI takes config.json's currentContext; afpbisect took
+    the local engine, building and running where the user did not ask (or, for a context
+    that is gone, where docker itself refuses to go)."""
+    import hashlib
+    from afpbisect.core.errors import UsageError
+    from afpbisect.machinery.farm import resolve_all
+    meta = tmp_path / "contexts" / "meta" / hashlib.sha256(b"far").hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": "far", "Endpoints": {"docker": {"Host": "ssh://u@far"}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    assert resolve_all(()) == []   # no config.json: the local engine
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "far"}))
+    assert resolve_all(()) == [("far", "ssh://u@far")]
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "ghost"}))
+    with pytest.raises(UsageError, match="currentContext"):
+        resolve_all(())
+    monkeypatch.setenv("DOCKER_CONTEXT", "default")   # the variable wins, as in the CLI
+    assert resolve_all(()) == []
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    (tmp_path / "config.json").write_text("{not json")   # the CLI warns and goes on: so do we
+    assert resolve_all(()) == []
