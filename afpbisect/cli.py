@@ -13,7 +13,7 @@ from afpbisect import __version__
 from afpbisect.commands.context import open_context
 from afpbisect.commands.progress import Progress
 from afpbisect.core.dirs import layout
-from afpbisect.core.errors import AfpError, Interrupted, UsageError
+from afpbisect.core.errors import AfpError, Interrupted, UsageError, one_line
 from afpbisect.core.outcome import Outcome, signal_exit_code
 from afpbisect.cli_options import (
     DEFAULT_CONFIDENCE,
@@ -49,13 +49,7 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def one_line(text) -> str:
-    """An error message as one line: a newline or control byte in a value it echoes (a
-    range, a --repo, a path) is escaped as repr escapes it."""
-    text = str(text)
-    if not any(ord(c) < 32 or ord(c) == 127 for c in text):
-        return text
-    return "".join(c if not (ord(c) < 32 or ord(c) == 127) else repr(c)[1:-1] for c in text)
+# one_line: an error message as one line (core/errors.py; the nightly's line uses it too)
 
 
 def _guard(fn):

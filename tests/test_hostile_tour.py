@@ -472,3 +472,14 @@ def test_the_docker_config_current_context_is_read_as_the_docker_cli_reads_it(tm
     monkeypatch.delenv("DOCKER_CONTEXT")
     (tmp_path / "config.json").write_text("{not json")   # the CLI warns and goes on: so do we
     assert resolve_all(()) == []
+
+
+@pytest.mark.parametrize("ref", ["main~2\x1b[31m", "main\nx"])
+def test_nightly_says_a_ref_with_control_characters_escaped_and_whole(ref, tmp_path, small_repo):
+    """The night's line printed an ESC raw (the 'tried' list was not escaped), and a newline
+    cut the message in two, keeping only its first half."""
+    p = _cli("nightly", "--last-good", ref, "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
+             env=NO_DOCKER)
+    assert p.returncode == 2, p.stderr
+    assert "\x1b" not in p.stderr and "list tags" in p.stderr, p.stderr
+    assert all(l.startswith(("nightly ", "updated from")) for l in p.stderr.splitlines() if l.strip()), p.stderr
