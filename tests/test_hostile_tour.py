@@ -483,3 +483,14 @@ def test_nightly_says_a_ref_with_control_characters_escaped_and_whole(ref, tmp_p
     assert p.returncode == 2, p.stderr
     assert "\x1b" not in p.stderr and "list tags" in p.stderr, p.stderr
     assert all(l.startswith(("nightly ", "updated from")) for l in p.stderr.splitlines() if l.strip()), p.stderr
+
+
+@pytest.mark.parametrize("name", ["repos", "state"])
+def test_a_file_where_the_workdir_keeps_a_directory_is_usage_not_infrastructure(name, tmp_path, small_repo):
+    """W/repos a file: exit 3 "cannot use W/repos: File exists", after the lock was made."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / name).write_text("the user's\n")
+    p = _cli("run", "main~3..main", "--repo", str(small_repo), "--workdir", str(work), env=NO_DOCKER)
+    assert p.returncode == 2 and "not a directory" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert (work / name).read_text() == "the user's\n"
