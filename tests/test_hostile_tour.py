@@ -494,3 +494,13 @@ def test_a_file_where_the_workdir_keeps_a_directory_is_usage_not_infrastructure(
     p = _cli("run", "main~3..main", "--repo", str(small_repo), "--workdir", str(work), env=NO_DOCKER)
     assert p.returncode == 2 and "not a directory" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert (work / name).read_text() == "the user's\n"
+
+
+def test_rerender_refuses_a_redaction_with_control_characters(tmp_path):
+    """--redact WORKDIR=$'\\x1b[31m...' wrote an ESC and a line break into the Markdown and the
+    HTML (--out with one was refused; the replacement was not)."""
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(_run_result()))
+    code, err = rerender(src, "--out", tmp_path / "o", "--redact", "/x=a\x1b[31mb")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "\x1b" not in err, err
+    assert not (tmp_path / "o").exists()
