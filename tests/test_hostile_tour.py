@@ -504,3 +504,15 @@ def test_rerender_refuses_a_redaction_with_control_characters(tmp_path):
     code, err = rerender(src, "--out", tmp_path / "o", "--redact", "/x=a\x1b[31mb")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "\x1b" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("marker", [".", "Notice", "Suricata"])
+def test_a_start_marker_matching_the_first_line_an_engine_prints_is_refused(marker, tmp_path):
+    """'.' was taken: the version banner, printed long before the engine is up, then says
+    it started (every cycle's traffic timed from the wrong moment)."""
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    f.write_text(f'name = "x"\n[hit]\nconsole = ["the bug"]\n[health]\nstart_marker = "{marker}"\n')
+    with pytest.raises(UsageError, match="start_marker"):
+        load(f)

@@ -333,6 +333,10 @@ def _check_specific(s: dict, path: Path) -> None:
     if re.search(marker, ""):
         raise UsageError(f"scenario {path}: key [health] 'start_marker': regex {marker!r} matches every "
                          f"line (it matches the empty one)")
+    banner = INNOCENT_LINES["console"][0]   # the first line, long before the engine is up
+    if re.search(marker, banner):   # '.' was taken (fourth hostile tour)
+        raise UsageError(f"scenario {path}: key [health] 'start_marker': regex {marker!r} matches the "
+                         f"first line an engine prints ({banner!r}), long before it is up")
 
 
 def _check_ranges(s: dict, path: Path) -> None:
