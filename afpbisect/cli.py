@@ -13,7 +13,7 @@ from afpbisect import __version__
 from afpbisect.commands.context import open_context
 from afpbisect.commands.progress import Progress
 from afpbisect.core.dirs import layout
-from afpbisect.core.errors import AfpError, Interrupted, UsageError
+from afpbisect.core.errors import AfpError, Interrupted, UsageError, one_line
 from afpbisect.core.outcome import Outcome, signal_exit_code
 from afpbisect.cli_options import (
     DEFAULT_CONFIDENCE,
@@ -49,13 +49,7 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def one_line(text) -> str:
-    """An error message as one line: a newline or control byte in a value it echoes (a
-    range, a --repo, a path) is escaped as repr escapes it."""
-    text = str(text)
-    if not any(ord(c) < 32 or ord(c) == 127 for c in text):
-        return text
-    return "".join(c if not (ord(c) < 32 or ord(c) == 127) else repr(c)[1:-1] for c in text)
+# one_line: an error message as one line (core/errors.py; the nightly's line uses it too)
 
 
 def _guard(fn):
@@ -157,7 +151,7 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
 
 
 @cli.command("verify-patch", epilog=env_epilog("verify-patch"))
-@click.argument("patches", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("patches", nargs=-1, required=True, type=click.Path())   # as given: '' is not "."
 @option("--target", default=None, callback=nonempty_target, help="Commit to verify on (default: the scenario's [verify] target, a known-bad tip).")
 @option("--fetch", "fetch_", is_flag=True, help="Update the clone of --repo first (it is also updated once when a ref is unknown).")
 @common
@@ -166,8 +160,8 @@ def verify_patch(patches, target, fetch_, **kw):
     """Build TARGET + the scenario's test patches (+ PATCHES) and show, with a stated
     confidence, that the bug is gone with the patches and present without them."""
     from afpbisect.commands.verify_patch import check_target_at_source, run_verify, verify_outcome
-    from afpbisect.core.patch import load_patch
-    loaded = [load_patch(p) for p in patches]   # bad path / not a patch: exit 2 before any work
+    from afpbisect.core.patch import load_patches
+    loaded = load_patches(patches)   # bad path / not a patch / twice: exit 2 before any work
     opts = command_options(kw, update=fetch_)
     check_target_at_source(opts.repo, target, opts.scenario)
     prog = Progress(quiet=kw["quiet"])
@@ -270,8 +264,8 @@ def doctor(workdir, as_json, engines):
     With --engine: the Docker checks for each engine, and that it takes volumes and archives.
     Exit 0 when every check passes, 1 when one fails."""
     from afpbisect.commands.doctor import as_json as checks_json, run_checks
-    from afpbisect.machinery.deadlines import api_seconds, ping_seconds
-    api_seconds(), ping_seconds()   # bad AFPBISECT_DOCKER_*_SECONDS: exit 2, as elsewhere
+    from afpbisect.machinery.deadlines import check_seconds
+    check_seconds()   # bad AFPBISECT_DOCKER_*_SECONDS: exit 2, as elsewhere
     # The disk is needed where the caches go (build trees, products, ccache).
     checks = run_checks(layout(workdir).workdir, ReproSettings().caps, tuple(resolve_engines(engines)))
     for c in checks:
@@ -291,7 +285,8 @@ def status(workdir, as_json):
     Reads only: creates, locks and changes nothing."""
     from afpbisect.commands.status import collect, render
     if workdir is not None and not workdir.expanduser().is_dir():
-        raise UsageError(f"--workdir {workdir}: no such directory")
+        there = workdir.expanduser().exists()   # a file was said to be "no such directory"
+        raise UsageError(f"--workdir {workdir}: {'not a directory' if there else 'no such directory'}")
     found = collect(layout(workdir))
     if as_json:
         _emit(found, True)

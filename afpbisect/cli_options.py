@@ -148,6 +148,9 @@ def env_items(ctx, param, values) -> dict:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
         if re.search(r"[\x00-\x1f\x7f]", value):   # an environment cannot hold a NUL
             raise click.BadParameter(f"the value of {name} holds a control character", param_hint="--env")
+        if out.get(name, value) != value:   # the last one was kept without a word (fourth tour)
+            raise click.BadParameter(f"{name} is given two values ({out[name]!r} and {value!r})",
+                                     param_hint="--env")
         out[name] = value
     return out
 
@@ -160,6 +163,10 @@ def nonempty_path(ctx, param, value):
         return None
     if not str(value).strip():
         raise click.BadParameter("empty path")
+    if any(ord(c) < 32 or ord(c) == 127 for c in str(value)):
+        # nightly made `--out a\x01b` and printed the byte raw (fourth hostile tour); the
+        # workdir was refused only for the bind mount, rerender's --out always
+        raise click.BadParameter(f"{shown(value)} contains a control character")
     try:
         Path(value).expanduser()
     except RuntimeError:   # ~nosuchuser/x: pathlib's "Could not determine home directory"
@@ -325,6 +332,8 @@ def common(fn):
 
     @functools.wraps(fn)
     def wrapper(**kw):
+        if kw.get("quiet") and kw.get("verbose"):   # -v won, silently (fourth hostile tour)
+            raise click.UsageError("--quiet and --verbose contradict each other; give one")
         logging.basicConfig(level=logging.DEBUG if kw.get("verbose") else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         return fn(**kw)
@@ -335,7 +344,9 @@ def common(fn):
 def command_options(kw: dict, update: bool = False) -> Options:
     """Everything the command was given, checked: the scenario is loaded and validated
     here, before the workdir, the clone or Docker is touched (bad input: exit 2)."""
+    from afpbisect.machinery.deadlines import check_seconds
     from afpbisect.machinery.worktree import normalise_source
+    check_seconds()   # a bad AFPBISECT_DOCKER_*_SECONDS: exit 2 before the workdir is made
     sc = load_scenario(kw["scenario_ref"])
     settings = ReproSettings.from_scenario(sc, pairs=kw["pairs"], threads=kw["threads"], env=kw["env_items"])
     lay = layout(kw["workdir"])

@@ -71,10 +71,13 @@ def judge(ctx, settings: ReproSettings, sha: str, good_cycles: int, logs: Path) 
 def git_bisect_user(a, name: str, pathspec: list[str], progress=lambda row: None) -> dict:
     """One strong user's walk: git chooses, afpbisect's builder and repro answer."""
     wd = a.workdir / name
-    shutil.rmtree(wd, ignore_errors=True)
-    wd.mkdir(parents=True)
+    if not a.reuse:
+        shutil.rmtree(wd, ignore_errors=True)
+    wd.mkdir(parents=True, exist_ok=True)
     clone = wd / "bisect-clone"
-    subprocess.run(["git", "clone", "-q", "--bare", a.repo, str(clone)], check=True)
+    if not clone.exists():
+        subprocess.run(["git", "clone", "-q", "--bare", a.repo, str(clone)], check=True)
+    subprocess.run(["git", "bisect", "reset"], cwd=clone, capture_output=True)
     sc = load_scenario()
     settings = ReproSettings.from_scenario(sc, env=env_of(a))
     say = lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True)
@@ -128,7 +131,17 @@ def afpbisect_run(a) -> dict:
             "builds": sum(1 for s in steps if (s.get("build_seconds") or 0) > 0),
             "build_seconds": round(sum(s.get("build_seconds") or 0 for s in steps), 1),
             "repro_seconds": round(sum(s.get("repro_seconds") or 0 for s in steps), 1),
-            "cycles": sum(s.get("cycles") or 0 for s in steps), "report": res}
+            # new_cycles: a step's `cycles` re-counts the commit's earlier ones (audit, issue 27)
+            "cycles": sum(s.get("new_cycles") or 0 for s in steps), "report": res}
+
+
+def recount(row: dict) -> dict:
+    """A row's totals from its steps (afpbisect: from its report), so a saved file made by
+    an older version of this bench is shown by today's rules."""
+    if row["method"] != "afpbisect":
+        return row
+    steps = row["report"].get("steps", [])
+    return {**row, "cycles": sum(s.get("new_cycles") or 0 for s in steps)}
 
 
 def table(rows: list[dict]) -> str:
@@ -144,8 +157,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repo", required=True)
-    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--repo")
+    ap.add_argument("--workdir", type=Path)
     ap.add_argument("--good", default="suricata-7.0.0")
     ap.add_argument("--bad", default="suricata-8.0.3")
     ap.add_argument("--methods", default="afpbisect,path,full")
@@ -156,7 +169,17 @@ def main(argv=None) -> int:
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="over the scenario's environment, for every method (e.g. the widener's delay)")
     ap.add_argument("--afpbisect-arg", dest="afpbisect_args", action="append", default=[])
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep each git-bisect user's workdir (products, caches): with builds cached "
+                         "this measures its cycles alone, e.g. under another --env")
+    ap.add_argument("--table", type=Path, metavar="JSON",
+                    help="print the table of a saved --json file (its rows, recounted) and exit")
     a = ap.parse_args(argv)
+    if a.table:
+        print(table([recount(r) for r in json.loads(a.table.read_text())["rows"] if not r.get("partial")]))
+        return 0
+    if not (a.repo and a.workdir):
+        ap.error("--repo and --workdir are needed to measure (only --table reads a saved file)")
     a.suspect = a.suspect or ["src/source-af-packet.c"]
     a.workdir.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -311,3 +311,208 @@ def test_selftest_refuses_a_workdir_that_is_a_file_before_generating_anything(tm
 def test_doctor_refuses_a_bad_docker_timeout_like_the_other_commands(value, tmp_path):
     p = _cli("doctor", "--workdir", str(tmp_path / "w"), env={"AFPBISECT_DOCKER_TIMEOUT_SECONDS": value})
     assert p.returncode == 2 and "not a positive number of seconds" in p.stderr, p.stderr
+
+
+# --- the fourth hostile tour (2026-12-04) ------------------------------------------------------
+
+
+def test_a_retry_seconds_that_is_no_number_is_never_a_traceback(tmp_path):
+    """It was read at import: every command, even `scenarios`, died with a traceback, exit 1.
+    Commands that never call Docker do not read it; the others refuse it in one line."""
+    env = {**NO_DOCKER, "AFPBISECT_DOCKER_RETRY_SECONDS": "abc"}
+    for args in (["scenarios"], ["status", "--workdir", str(tmp_path)]):
+        p = _cli(*args, env=env)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    for args in (["doctor"], ["clean", "--workdir", str(tmp_path)]):
+        p = _cli(*args, env=env)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "not a positive number of seconds" in p.stderr
+
+
+@pytest.mark.parametrize("var", ["AFPBISECT_DOCKER_RETRY_SECONDS", "AFPBISECT_DOCKER_PING_SECONDS",
+                                 "AFPBISECT_DOCKER_TIMEOUT_SECONDS"])
+def test_a_bad_docker_seconds_is_refused_before_the_workdir_is_made(var, tmp_path, small_repo):
+    p = _cli("run", "main~3..main", "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
+             env={**NO_DOCKER, var: "-1"})
+    assert p.returncode == 2 and "not a positive number of seconds" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_lock_that_is_a_link_to_a_users_file_is_refused_and_the_file_kept(tmp_path, small_repo):
+    """The lock was opened through the link and truncated: the user's file was emptied."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's data\n")
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "lock").symlink_to(precious)
+    for args in (["run", "main~3..main", "--repo", str(small_repo)], ["status"]):
+        p = _cli(*args, "--workdir", str(work), env=NO_DOCKER)
+        assert p.returncode == 2 and "not a regular file" in p.stderr, p.stderr
+        assert precious.read_text() == "the user's data\n"
+
+
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_lock_that_is_a_fifo_is_one_line_exit_2_never_a_hang(command, tmp_path, small_repo):
+    """status waited for a writer forever; run said "cannot use: Invalid argument", exit 3."""
+    work = tmp_path / "w"
+    work.mkdir()
+    os.mkfifo(work / "lock")
+    args = ["run", "main~3..main", "--repo", str(small_repo)] if command == "run" else ["status"]
+    p = subprocess.run([*A, *args, "--workdir", str(work)], capture_output=True, text=True, timeout=30,
+                       env={**_ENV, **NO_DOCKER})
+    assert p.returncode == 2 and "not a regular file" in p.stderr, p.stderr
+
+
+def test_nightly_out_with_a_control_character_is_refused(tmp_path, small_repo):
+    out = tmp_path / "a\x01b"
+    p = _cli("nightly", "--out", str(out), "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
+             env=NO_DOCKER)
+    assert p.returncode == 2 and "control character" in p.stderr and "\x01" not in p.stderr, p.stderr
+    assert not out.exists() and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("text, says", [
+    ('[helth]\nmin_forwarded = 0\n', "health"),   # the sections were not among the known keys
+    ('[traffic]\npcap = "x.pcap"\n', "kind = \"pcap\""),   # a pcap that would never be played
+])
+def test_scenario_values_the_fourth_tour_found(text, says, tmp_path):
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    f.write_text(f'name = "x"\n[hit]\nconsole = ["the bug"]\n{text}')
+    with pytest.raises(UsageError, match=re.escape(says)):
+        load(f)
+
+
+@pytest.mark.parametrize("rx", ["the bug\\n", "\\r"])
+def test_a_hit_regex_with_a_line_break_is_refused(rx, tmp_path):
+    """A console, eve or stats line never holds a line break: such a rule never hits."""
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    f.write_text(f'name = "x"\n[hit]\nconsole = ["{rx}"]\n')
+    with pytest.raises(UsageError, match="line break"):
+        load(f)
+
+
+def test_an_empty_patch_path_is_shown_as_given(tmp_path):
+    p = _cli("verify-patch", "", "--workdir", str(tmp_path / "w"), env=NO_DOCKER)
+    assert p.returncode == 2 and "''" in p.stderr and " . " not in p.stderr, p.stderr
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\n[hit]\nconsole = ["the bug"]\n[[patch]]\nfile = ""\n')
+    with pytest.raises(UsageError, match="'file' must not be empty"):
+        load(f)
+
+
+def test_the_naive_method_with_no_hit_counts_the_cycles_it_ran(tmp_path):
+    """res is None (not reproducible): the report said "total cycles 0" beside "1 valid cycle"."""
+    from afpbisect.commands.run import cycles_run
+    from afpbisect.core.verdict import CycleOutcome, Evidence
+    ev = Evidence()
+    ev.add(CycleOutcome.CLEAN)
+    st = State(tmp_path / "s.json", "run", {}, {"evidence": {"a" * 40: ev.to_dict(), "b" * 40: ev.to_dict()}})
+    assert cycles_run(st, ["a" * 40, "c" * 40]) == 1
+
+
+
+def test_one_variable_given_two_values_is_refused(tmp_path):
+    """--env A=1 --env A=2 kept the last without a word."""
+    p = _cli("run", "a..b", "--env", "A=1", "--env", "A=2", "--workdir", str(tmp_path / "w"), env=NO_DOCKER)
+    assert p.returncode == 2 and "--env" in p.stderr and "A" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_quiet_and_verbose_together_are_refused(tmp_path):
+    """-q -v printed debug logging, the opposite of quiet, without a word."""
+    p = _cli("run", "a..b", "-q", "-v", "--workdir", str(tmp_path / "w"), env=NO_DOCKER)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "--quiet" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_same_patch_twice_is_named_as_such(tmp_path):
+    """It was applied twice and said "does not apply", after the clone."""
+    patch = tmp_path / "fix.patch"
+    patch.write_text("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n")
+    p = _cli("verify-patch", str(patch), str(tmp_path / "." / "fix.patch"), "--workdir", str(tmp_path / "w"),
+             env=NO_DOCKER)
+    assert p.returncode == 2 and "twice" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_status_of_a_workdir_that_is_a_file_says_so(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    p = _cli("status", "--workdir", str(f))
+    assert p.returncode == 2 and "not a directory" in p.stderr, p.stderr
+
+
+def test_the_docker_config_current_context_is_read_as_the_docker_cli_reads_it(tmp_path, monkeypatch):
+    """Without DOCKER_CONTEXT the docker CLI takes config.json's currentContext; afpbisect took
+    the local engine, building and running where the user did not ask (or, for a context
+    that is gone, where docker itself refuses to go)."""
+    import hashlib
+    from afpbisect.core.errors import UsageError
+    from afpbisect.machinery.farm import resolve_all
+    meta = tmp_path / "contexts" / "meta" / hashlib.sha256(b"far").hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": "far", "Endpoints": {"docker": {"Host": "ssh://u@far"}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    assert resolve_all(()) == []   # no config.json: the local engine
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "far"}))
+    assert resolve_all(()) == [("far", "ssh://u@far")]
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "ghost"}))
+    with pytest.raises(UsageError, match="currentContext"):
+        resolve_all(())
+    monkeypatch.setenv("DOCKER_CONTEXT", "default")   # the variable wins, as in the CLI
+    assert resolve_all(()) == []
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    (tmp_path / "config.json").write_text("{not json")   # the CLI warns and goes on: so do we
+    assert resolve_all(()) == []
+
+
+@pytest.mark.parametrize("ref", ["main~2\x1b[31m", "main\nx"])
+def test_nightly_says_a_ref_with_control_characters_escaped_and_whole(ref, tmp_path, small_repo):
+    """The night's line printed an ESC raw (the 'tried' list was not escaped), and a newline
+    cut the message in two, keeping only its first half."""
+    p = _cli("nightly", "--last-good", ref, "--repo", str(small_repo), "--workdir", str(tmp_path / "w"),
+             env=NO_DOCKER)
+    assert p.returncode == 2, p.stderr
+    assert "\x1b" not in p.stderr and "list tags" in p.stderr, p.stderr
+    assert all(l.startswith(("nightly ", "updated from")) for l in p.stderr.splitlines() if l.strip()), p.stderr
+
+
+@pytest.mark.parametrize("name", ["repos", "state"])
+def test_a_file_where_the_workdir_keeps_a_directory_is_usage_not_infrastructure(name, tmp_path, small_repo):
+    """W/repos a file: exit 3 "cannot use W/repos: File exists", after the lock was made."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / name).write_text("the user's\n")
+    p = _cli("run", "main~3..main", "--repo", str(small_repo), "--workdir", str(work), env=NO_DOCKER)
+    assert p.returncode == 2 and "not a directory" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert (work / name).read_text() == "the user's\n"
+
+
+def test_rerender_refuses_a_redaction_with_control_characters(tmp_path):
+    """--redact WORKDIR=$'\\x1b[31m...' wrote an ESC and a line break into the Markdown and the
+    HTML (--out with one was refused; the replacement was not)."""
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(_run_result()))
+    code, err = rerender(src, "--out", tmp_path / "o", "--redact", "/x=a\x1b[31mb")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "\x1b" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("marker", [".", "Notice", "Suricata"])
+def test_a_start_marker_matching_the_first_line_an_engine_prints_is_refused(marker, tmp_path):
+    """'.' was taken: the version banner, printed long before the engine is up, then says
+    it started (every cycle's traffic timed from the wrong moment)."""
+    from afpbisect.core.errors import UsageError
+    from afpbisect.core.scenario import load
+    f = tmp_path / "s.toml"
+    f.write_text(f'name = "x"\n[hit]\nconsole = ["the bug"]\n[health]\nstart_marker = "{marker}"\n')
+    with pytest.raises(UsageError, match="start_marker"):
+        load(f)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import git
 
-from afpbisect.core.dirs import cache_dir
-from afpbisect.core.errors import raise_interrupt
+from afpbisect.core.dirs import cache_dir, in_the_way
+from afpbisect.core.errors import UsageError, raise_interrupt
 from afpbisect.core.scenario import Scenario
 from afpbisect.core.state import WorkdirLock, check_writable
 from afpbisect.machinery import engine as engine_mod
@@ -138,6 +138,10 @@ def open_context(opts: Options, say=print, progress=None):
     workdir = check_writable(opts.workdir)
     # The state directory is probed with the workdir, before the clone: one line, exit 2.
     state_dir = check_writable(opts.state_dir) if opts.state_dir is not None else workdir
+    blocked = in_the_way(workdir, state_dir)
+    if blocked is not None:
+        raise UsageError(f"{blocked} is not a directory (afpbisect keeps one there); move it "
+                         "or use another --workdir")
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     # From here on a signal is an Interrupted (one "interrupted" line, exit 128+N), the clone
     # included: SIGTERM during it used to kill the process without a word.

@@ -21,7 +21,7 @@ from afpbisect import __version__, policy
 from afpbisect.commands.context import Context
 from afpbisect.commands.progress import PolicyEvents
 from afpbisect.commands.run import run_bisection
-from afpbisect.core.errors import AfpError, Interrupted, StateError, UsageError
+from afpbisect.core.errors import AfpError, Interrupted, StateError, UsageError, one_line
 from afpbisect.core.outcome import Outcome
 from afpbisect.core.refs import resolve
 from afpbisect.core.state import State, check_writable
@@ -67,7 +67,8 @@ def run_nightly(ctx: Context, ref: str | None, last_good: str | None = None, out
         code = exc.exit_code if isinstance(exc, AfpError) else Outcome.ERROR.exit_code
         # A proof past --cycle-cap is no answer, not a failure of the machinery (issue 25).
         outcome = Outcome.UNDECIDED if isinstance(exc, policy.Undecided) else Outcome.ERROR
-        night["error"] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        # escaped, not cut at its first line break: a ref holding one kept half the message
+        night["error"] = one_line(str(exc).strip())[:300] if str(exc) else type(exc).__name__
         return _finish(ctx, job, track, night, tip, out_dir, t0, outcome, night["error"], exit_code=code)
     return _finish(ctx, job, track, night, tip, out_dir, t0, outcome, None)
 

@@ -143,6 +143,8 @@ def _pair(text: str) -> tuple[str, str]:
     old, sep, new = text.partition("=")
     if not sep or not old:
         raise argparse.ArgumentTypeError(f"--redact wants PREFIX=REPLACEMENT, not {text!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):   # written into every report (fourth tour)
+        raise argparse.ArgumentTypeError(f"--redact {text!r} holds a control character")
     return old, new
 
 

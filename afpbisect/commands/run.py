@@ -282,10 +282,19 @@ def _replay(rng: Range, res, find_fix: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cycles_run(state: State, commits) -> int:
+    """Every cycle the state holds for the range's commits: the total of a run that ended
+    with no result (not reproducible), which said "total cycles 0" beside the cycles its
+    message counted (fourth hostile tour)."""
+    in_range = set(commits)
+    return sum(ev.cycles for c, ev in evidence_store(state).items() if c in in_range)
+
+
 def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0) -> RunResult:
     repo = ctx.repo
     s = ctx.opts.settings
     steps, skips = _steps_and_skips(repo, rng, state, env, res)
+    ran = cycles_run(state, rng.commits) if res is None else 0
     cals = _calibrations(steps, res)
     return RunResult(
         afpbisect=__version__, command="run", mode="find-fix" if find_fix else "first-bad",
@@ -295,7 +304,7 @@ def _result(ctx, rng, state, env, res, status, message, find_fix, confidence, t0
         scenario=ScenarioInfo.from_dict(ctx.opts.scenario.summary()),
         patches=[p.name for p in env.variant.patches],
         settings={"pairs": s.pairs, "threads": s.threads, "env": s.env, "confidence": confidence},
-        answer=_outcome(repo, res, status, message, find_fix),
+        answer=_outcome(repo, res, status, message, find_fix, ran),
         # The calibration of the racy endpoint: the sample later checks of this race can
         # be bounded against (the nightly keeps it for its tip check).
         reference=next(({k: c[k] for k in ("commit", "hits", "cycles")}
@@ -339,8 +348,9 @@ def _steps_and_skips(repo, rng, state, env, res) -> tuple[list[dict], list[dict]
     return steps, skips
 
 
-def _outcome(repo, res, status: str, message: str, find_fix: bool) -> Answer:
-    """The result's "result": the answer, its confidence and the race's rates."""
+def _outcome(repo, res, status: str, message: str, find_fix: bool, ran: int = 0) -> Answer:
+    """The result's "result": the answer, its confidence and the race's rates; `ran`: the
+    cycles of a run that ended with no result (cycles_run)."""
     found = res is not None and status == "found"
     return Answer(
         status=status, message=message,
@@ -353,7 +363,7 @@ def _outcome(repo, res, status: str, message: str, find_fix: bool) -> Answer:
         confidence=res.confidence if found else None,
         p_estimate=res.p_estimate if found else None,
         p_lower=res.p_lower if found else None,
-        total_cycles=res.total_cycles if res is not None else 0,
+        total_cycles=res.total_cycles if res is not None else ran,
         # "introduced" (find-fix: "removed"), or "raised" ("lowered") when the race was
         # on both sides at different rates (policy/rates.py); then both samples.
         kind=res.kind if found else None,

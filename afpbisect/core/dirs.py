@@ -7,6 +7,7 @@ nightly's last good commit, reports) in its state directory, as the XDG base dir
 spec asks (platformdirs: ~/.cache/afpbisect and ~/.local/state/afpbisect on Linux)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,18 @@ class Layout:
     @property
     def split(self) -> bool:
         return self.workdir != self.state_root
+
+
+# The directories afpbisect keeps in a workdir and in its state root: a file in the place of
+# one was "cannot use W/repos: File exists", exit 3, after the lock (fourth hostile tour).
+WORKDIR_DIRS = ("repos", "trees", "products", "logs", "cache", "engines", "run")
+STATE_DIRS = ("state", "reports", "nightly")
+
+
+def in_the_way(workdir: Path, state_root: Path) -> Path | None:
+    """The first of those that exists and is not a directory, or None."""
+    paths = [workdir / d for d in WORKDIR_DIRS] + [state_root / d for d in STATE_DIRS]
+    return next((p for p in paths if os.path.lexists(p) and not p.is_dir()), None)
 
 
 def cache_dir() -> Path:

@@ -13,6 +13,15 @@ import signal
 from afpbisect.core.outcome import Outcome, signal_exit_code
 
 
+def one_line(text) -> str:
+    """A message as one line: a newline or control byte in a value it echoes (a ref, a
+    path) is escaped as repr escapes it (an ESC printed raw drives the terminal)."""
+    text = str(text)
+    if not any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return text
+    return "".join(c if not (ord(c) < 32 or ord(c) == 127) else repr(c)[1:-1] for c in text)
+
+
 class AfpError(Exception):
     """Base class; `outcome` says what the command ended with, `exit_code` follows from it."""
 

@@ -35,6 +35,8 @@ def load_patch(path: Path) -> Patch:
     A patch is bytes: a comment in Latin-1 or a `git diff --binary` section is valid, and
     `git apply` reads the file itself, so only the headers are decoded here (undecodable
     bytes kept as surrogates, never an error)."""
+    if not str(path).strip():   # Path('') is '.', and was shown so (fourth hostile tour)
+        raise UsageError(f"patch file {str(path)!r}: empty path")
     path = Path(path)
     if not path.exists():
         raise UsageError(f"patch file {path} does not exist")
@@ -45,6 +47,18 @@ def load_patch(path: Path) -> Patch:
         raise UsageError(f"{path} is not a patch (no ---/+++ file headers with @@ hunks, "
                          "no git binary patch)")
     return Patch(path=path.resolve(), files=tuple(files), hunks=tuple(hunks))
+
+
+def load_patches(paths) -> list[Patch]:
+    """The PATCHES of verify-patch, each loaded; one given twice is refused (it was applied
+    twice and said "does not apply", after the clone; fourth hostile tour)."""
+    loaded = [load_patch(p) for p in paths]
+    seen = {}
+    for given, patch in zip(paths, loaded):
+        if patch.path in seen:
+            raise UsageError(f"patch {given} is given twice (also as {seen[patch.path]})")
+        seen[patch.path] = given
+    return loaded
 
 
 def _scan(text: str) -> tuple[list[str], list[tuple[str, int, int]], bool]:

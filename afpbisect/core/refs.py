@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import git
 
-from afpbisect.core.errors import UsageError
+from afpbisect.core.errors import UsageError, one_line
 
 _VERSION = re.compile(r"^v(\d+\.\d+\.\d+.*)$")
 
@@ -49,7 +49,7 @@ def resolve(repo: git.Repo, name: str) -> Resolved:
         if sha:
             note = f"{name} does not exist; using {cand}" if cand != name else ""
             return Resolved(typed=name, name=cand, sha=sha, note=note)
-    tried = " or ".join(candidates(name))
+    tried = " or ".join(one_line(c) for c in candidates(name))   # raw, an ESC reached the terminal
     raise UnknownRef(f"unknown ref {name!r} (tried {tried}); list tags with `git tag -l 'suricata-*'`")
 
 

@@ -256,8 +256,11 @@ def _section(table: dict, name: str, path: Path, skip: set = frozenset()) -> dic
     out = {}
     for key in table:
         if key not in SCHEMA[name] and key not in skip:
-            raise UsageError(f"scenario {path}: unknown key {where}{key!r} (known: "
-                             f"{', '.join(sorted(SCHEMA[name]))})")
+            # at the top the sections are keys too: '[helth]' listed only name, ticket,
+            # title (fourth hostile tour)
+            sections = [f"[[{k}]]" if k == "patch" else f"[{k}]" for k in sorted(skip) if k]
+            known = sorted(SCHEMA[name]) + (sections if not name else [])
+            raise UsageError(f"scenario {path}: unknown key {where}{key!r} (known: {', '.join(known)})")
     for key, (typ, default) in SCHEMA[name].items():
         value = table.get(key, default)
         if value is None:
@@ -302,6 +305,8 @@ def _patch(table: dict, i: int, path: Path, builtin: bool) -> TestPatch:
     if "file" not in table:
         raise UsageError(f"scenario {path}: key {what} 'file' is required (a patch file)")
     name = _typed(table["file"], str, f"{what} 'file'", path)
+    if not name.strip():   # it named the scenario's directory: "/dir is not a regular file"
+        raise UsageError(f"scenario {path}: key {what} 'file' must not be empty (a patch file)")
     env = _env_table(table, "env", what, path)
     small = _env_table(table, "selftest_env", what, path) if "selftest_env" in table else None
     if small is not None and not set(small) <= set(env):

@@ -44,6 +44,11 @@ def check_values(s: dict, path: Path) -> None:
             raise UsageError(f"scenario {path}: key [{sec}] {key!r} must be one of {', '.join(allowed)}")
     regexes = [("hit", w, rx) for w in ("console", "eve", "stats") for rx in s["hit"][w]]
     for sec, key, rx in regexes + [("health", "start_marker", s["health"]["start_marker"])]:
+        if re.search(r"[\n\r]", str(rx)) or re.search(r"(?<!\\)\\[nr]", str(rx)):
+            # matched against one line at a time, which never holds one: a rule that never
+            # matches (a hit never seen: "not reproducible" after the builds; fourth tour)
+            raise UsageError(f"scenario {path}: key [{sec}] {key!r}: regex {str(rx)[:80]!r} holds a "
+                             f"line break, and is matched against one line at a time")
         try:
             re.compile(str(rx))
         except (re.error, OverflowError, RecursionError) as exc:   # a{4294967296}, ((((...
@@ -81,6 +86,10 @@ def _check_specific(s: dict, path: Path) -> None:
     if re.search(marker, ""):
         raise UsageError(f"scenario {path}: key [health] 'start_marker': regex {marker!r} matches every "
                          f"line (it matches the empty one)")
+    banner = INNOCENT_LINES["console"][0]   # the first line, long before the engine is up
+    if re.search(marker, banner):   # '.' was taken (fourth hostile tour)
+        raise UsageError(f"scenario {path}: key [health] 'start_marker': regex {marker!r} matches the "
+                         f"first line an engine prints ({banner!r}), long before it is up")
 
 
 def _check_ranges(s: dict, path: Path) -> None:
@@ -119,6 +128,9 @@ def _check_ranges(s: dict, path: Path) -> None:
     if s["traffic"]["kind"] == "none" and s["health"]["min_forwarded"] > 0:
         raise UsageError(f"scenario {path}: key [health] 'min_forwarded' must be 0 when "
                          f"[traffic] kind = \"none\" (nothing is offered to forward)")
+    if s["traffic"]["pcap"] and s["traffic"]["kind"] != "pcap":   # never played (fourth tour)
+        raise UsageError(f"scenario {path}: key [traffic] 'pcap' is played only with kind = \"pcap\" "
+                         f"(kind is {s['traffic']['kind']!r})")
     if s["traffic"]["kind"] == "pcap":
         pcap = (path.parent / s["traffic"]["pcap"]) if s["traffic"]["pcap"] else None
         if pcap is None or not pcap.is_file():

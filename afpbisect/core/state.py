@@ -206,11 +206,7 @@ class WorkdirLock:
     def try_acquire(self) -> str | None:
         """Take the lock and return None, or leave it and say who holds it (for callers
         that must not fail when a run is live, like `afpbisect clean`)."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:   # a directory, or a file we may not write, in its place
-            raise UsageError(f"workdir lock {self.path} cannot be opened ({exc.strerror}); "
-                             "remove it or use another --workdir") from None
+        fd = self._open(os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -222,16 +218,29 @@ class WorkdirLock:
         self.fd = fd
         return None
 
+    def _open(self, flags: int) -> int:
+        """The lock file, opened only if it is a regular file of its own: a link was followed
+        and the file behind it truncated (a user's file emptied), a FIFO hung `status` and
+        failed flock (fourth hostile tour). O_NONBLOCK: opening a FIFO never waits."""
+        try:
+            fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as exc:   # a directory, a link, or a file we may not write, in its place
+            why = "not a regular file: a symbolic link" if os.path.islink(self.path) else exc.strerror
+            raise UsageError(f"workdir lock {self.path} cannot be opened ({why}); "
+                             "remove it or use another --workdir") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UsageError(f"workdir lock {self.path} is not a regular file; remove it or use "
+                             "another --workdir")
+        return fd
+
     def holder(self) -> str | None:
         """Who holds the lock, or None; takes nothing and creates nothing (for `afpbisect
         status`).  A shared probe, released at once: a run starting in that instant is
         told the workdir is in use, never given it twice."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+        if not os.path.lexists(self.path):
             return None
-        except OSError as exc:
-            raise UsageError(f"workdir lock {self.path} cannot be opened ({exc.strerror})") from None
+        fd = self._open(os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

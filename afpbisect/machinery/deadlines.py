@@ -40,6 +40,18 @@ def api_seconds() -> float:
     return _seconds("AFPBISECT_DOCKER_TIMEOUT_SECONDS", "120")
 
 
+def retry_seconds() -> float:
+    """How long a daemon may stay away before a call gives up. Read when used, not at
+    import: a bad value was a traceback in every command, even `scenarios` (fourth tour)."""
+    return _seconds("AFPBISECT_DOCKER_RETRY_SECONDS", "120")
+
+
+def check_seconds() -> None:
+    """Every AFPBISECT_DOCKER_*_SECONDS, checked before the workdir or the clone is made
+    (a bad one was refused only at the first Docker call, after both; fourth tour)."""
+    ping_seconds(), api_seconds(), retry_seconds()
+
+
 class EngineStalled(InfraError):
     """The engine took the connection and then did not answer a call in time."""
 

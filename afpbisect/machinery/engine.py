@@ -28,7 +28,8 @@ from tenacity import (
 )
 
 from afpbisect.core.errors import InfraError, UsageError
-from afpbisect.machinery.deadlines import _timed_out, api_seconds, ping_seconds, with_deadlines
+from afpbisect.machinery.deadlines import (_timed_out, api_seconds, check_seconds, ping_seconds,
+                                           retry_seconds, with_deadlines)
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,6 @@ RUN_LABEL = "afpbisect.run"
 WORKDIR_LABEL = "afpbisect.workdir"
 ENGINE_LABEL = "afpbisect.engine"   # which engine of a farm (--engine) made the object
 
-# How long a daemon may stay away before a call gives up (seconds).  Bounded so that a
-# daemon that is gone for good becomes a clear error, not a hang.
-RETRY_SECONDS = float(os.environ.get("AFPBISECT_DOCKER_RETRY_SECONDS", "120"))
 
 
 # What talking to an engine can raise: Docker's answers and docker-py's own errors,
@@ -79,7 +77,9 @@ def retrying(fn):
     """Decorator: retry transient Docker errors with backoff, a log line per retry."""
     return retry(
         retry=retry_if_exception(_transient),
-        stop=stop_after_delay(RETRY_SECONDS),
+        # How long a daemon may stay away before a call gives up, bounded so that a daemon
+        # gone for good is a clear error, not a hang; read per call (deadlines.retry_seconds).
+        stop=lambda state: stop_after_delay(retry_seconds())(state),
         wait=wait_exponential(multiplier=0.5, max=10),
         before_sleep=_log_retry,
         reraise=True,
@@ -192,6 +192,7 @@ def client_options(url: str) -> dict:
 def connect(run_id: str, base_url: str | None = None) -> Engine:
     """Connect to the engine (DOCKER_HOST or the default socket); clear error if away."""
     url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    check_seconds()   # clean and selftest: before the first call, as the other commands
     wait = ping_seconds()
     ssh = client_options(url)
     failed = None

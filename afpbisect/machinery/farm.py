@@ -107,17 +107,33 @@ def environment_context() -> list[tuple[str, str]]:
     context `default` is the local engine): [] for the local engine, else that context as
     if named with --engine.  An unknown name is refused like an unknown --engine (issue
     25): falling back to the local engine would build and run somewhere the user did not ask."""
-    name = os.environ.get("DOCKER_CONTEXT", "").strip()
+    name, said = os.environ.get("DOCKER_CONTEXT", "").strip(), "DOCKER_CONTEXT"
+    if not name and "DOCKER_CONTEXT" not in os.environ:
+        name, said = _config_context()
     if os.environ.get("DOCKER_HOST") or not name or name == "default":
         return []
     try:
         host = context_host(name)
     except UsageError as exc:
-        raise UsageError(f"DOCKER_CONTEXT={name}: {str(exc).split(': ', 1)[-1]}") from None
+        raise UsageError(f"{said}={name}: {str(exc).split(': ', 1)[-1]}") from None
     if host is None:
-        raise UsageError(f"DOCKER_CONTEXT={name}: no Docker context of that name (see `docker "
-                         "context ls`; unset DOCKER_CONTEXT for the local engine)")
+        back = "unset DOCKER_CONTEXT" if said == "DOCKER_CONTEXT" else "`docker context use default`"
+        raise UsageError(f"{said}={name}: no Docker context of that name (see `docker "
+                         f"context ls`; {back} for the local engine)")
     return [(name, host)]
+
+
+def _config_context() -> tuple[str, str]:
+    """config.json's currentContext, which the docker CLI uses when DOCKER_CONTEXT is not
+    set (`docker context use`); ignored, it sent a run to the local engine instead (fourth
+    hostile tour). A config.json that cannot be read: none, as the CLI warns and goes on."""
+    cfg = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    try:
+        data = json.loads(cfg.read_text())
+    except (OSError, ValueError):
+        return "", ""
+    name = data.get("currentContext") if isinstance(data, dict) else None
+    return (name.strip(), f"{cfg} currentContext") if isinstance(name, str) else ("", "")
 
 
 def ranked(lanes: list[Lane], among=None) -> list[Lane]:
