@@ -194,3 +194,18 @@ def test_an_undecided_run_exits_3_and_says_what_it_needs():
     r = RunResult.from_dict(r)
     assert run_outcome(r).exit_code == 3 and run_outcome(r).label == "undecided"
     assert _headline(r) == "undecided: c0029 needs 500 more clean cycles"
+
+
+def test_how_it_was_made_is_escaped_in_html():
+    """Fifth hostile tour: the shared "How this report was made" section (made.j2, imported
+    by the HTML templates) was inserted unescaped: a scenario title, an --env value or a
+    hostname became markup, and a javascript: ticket a link."""
+    import json, pathlib
+    from afpbisect.reports.report import FORMATS, rendered
+    from afpbisect.reports.results import VerifyResult
+    r = json.loads((pathlib.Path(__file__).parent.parent / "docs/results/2026-12-01-verify-fixA.json").read_text())
+    r["scenario"] = {**r["scenario"], "title": "<script>alert(1)</script>", "ticket": "javascript:alert(2)"}
+    r["made"]["host"]["hostname"] = "<img src=x onerror=alert(3)>"
+    html = dict(rendered(VerifyResult.from_dict(r), FORMATS["verify-patch"]))["html"]
+    assert "<script>alert" not in html and "<img src=x" not in html and 'href="javascript:' not in html
+    assert "&lt;script&gt;" in html
