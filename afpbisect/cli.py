@@ -188,6 +188,10 @@ def nightly(ref, last_good, out_dir, no_fetch, **kw):
     from afpbisect.core.state import check_writable
     opts = command_options(kw, update=not no_fetch)
     if out_dir is not None:
+        state = (opts.state_dir / "state").resolve()
+        if Path(out_dir).resolve() == state or state in Path(out_dir).resolve().parents:
+            # its nightly.json replaced the job's own state (fifth hostile tour)
+            raise UsageError(f"--out {out_dir} is in the job's state directory {state}: give another")
         out_dir = check_writable(out_dir, "--out")   # before the clone: one line, exit 2
     prog = Progress(quiet=kw["quiet"])
     with open_context(opts, say=prog.say, progress=prog) as ctx:

@@ -516,3 +516,27 @@ def test_a_start_marker_matching_the_first_line_an_engine_prints_is_refused(mark
     f.write_text(f'name = "x"\n[hit]\nconsole = ["the bug"]\n[health]\nstart_marker = "{marker}"\n')
     with pytest.raises(UsageError, match="start_marker"):
         load(f)
+
+
+# ---------------------------------------------------------------- fifth tour
+@pytest.mark.parametrize("sub", ["state", "state/x"])
+def test_nightly_out_never_over_the_state(tmp_path, small_repo, sub):
+    """Fifth hostile tour: `nightly --out W/state` wrote nightly.json over the job's own
+    state (moved aside as an old report): the next night said the state was corrupt."""
+    work = tmp_path / "w"
+    (work / "state").mkdir(parents=True)
+    (work / "state" / "nightly.json").write_text("{}")
+    code, _, err = afp("nightly", "--repo", str(small_repo), "--workdir", str(work), "--no-fetch",
+                       "--out", str(work / sub), check_json=False, env=NO_DOCKER, timeout=60)
+    _one_line_exit2(code, err, "--out")
+    assert (work / "state" / "nightly.json").read_text() == "{}"
+
+
+def test_rerender_refuses_a_hostname_with_control_characters(tmp_path):
+    """Fifth hostile tour: --hostname $'evil\\n# HEAD\\e[2J' went into the Markdown, HTML and
+    JUnit (the same class as --redact's, fixed in the fourth)."""
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(_run_result()))
+    code, err = rerender(src, "--out", tmp_path / "o", "--hostname", "evil\n# HEAD\x1b[2J")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "\x1b" not in err, err
+    assert not (tmp_path / "o").exists()

@@ -148,6 +148,12 @@ def _pair(text: str) -> tuple[str, str]:
     return old, new
 
 
+def _hostname(text: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):   # written into every report (fifth tour)
+        raise argparse.ArgumentTypeError(f"--hostname {text!r} holds a control character")
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         """Bad arguments: one line and exit 2, like every afpbisect command."""
@@ -163,7 +169,7 @@ def main(argv=None) -> int:
     ap.add_argument("--redact", type=_pair, action="append", default=[], metavar="PREFIX=REPLACEMENT")
     ap.add_argument("--date", type=_date)
     ap.add_argument("--cores", type=_cores)
-    ap.add_argument("--hostname")
+    ap.add_argument("--hostname", type=_hostname)
     a = ap.parse_args(argv)
     try:
         res = rerender(a.result, a.out, a.stem, dict(a.redact), date=a.date, cores=a.cores, hostname=a.hostname)
