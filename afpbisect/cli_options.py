@@ -140,6 +140,17 @@ class Whole(click.IntRange):
         return super().convert(value, param, ctx)
 
 
+class Decimal(click.FloatRange):
+    """A decimal number in a range, in ASCII: float() also takes "0.2_5" and other scripts'
+    digits ("０.９"), as int() did for Whole (fifth hostile tour)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*"
+                                                       r"|\s*[+-]?(nan|inf|infinity)\s*", value, re.I):
+            self.fail(f"{value!r} is not a decimal number", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def env_items(ctx, param, values) -> dict:
     out = {}
     for item in values:
@@ -304,9 +315,9 @@ def common(fn):
         option("--env", "env_items", multiple=True, metavar="NAME=VALUE", callback=env_items,
                      help="Set a variable of the target's environment, over the scenario's (e.g. "
                           "the delay its test patch reads). Repeatable."),
-        option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=None,
+        option("--confidence", type=Decimal(0.5, 1.0, max_open=True), default=None,
                      callback=finite, help=f"Target confidence for the whole answer (default {DEFAULT_CONFIDENCE}; nightly: the scenario's)."),
-        option("--rate-floor", type=click.FloatRange(MIN_RATE, 1.0, max_open=True),
+        option("--rate-floor", type=Decimal(MIN_RATE, 1.0, max_open=True),
                default=None, callback=finite,
                help="The lowest per-cycle rate of a race the verification rules out on the clean "
                     "side (a race there before, at a lower rate); default: the scenario's [verdict]."),

@@ -540,3 +540,13 @@ def test_rerender_refuses_a_hostname_with_control_characters(tmp_path):
     code, err = rerender(src, "--out", tmp_path / "o", "--hostname", "evil\n# HEAD\x1b[2J")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "\x1b" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("opt,value", [("--confidence", "０.９"), ("--rate-floor", "0.2_5"),
+                                       ("--confidence", "٠.٩")])
+def test_a_decimal_in_other_digits_is_refused(opt, value, tmp_path):
+    """Fifth hostile tour: float() takes other scripts' digits and underscores, which the
+    whole-number options already refused."""
+    p = _cli("run", "a..b", opt, value, "--workdir", str(tmp_path / "w"))
+    assert p.returncode == 2 and "is not a decimal number" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
