@@ -550,3 +550,11 @@ def test_a_decimal_in_other_digits_is_refused(opt, value, tmp_path):
     p = _cli("run", "a..b", opt, value, "--workdir", str(tmp_path / "w"))
     assert p.returncode == 2 and "is not a decimal number" in p.stderr, p.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_clean_caches_with_a_file_as_workdir_is_one_line(tmp_path):
+    """Fifth hostile tour: a note about --caches came before the usage error: two lines."""
+    f = tmp_path / "file"
+    f.write_text("x")
+    p = _cli("clean", "--caches", "--workdir", str(f), env=NO_DOCKER)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr

@@ -17,13 +17,14 @@ from afpbisect.machinery.storage import remove_all_volumes, remove_volumes
 def clean_engines(workdir, all_: bool, volumes: bool, caches: bool, engines, say) -> None:
     """The command, its options checked: on each engine (default: the local one)."""
     farm = resolve_engines(engines) or [(None, None)]
+    if not all_:
+        workdir = layout(workdir).workdir   # the lock and the containers' label live there
+        if workdir.exists() and not workdir.is_dir():   # before any note: one line (fifth tour)
+            raise UsageError(f"--workdir {workdir}: not a directory")
     if caches and not engines:
         say("note: --caches: the local engine keeps no volumes (the workdir holds its caches); "
             "name the engines whose volumes to remove with --engine")
     if not all_:
-        workdir = layout(workdir).workdir   # the lock and the containers' label live there
-        if workdir.exists() and not workdir.is_dir():
-            raise UsageError(f"--workdir {workdir}: not a directory")
         _each_engine(farm, lambda name, url: _clean_one(workdir, name, url, caches, say), say)
         return
     _each_engine(farm, lambda name, url: _clean_all(name, url, volumes, say), say)
