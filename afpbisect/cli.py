@@ -140,7 +140,7 @@ def run(range_, find_fix, confirm_revert, fetch_, suspects, check_endpoints, **k
     """Bisect GOOD..BAD (e.g. v7.0.0..v8.0.3) and name the first bad commit."""
     from afpbisect.commands.run import check_range_at_source, run_bisection, run_outcome
     opts = command_options(kw, update=fetch_)
-    check_range_at_source(opts.repo, range_, find_fix)
+    check_range_at_source(opts.repo, range_, find_fix, tuple(suspects))
     prog = Progress(quiet=kw["quiet"])
     with open_context(opts, say=prog.say, progress=prog) as ctx:
         result = run_bisection(ctx, range_, find_fix=find_fix, confirm_revert=confirm_revert,

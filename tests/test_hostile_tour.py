@@ -558,3 +558,18 @@ def test_clean_caches_with_a_file_as_workdir_is_one_line(tmp_path):
     f.write_text("x")
     p = _cli("clean", "--caches", "--workdir", str(f), env=NO_DOCKER)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_suspect_refused_before_the_clone_and_never_twice(tmp_path, small_repo):
+    """Fifth hostile tour: a --suspect no commit touches was refused only after the workdir,
+    lock and clone were made (a local --repo can be asked first), and the same --suspect
+    twice was taken silently."""
+    work = tmp_path / "w"
+    p = _cli("run", "suricata-1.0.0..suricata-2.0.0", "--repo", str(small_repo), "--suspect", "nosuch/",
+             "--workdir", str(work), env=NO_DOCKER)
+    assert p.returncode == 2 and "no commit of" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not work.exists()
+    p = _cli("run", "suricata-1.0.0..suricata-2.0.0", "--repo", str(small_repo), "--suspect", "src/a.c",
+             "--suspect", "src/a.c", "--workdir", str(work), env=NO_DOCKER)
+    assert p.returncode == 2 and "twice" in p.stderr, p.stderr
+    assert not work.exists()

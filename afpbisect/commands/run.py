@@ -38,14 +38,21 @@ def _subject(repo, sha: str) -> str:
     return repo.commit(sha).summary
 
 
-def check_range_at_source(source: str, range_text: str, find_fix: bool) -> None:
-    """A range that cannot be bisected is refused before the workdir is touched (issue 25):
-    a local --repo is asked directly (every ref our clone of it can resolve, it resolves
-    too). A URL is asked once cloned: the clone is a cache, nothing the user had."""
+def check_range_at_source(source: str, range_text: str, find_fix: bool, suspects: tuple = ()) -> None:
+    """A range that cannot be bisected, or a --suspect none of its commits touches, is
+    refused before the workdir is touched (issue 25): a local --repo is asked directly
+    (every ref our clone of it can resolve, it resolves too). A URL is asked once cloned:
+    the clone is a cache, nothing the user had."""
     good, bad = split_range(range_text)
+    twice = next((p for i, p in enumerate(suspects) if p in suspects[:i]), None)
+    if twice is not None:   # taken silently before (fifth hostile tour)
+        raise UsageError(f"--suspect {twice} is given twice")
     repo = source_repo(source)
     if repo is not None:
-        commit_range(repo, good, bad, old_is_bad=find_fix)
+        rng = commit_range(repo, good, bad, old_is_bad=find_fix)
+        if suspects:
+            check_suspects(prior_mod.touched_files(repo, list(rng.commits)), suspects,
+                           f"{rng.good.name}..{rng.bad.name}")
 
 
 def run_bisection(ctx: Context, range_text: str, find_fix: bool = False,
