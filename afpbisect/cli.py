@@ -291,7 +291,11 @@ def status(workdir, as_json):
     if workdir is not None and not workdir.expanduser().is_dir():
         there = workdir.expanduser().exists()   # a file was said to be "no such directory"
         raise UsageError(f"--workdir {workdir}: {'not a directory' if there else 'no such directory'}")
-    found = collect(layout(workdir))
+    lay = layout(workdir)
+    if (lay.state.exists() or lay.state.is_symlink()) and not lay.state.is_dir():
+        # "no bisection state here" hid it, while run refuses the layout (fifth hostile tour)
+        raise UsageError(f"{lay.state}: not a directory (the workdir's state lives there)")
+    found = collect(lay)
     if as_json:
         _emit(found, True)
     else:

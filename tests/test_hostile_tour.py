@@ -573,3 +573,17 @@ def test_suspect_refused_before_the_clone_and_never_twice(tmp_path, small_repo):
              "--suspect", "src/a.c", "--workdir", str(work), env=NO_DOCKER)
     assert p.returncode == 2 and "twice" in p.stderr, p.stderr
     assert not work.exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling"])
+def test_status_says_when_the_state_directory_cannot_be_one(tmp_path, kind):
+    """Fifth hostile tour: a workdir whose state/ is a file (or a dangling link) got "no
+    bisection state here", exit 0, while run refuses that layout: say it, one line, exit 2."""
+    work = tmp_path / "w"
+    work.mkdir()
+    if kind == "file":
+        (work / "state").write_text("x")
+    else:
+        (work / "state").symlink_to(tmp_path / "gone")
+    p = _cli("status", "--workdir", str(work))
+    assert p.returncode == 2 and "state" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
